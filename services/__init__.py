@@ -1,0 +1,1 @@
+"""The three Runtime services: device, executor, broker (``runtime.service.*``)."""

@@ -1,0 +1,91 @@
+"""Options shared by the commands that talk to a robot or run a service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runtime.config import DEFAULT_MQTT_URL, DEFAULT_STATE_DIR, ServiceConfig
+
+
+def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--mqtt`` and ``--robot``: enough for any client command."""
+    func = click.option(
+        "--robot", default="robot", show_default=True, envvar="RUNTIME_ROBOT", help="Robot name."
+    )(func)
+    func = click.option(
+        "--mqtt",
+        default=DEFAULT_MQTT_URL,
+        show_default=True,
+        envvar="RUNTIME_MQTT",
+        help="MQTT broker URL (mqtt://[user:pass@]host:port).",
+    )(func)
+    return func
+
+
+def service_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Every option a service may need; collected into a ServiceConfig as ``config``."""
+
+    def build(**kwargs: Any) -> Any:
+        config = ServiceConfig(
+            mqtt=kwargs.pop("mqtt"),
+            robot=kwargs.pop("robot"),
+            state_dir=kwargs.pop("state_dir"),
+            student_code=kwargs.pop("student_code"),
+            serial_globs=tuple(kwargs.pop("serial_glob")) or ("/dev/ttyACM*",),
+            observer=kwargs.pop("observer"),
+            virtual_listen=kwargs.pop("virtual_listen"),
+            password_file=kwargs.pop("password_file"),
+        )
+        return func(config=config, **kwargs)
+
+    build.__name__ = func.__name__
+    build.__doc__ = func.__doc__
+    options = [
+        click.option(
+            "--password-file",
+            type=click.Path(path_type=Path),
+            default=None,
+            envvar="RUNTIME_PASSWORD_FILE",
+            help="File holding the MQTT password (instead of putting it in --mqtt).",
+        ),
+        click.option(
+            "--virtual-listen",
+            default=None,
+            envvar="RUNTIME_VIRTUAL_LISTEN",
+            help="Accept virtual smart devices on unix:PATH or tcp:HOST:PORT.",
+        ),
+        click.option(
+            "--observer",
+            type=click.Choice(["udev", "poll"]),
+            default="udev",
+            show_default=True,
+            help="How serial devices are found.",
+        ),
+        click.option(
+            "--serial-glob",
+            multiple=True,
+            help="Serial paths to watch (repeatable; default /dev/ttyACM*).",
+        ),
+        click.option(
+            "--student-code",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Student program (default: studentcode.py in the state dir).",
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(path_type=Path),
+            default=DEFAULT_STATE_DIR,
+            show_default=True,
+            envvar="RUNTIME_STATE_DIR",
+            help="Options, aliases and student code live here.",
+        ),
+    ]
+    wrapped: Callable[..., Any] = build
+    for option in options:
+        wrapped = option(wrapped)
+    return connection_options(wrapped)

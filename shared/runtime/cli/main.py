@@ -1,0 +1,26 @@
+"""Root ``runtime`` group. Every other module of this package adds its commands to it."""
+
+import importlib
+import pkgutil
+
+import click
+
+from runtime import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="runtime")
+def main() -> None:
+    """Runtime: the robot-side software of the PiE robotics kit."""
+
+
+def _load_commands() -> None:
+    """Import every ``runtime.cli.*`` module so that its commands attach to ``main``."""
+    import runtime.cli as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name not in {"main", "common"}:
+            importlib.import_module(f"runtime.cli.{module.name}")
+
+
+_load_commands()
