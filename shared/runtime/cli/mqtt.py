@@ -1,0 +1,198 @@
+"""MQTT commands: ``runtime mqtt-server``, ``runtime monitor``, ``runtime call``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runtime.cli.common import connection_options
+from runtime.cli.main import main
+from runtime.exception import MessageError, MQTTConnectionError, RPCError
+from runtime.messages import loads
+from runtime.mqtt_server import EmbeddedBroker
+from runtime.remote import Client, Connection, check_filter, error_line
+
+password_file_option = click.option(
+    "--password-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="RUNTIME_PASSWORD_FILE",
+    help="File holding the MQTT password (instead of putting it in --mqtt).",
+)
+
+
+def quiet_client_logs() -> None:
+    """Command-line clients report connection problems once, as their error line."""
+    logging.getLogger("runtime.remote").setLevel(logging.ERROR)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT``, or ``PORT``) -> (host, port)."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:1883")
+    return host or "127.0.0.1", int(port)
+
+
+async def _until_signal() -> None:
+    """Return on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+@main.command("mqtt-server")
+@click.option("--listen", default="127.0.0.1:1883", show_default=True,
+              help="Address to listen on (HOST:PORT).")
+def mqtt_server(listen: str) -> None:
+    """Run the embedded MQTT broker (amqtt, anonymous) until Ctrl-C."""
+    host, port = parse_listen(listen)
+
+    async def run() -> None:
+        async with EmbeddedBroker(host, port) as broker:
+            click.echo(f"MQTT broker listening on {broker.url} (Ctrl-C stops it)", err=True)
+            await _until_signal()
+
+    try:
+        asyncio.run(run())
+    except MQTTConnectionError as exc:
+        _fail(str(exc))
+
+
+def payload_json(payload: bytes) -> dict[str, Any]:
+    """The JSON-friendly form of a payload: decoded CBOR, or why it is not CBOR."""
+    if not payload:
+        return {"payload": None, "empty": True}
+    try:
+        return {"payload": _jsonable(loads(payload))}
+    except MessageError as exc:
+        return {"payload": None, "raw": payload.hex(), "error": exc.message}
+
+
+def _jsonable(value: Any) -> Any:
+    """CBOR values as JSON: byte strings as hex, map keys as text, other types as text."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+@main.command()
+@click.argument("topic_filter", metavar="[FILTER]", default="#")
+@click.option("--once", is_flag=True, help="Exit after the first message.")
+@click.option("--timeout", type=float, default=None,
+              help="With --once: fail if no message arrives within this many seconds.")
+@password_file_option
+@connection_options
+def monitor(topic_filter: str, once: bool, timeout: float | None, password_file: Path | None,
+            mqtt: str, robot: str) -> None:
+    """Print every message as a JSON line {"topic", "payload"} (payloads decoded from CBOR).
+
+    FILTER is relative to runtime/<robot>/ unless it starts with "runtime/"
+    (default "#": everything of the robot).
+    """
+    quiet_client_logs()
+    if not topic_filter.startswith("runtime/"):
+        topic_filter = f"runtime/{robot}/{topic_filter}"
+    try:
+        check_filter(topic_filter)
+    except MessageError as exc:
+        raise click.BadParameter(exc.message) from None
+
+    async def run() -> int:
+        done = asyncio.Event()
+
+        def show(topic: str, payload: bytes) -> None:
+            if done.is_set():
+                return
+            line = {"topic": topic, **payload_json(payload)}
+            click.echo(json.dumps(line, allow_nan=True))
+            if once:
+                done.set()
+
+        async with Connection(mqtt, robot=robot, password_file=password_file,
+                              connect_timeout=0) as connection:
+            await connection.wait_connected(10.0)
+            await connection.subscribe(topic_filter, show)
+            waiters = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(_until_signal())]
+            finished, pending = await asyncio.wait(
+                waiters, timeout=timeout if once else None, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in pending:
+                waiter.cancel()
+            if once and not finished:
+                click.echo(f"error: no message on {topic_filter} within {timeout:g} s", err=True)
+                return 1
+        return 0
+
+    try:
+        sys.exit(asyncio.run(run()))
+    except (MQTTConnectionError, BrokenPipeError) as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("service")
+@click.argument("method")
+@click.argument("arguments", metavar="[JSON]", default="[]")
+@click.option("--timeout", type=float, default=5.0, show_default=True,
+              help="Seconds to wait for the reply.")
+@password_file_option
+@connection_options
+def call(service: str, method: str, arguments: str, timeout: float,
+         password_file: Path | None, mqtt: str, robot: str) -> None:
+    """Call SERVICE.METHOD; JSON is a list of arguments or an object of keyword arguments.
+
+    Prints the result as JSON. Example: runtime call executor set_mode '["teleop"]'
+    """
+    quiet_client_logs()
+    try:
+        parsed = json.loads(arguments)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON ({exc})", param_hint="JSON") from None
+    if isinstance(parsed, list):
+        args, kwargs = parsed, {}
+    elif isinstance(parsed, dict):
+        args, kwargs = [], parsed
+    else:
+        raise click.BadParameter("expected a JSON list of arguments or an object of keyword "
+                                 "arguments", param_hint="JSON")
+
+    async def run() -> Any:
+        async with Connection(mqtt, robot=robot, password_file=password_file,
+                              connect_timeout=0) as connection:
+            await connection.wait_connected(timeout)
+            return await Client(connection).request(service, method, args, kwargs,
+                                                    timeout=timeout)
+
+    try:
+        result = asyncio.run(run())
+    except (RPCError, MQTTConnectionError, MessageError) as exc:
+        _fail(error_line(exc))
+    click.echo(json.dumps(_jsonable(result)))
+
+
+def _fail(message: str) -> None:
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)

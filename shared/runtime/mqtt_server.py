@@ -1,0 +1,184 @@
+"""The embedded MQTT broker: amqtt in-process, loopback and anonymous by default.
+
+Used by ``runtime mqtt-server``, ``runtime up`` and the tests. amqtt quirks handled here (see
+shared/reference/pitfalls.md): the ``Broker`` must be created inside a running loop; reading the
+port of a ``:0`` listener needs a private attribute, so a free port is picked first; a
+``plugins`` key replaces amqtt's defaults entirely, so the minimal set (anonymous auth, no
+$SYS, no packet logging) is given explicitly; accepted sockets get TCP_NODELAY (amqtt leaves
+Nagle on, which costs ~40 ms per request/response).
+
+Authentication seam: ``plugins_config`` replaces the plugin map (e.g. amqtt's FileAuthPlugin
+and TopicACLPlugin for a password file and an ACL); with it None the broker is anonymous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+from typing import Any
+
+from amqtt.broker import Broker
+
+from runtime.exception import MQTTConnectionError
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS_PLUGINS: dict[str, Any] = {
+    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+}
+AMQTT_LOGGERS = ("amqtt", "transitions")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def quiet_amqtt(level: int = logging.WARNING) -> None:
+    """amqtt logs every connection and packet at INFO/DEBUG: keep only warnings."""
+    for name in AMQTT_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
+class _NoDelayBroker(Broker):
+    """amqtt's Broker with TCP_NODELAY on every accepted client socket."""
+
+    async def stream_connected(self, reader: asyncio.StreamReader,
+                               writer: asyncio.StreamWriter, listener_name: str) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await super().stream_connected(reader, writer, listener_name)
+
+
+class EmbeddedBroker:
+    """amqtt on ``host:port`` in the current event loop: ``await start()`` / ``await stop()``.
+
+    ``port=None`` picks a free port once, so ``start()`` after ``stop()`` reuses it (clients
+    reconnect to the same URL). ``nodelay=False`` only exists to measure what Nagle costs.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        plugins_config: dict[str, Any] | None = None,
+        nodelay: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.plugins_config = plugins_config
+        self.nodelay = nodelay
+        self._broker: Broker | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._broker is not None
+
+    def config(self) -> dict[str, Any]:
+        """amqtt configuration: one TCP listener, given plugins or anonymous access."""
+        plugins = self.plugins_config if self.plugins_config is not None else ANONYMOUS_PLUGINS
+        return {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": dict(plugins),
+        }
+
+    async def start(self) -> None:
+        """Listen; ``MQTTConnectionError`` (naming the address) if that fails."""
+        if self._broker is not None:
+            return
+        quiet_amqtt()
+        broker_class = _NoDelayBroker if self.nodelay else Broker
+        broker = broker_class(self.config())
+        try:
+            await broker.start()
+        except Exception as exc:
+            raise MQTTConnectionError(
+                f"embedded MQTT broker cannot listen on {self.host}:{self.port}: {exc}",
+                host=self.host, port=self.port,
+            ) from None
+        self._broker = broker
+        log.info("embedded MQTT broker listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """Close the listener and every client connection."""
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            await broker.shutdown()
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+class EmbeddedBrokerThread:
+    """The embedded broker on its own event loop in a daemon thread; ``start()``/``stop()``.
+
+    For synchronous callers: tests, ``runtime up`` (whose services are other processes).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, **kwargs: Any) -> None:
+        self.broker = EmbeddedBroker(host, port, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    host = property(lambda self: self.broker.host)
+    port = property(lambda self: self.broker.port)
+    url = property(lambda self: self.broker.url)
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the loop thread (once) and the broker in it; raises if it cannot listen."""
+        if self._thread is None:
+            ready = threading.Event()
+
+            def run() -> None:
+                loop = asyncio.new_event_loop()
+                self._loop = loop
+                asyncio.set_event_loop(loop)
+                ready.set()
+                loop.run_forever()
+                loop.close()
+
+            self._thread = threading.Thread(target=run, name="embedded-mqtt", daemon=True)
+            self._thread.start()
+            ready.wait()
+        self._run(self.broker.start(), timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the broker (the loop thread stays for a later ``start()``)."""
+        if self._loop is not None:
+            self._run(self.broker.stop(), timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the broker and end the loop thread."""
+        self.stop(timeout)
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+        self._loop = self._thread = None
+
+    def _run(self, coro: Any, timeout: float) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def __enter__(self) -> EmbeddedBrokerThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,523 @@
+"""One asyncio MQTT connection per process, kept alive whatever the broker does.
+
+Built on aiomqtt 2.x (asyncio integration of paho-mqtt, MQTT 3.1.1 so amqtt works too).
+aiomqtt does not reconnect, restore subscriptions or route messages to callbacks; this module
+adds exactly that:
+
+- a supervisor task connects, and after any loss reconnects with exponential backoff (0.1 s
+  doubling to 2 s), re-subscribes every filter and re-publishes the service's retained
+  ``online`` status; a refused login is logged once as one clear line and retried;
+- every socket gets TCP_NODELAY (a request/response costs ~40 ms more without it);
+- callbacks ``callback(topic, payload)`` may be sync or async, and can never kill the loop:
+  sync callbacks run inline (keep them short), async ones run in order on one worker task per
+  subscription (a slow subscription does not delay the others), or each as its own task with
+  ``concurrent=True`` (RPC handlers);
+- with ``service=`` set, the last will marks ``service/<name>/status`` offline (retained, QoS 1)
+  and a clean exit publishes offline itself.
+
+Publishing while disconnected: QoS 0 messages are dropped (like paho; input streams are resent
+anyway) and ``publish`` returns False; QoS 1/2 messages wait for the reconnect, up to
+``timeout`` (``MQTTConnectionError`` after that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+from paho.mqtt.matcher import MQTTMatcher
+from pydantic import BaseModel
+
+from runtime import __version__
+from runtime.exception import MessageError, MQTTConnectionError
+from runtime.messages import ServiceStatus, encode
+from runtime.topics import Topics, check_name
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[str, bytes], Awaitable[None] | None]
+
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 2.0
+NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+CALLBACK_QUEUE_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where the broker is and who we are: parsed from ``mqtt://[user:pass@]host:port``."""
+
+    host: str
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, url: str, password_file: str | os.PathLike[str] | None = None) -> BrokerAddress:
+        """Parse ``url``; ``password_file`` (first line) supplies or replaces the password."""
+        text = url if "://" in url else f"mqtt://{url}"
+        parts = urlsplit(text)
+        problem = None
+        if parts.scheme not in ("mqtt", "tcp"):
+            problem = f"scheme {parts.scheme!r} is not supported"
+        elif not parts.hostname:
+            problem = "no host"
+        elif parts.path not in ("", "/") or parts.query:
+            problem = "unexpected path or query"
+        try:
+            port = parts.port or 1883
+        except ValueError:
+            problem, port = "bad port", 0
+        if problem:
+            raise MQTTConnectionError(
+                f"invalid MQTT URL {_redact(url)!r}: {problem}; "
+                "expected mqtt://[user:password@]host:port",
+                url=_redact(url),
+            )
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if password_file is not None:
+            try:
+                lines = Path(password_file).read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise MQTTConnectionError(
+                    f"cannot read MQTT password file {password_file}: {exc.strerror}",
+                    path=str(password_file),
+                ) from None
+            password = lines[0] if lines else ""
+        return cls(str(parts.hostname), port, username, password)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def check_filter(filter_: str) -> str:
+    """An MQTT topic filter: ``+`` only as a whole level, ``#`` only as the whole last level."""
+    levels = filter_.split("/")
+    for i, level in enumerate(levels):
+        if level in ("+", "#") and (level == "+" or i == len(levels) - 1):
+            continue
+        if "+" in level or "#" in level:
+            break
+    else:
+        if filter_:
+            return filter_
+    raise MessageError(
+        f"invalid topic filter {filter_!r}: '+' must be a whole level and '#' the whole last one",
+        filter=filter_,
+    )
+
+
+def _os_reason(text: str) -> str:
+    """``[Errno 111] Connection refused`` -> ``connection refused``."""
+    if text.startswith("[Errno") and "] " in text:
+        text = text.split("] ", 1)[1]
+    return text[:1].lower() + text[1:] if text else "connection failed"
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+class _Subscriber:
+    """One callback on one filter, with its delivery policy."""
+
+    def __init__(self, connection: Connection, filter_: str, callback: Callback, concurrent: bool):
+        self.connection = connection
+        self.filter = filter_
+        self.callback = callback
+        self.is_async = inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
+            getattr(callback, "__call__", None)  # noqa: B004 (callable objects)
+        )
+        self.concurrent = concurrent
+        self.queue: asyncio.Queue[tuple[str, bytes]] | None = None
+        self.worker: asyncio.Task[None] | None = None
+
+    def deliver(self, topic: str, payload: bytes) -> None:
+        """Hand one message to the callback without ever raising."""
+        if not self.is_async:
+            try:
+                self.callback(topic, payload)
+            except Exception:
+                log.exception("callback %s failed on topic %s", _name(self.callback), topic)
+            return
+        if self.concurrent:
+            self.connection.spawn(self._run(topic, payload), name=f"callback {topic}")
+            return
+        if self.queue is None:
+            self.queue = asyncio.Queue(CALLBACK_QUEUE_LIMIT)
+            self.worker = self.connection.spawn(self._work(), name=f"subscriber {self.filter}")
+        try:
+            self.queue.put_nowait((topic, payload))
+        except asyncio.QueueFull:
+            log.warning(
+                "callback %s is %d messages behind on %s: dropping a message",
+                _name(self.callback), CALLBACK_QUEUE_LIMIT, topic,
+            )
+
+    async def _run(self, topic: str, payload: bytes) -> None:
+        try:
+            await self.callback(topic, payload)  # type: ignore[misc]
+        except Exception:
+            log.exception("callback %s failed on topic %s", _name(self.callback), topic)
+
+    async def _work(self) -> None:
+        assert self.queue is not None
+        while True:
+            topic, payload = await self.queue.get()
+            await self._run(topic, payload)
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+
+def _name(callback: Callable[..., Any]) -> str:
+    return getattr(callback, "__qualname__", None) or repr(callback)
+
+
+class Connection:
+    """The process's MQTT connection: ``async with Connection(url, service="device") as conn``.
+
+    Entering starts the supervisor and waits up to ``connect_timeout`` seconds for the first
+    connection; it does not fail if the broker is not there yet (services keep retrying in the
+    background). Callers that must know, such as command-line tools, use ``wait_connected``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        robot: str = "robot",
+        service: str | None = None,
+        client_id: str | None = None,
+        keepalive: int = 5,
+        password_file: str | os.PathLike[str] | None = None,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.address = BrokerAddress.parse(url, password_file)
+        self.url = _redact(url)
+        self.topics = Topics(robot)
+        self.robot = self.topics.robot
+        self.service = check_name(service, "service name") if service is not None else None
+        self.client_id = check_name(
+            client_id or f"{self.service or 'client'}-{uuid.uuid4().hex[:10]}", "client id"
+        )
+        self.keepalive = keepalive
+        self.connect_timeout = connect_timeout
+        self.connected = asyncio.Event()
+        self.started = time.time()
+        self.last_error: MQTTConnectionError | None = None
+        self.last_reason: str | None = None  # short form of last_error, for wait_connected
+        self.dropped = 0  # QoS 0 messages dropped while disconnected
+        self._subscribers: dict[str, list[_Subscriber]] = {}
+        self._qos: dict[str, int] = {}
+        self._matcher = MQTTMatcher()
+        self._client: aiomqtt.Client | None = None
+        self._lost: asyncio.Future[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._attempt = asyncio.Event()  # set after every failed attempt
+        self._refused = False
+        self._closing = False
+
+    def __repr__(self) -> str:
+        return f"Connection({self.url!r}, robot={self.robot!r}, client_id={self.client_id!r})"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def __aenter__(self) -> Connection:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Start the supervisor and give the first connection ``connect_timeout`` seconds."""
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"mqtt {self}")
+        if self.connect_timeout > 0:
+            with contextlib.suppress(MQTTConnectionError):
+                await self.wait_connected(self.connect_timeout)
+            if not self.connected.is_set():
+                log.warning(
+                    "not connected to MQTT broker %s yet (%s); retrying in the background",
+                    self.address, self.last_error or "no answer",
+                )
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        """Return once connected; ``MQTTConnectionError`` on timeout or a refused login."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.connected.is_set():
+            if self._refused and self.last_error is not None:
+                raise self.last_error
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                reason = self.last_reason or "no answer"
+                raise MQTTConnectionError(
+                    f"cannot connect to MQTT broker {self.address} within {timeout:g} s: {reason}",
+                    broker=str(self.address),
+                )
+            self._attempt.clear()
+            waiters = [asyncio.ensure_future(self.connected.wait()),
+                       asyncio.ensure_future(self._attempt.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def close(self) -> None:
+        """Publish ``offline`` (services), disconnect cleanly, stop every callback task."""
+        if self._closing:
+            return
+        if self.service is not None and self.connected.is_set():
+            try:
+                await self.publish(
+                    self.topics.status(self.service), self._status("offline"),
+                    qos=1, retain=True, timeout=2.0,
+                )
+            except Exception as exc:
+                log.warning("could not publish offline status: %s", exc)
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        for subscribers in self._subscribers.values():
+            for subscriber in subscribers:
+                subscriber.stop()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def spawn(self, coro: Awaitable[Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task owned by the connection (kept referenced, cancelled on close)."""
+        task = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- publish / subscribe -----------------------------------------------------------------
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes | bytearray | BaseModel | None = b"",
+        qos: int = 0,
+        retain: bool = False,
+        *,
+        timeout: float = 10.0,
+    ) -> bool:
+        """Publish; False if a QoS 0 message was dropped because we are disconnected."""
+        data = b"" if payload is None else payload
+        if isinstance(data, BaseModel):
+            data = encode(data)
+        if "+" in topic or "#" in topic or not topic:
+            raise MessageError(f"cannot publish to {topic!r}: wildcards are for subscriptions")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            client, lost = self._client, self._lost
+            if client is not None and lost is not None and self.connected.is_set():
+                if qos == 0:
+                    try:
+                        await client.publish(topic, data, qos=0, retain=retain, timeout=timeout)
+                        return True
+                    except aiomqtt.MqttError as exc:
+                        log.debug("QoS 0 publish to %s dropped: %s", topic, exc)
+                        self.dropped += 1
+                        return False
+                if await self._publish_acked(client, lost, topic, data, qos, retain, deadline):
+                    return True
+            elif qos == 0:
+                self.dropped += 1
+                log.debug("not connected: QoS 0 publish to %s dropped", topic)
+                return False
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise MQTTConnectionError(
+                    f"could not publish to {topic} within {timeout:g} s: not connected to "
+                    f"MQTT broker {self.address}",
+                    topic=topic,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.connected.wait(), remaining)
+
+    async def _publish_acked(
+        self,
+        client: aiomqtt.Client,
+        lost: asyncio.Future[None],
+        topic: str,
+        data: bytes | bytearray,
+        qos: int,
+        retain: bool,
+        deadline: float,
+    ) -> bool:
+        """QoS 1/2 publish that gives up (False) when the session ends before the ack."""
+        remaining = max(deadline - asyncio.get_running_loop().time(), 0.001)
+        task = asyncio.ensure_future(client.publish(topic, data, qos, retain, timeout=remaining))
+        try:
+            await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not task.done():
+            task.cancel()
+            return False
+        try:
+            task.result()
+        except aiomqtt.MqttError as exc:
+            log.debug("QoS %d publish to %s failed (%s); retrying after reconnect", qos, topic, exc)
+            return False
+        return True
+
+    async def subscribe(
+        self, filter_: str, callback: Callback, qos: int = 0, *, concurrent: bool = False
+    ) -> None:
+        """Deliver ``filter_`` messages to ``callback(topic, payload)``, also after reconnects.
+
+        ``concurrent=True`` runs each message's async callback as its own task (no ordering).
+        """
+        check_filter(filter_)
+        subscriber = _Subscriber(self, filter_, callback, concurrent)
+        subscribers = self._subscribers.get(filter_)
+        if subscribers is None:
+            subscribers = self._subscribers[filter_] = []
+            self._matcher[filter_] = subscribers
+        subscribers.append(subscriber)
+        self._qos[filter_] = max(qos, self._qos.get(filter_, 0))
+        client = self._client
+        if client is not None and self.connected.is_set():
+            try:
+                await client.subscribe(filter_, self._qos[filter_])
+            except aiomqtt.MqttError as exc:
+                log.debug("subscribe %s failed (%s); done again after reconnect", filter_, exc)
+
+    async def unsubscribe(self, filter_: str, callback: Callback | None = None) -> None:
+        """Stop delivering ``filter_`` to ``callback`` (all callbacks if None)."""
+        subscribers = self._subscribers.get(filter_, [])
+        keep = [s for s in subscribers if callback is not None and s.callback != callback]
+        for subscriber in subscribers:
+            if subscriber not in keep:
+                subscriber.stop()
+        if keep:
+            subscribers[:] = keep
+            return
+        self._subscribers.pop(filter_, None)
+        self._qos.pop(filter_, None)
+        with contextlib.suppress(KeyError):
+            del self._matcher[filter_]
+        client = self._client
+        if client is not None and self.connected.is_set():
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.unsubscribe(filter_)
+
+    # -- the supervisor -----------------------------------------------------------------------
+    def _status(self, state: str) -> ServiceStatus:
+        return ServiceStatus(
+            state=state, version=__version__, pid=os.getpid(), started=self.started
+        )
+
+    def _new_client(self) -> aiomqtt.Client:
+        will = None
+        if self.service is not None:
+            will = aiomqtt.Will(
+                self.topics.status(self.service), encode(self._status("offline")), 1, True
+            )
+        return aiomqtt.Client(
+            self.address.host,
+            self.address.port,
+            username=self.address.username,
+            password=self.address.password,
+            identifier=self.client_id,
+            will=will,
+            clean_session=True,
+            keepalive=self.keepalive,
+            socket_options=NODELAY,
+            timeout=10,
+            logger=logging.getLogger("runtime.remote.paho"),
+        )
+
+    async def _supervise(self) -> None:
+        delay = BACKOFF_FIRST
+        while not self._closing:
+            try:
+                await self._session()
+                delay = BACKOFF_FIRST
+            except aiomqtt.MqttError as exc:
+                self._record_failure(exc)
+            if self._closing:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    async def _session(self) -> None:
+        """One connection: connect, restore state, dispatch until it drops."""
+        client = self._new_client()
+        async with client:
+            self._client = client
+            self._lost = asyncio.get_running_loop().create_future()
+            try:
+                if self._qos:
+                    await client.subscribe(list(self._qos.items()))
+                if self.service is not None:
+                    await client.publish(
+                        self.topics.status(self.service), encode(self._status("online")), 1, True
+                    )
+                if self.last_error is not None:
+                    log.info("connected to MQTT broker %s", self.address)
+                self.last_error = self.last_reason = None
+                self._refused = False
+                self.connected.set()
+                async for message in client.messages:
+                    self._dispatch(message.topic.value, message.payload)  # type: ignore[arg-type]
+            finally:
+                self.connected.clear()
+                self._client = None
+                if not self._lost.done():
+                    self._lost.set_result(None)
+        if not self._closing:
+            log.warning("disconnected from MQTT broker %s; reconnecting", self.address)
+
+    def _dispatch(self, topic: str, payload: bytes) -> None:
+        for subscribers in self._matcher.iter_match(topic):
+            for subscriber in subscribers:
+                subscriber.deliver(topic, payload)
+
+    def _record_failure(self, exc: aiomqtt.MqttError) -> None:
+        """Turn aiomqtt's error into one clear line, logged when it changes."""
+        refused = isinstance(exc, aiomqtt.MqttCodeError) and "refused" in type(exc).__name__.lower()
+        refused = refused or type(exc).__name__ == "MqttConnectError"
+        if refused:
+            reason = str(getattr(exc, "rc", "") or exc)
+            reason = reason.lower() if reason else "login refused"
+            who = f"user {self.address.username!r}" if self.address.username else "anonymous login"
+            message = f"broker {self.address} refused {who}: {reason}"
+        else:
+            reason = _os_reason(str(exc))
+            message = f"cannot reach MQTT broker {self.address}: {reason}"
+        changed = self.last_error is None or self.last_error.message != message
+        self.last_error = MQTTConnectionError(message, broker=str(self.address))
+        self.last_reason = reason
+        self._refused = refused
+        self._attempt.set()
+        (log.warning if changed else log.debug)("%s (retrying)", message)
