@@ -323,13 +323,16 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG_PATH) -> Catalog:
     except OSError as exc:
         raise CatalogError(f"cannot read device catalog {path}: {exc}", file=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"device catalog {path} is not valid TOML: {exc}", file=str(path)) from exc
+        raise CatalogError(
+            f"device catalog {path} is not valid TOML: {exc}", file=str(path)
+        ) from exc
     devices = raw.get("device", [])
     try:
         return Catalog(devices=devices)
     except ValidationError as exc:
         raise CatalogError(
-            f"invalid device catalog {path}: " + "; ".join(_describe(err, devices) for err in exc.errors()),
+            f"invalid device catalog {path}: "
+            + "; ".join(_describe(err, devices) for err in exc.errors()),
             file=str(path),
         ) from None
 
@@ -344,7 +347,8 @@ def _describe(error: Any, devices: list[Any]) -> str:
         where.append(f"device {device.get('name', f'#{index}')!r}")
         if len(loc) >= 4 and loc[2] == "params" and isinstance(loc[3], int):
             params = device.get("params") or []
-            param = params[loc[3]] if loc[3] < len(params) and isinstance(params[loc[3]], dict) else {}
+            known = loc[3] < len(params) and isinstance(params[loc[3]], dict)
+            param = params[loc[3]] if known else {}
             where.append(f"param {param.get('name', f'#{loc[3]}')!r}")
             rest = loc[4:]
         else:

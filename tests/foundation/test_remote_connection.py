@@ -72,6 +72,19 @@ async def test_callbacks_get_matching_messages_and_errors_never_kill_the_loop(
         assert f"failed on topic runtime/{robot_name}/log/s0" in caplog.text
 
 
+async def test_plain_callbacks_may_return_coroutines(mqtt_broker, robot_name):
+    async with Connection(mqtt_broker.url, robot=robot_name) as conn:
+        await conn.wait_connected(20)
+        seen: list[bytes] = []
+
+        async def handle(payload: bytes) -> None:
+            seen.append(payload)
+
+        await conn.subscribe(conn.topics.match, lambda topic, payload: handle(payload))
+        await conn.publish(conn.topics.match, b"m", qos=1)
+        await wait_for_async(lambda: seen == [b"m"])
+
+
 async def test_a_slow_async_callback_does_not_delay_other_subscriptions(mqtt_broker, robot_name):
     async with Connection(mqtt_broker.url, robot=robot_name) as conn:
         await conn.wait_connected(20)
@@ -192,8 +205,9 @@ async def test_qos1_publish_waits_for_the_reconnect(mqtt_broker, robot_name):
         await receiver.subscribe(receiver.topics.log("q"), inbox, qos=1)
         await asyncio.to_thread(mqtt_broker.stop)
         await wait_for_async(lambda: not sender.connected.is_set(), timeout=20)
+        # retained, so the receiver gets it whichever of the two reconnects first
         publish = asyncio.ensure_future(
-            sender.publish(sender.topics.log("q"), b"kept", qos=1, timeout=30)
+            sender.publish(sender.topics.log("q"), b"kept", qos=1, retain=True, timeout=30)
         )
         await asyncio.to_thread(mqtt_broker.start)
         await receiver.wait_connected(20)
@@ -206,6 +220,7 @@ async def test_publish_while_disconnected_is_bounded(robot_name):
 
     conn = Connection(f"mqtt://127.0.0.1:{free_port()}", robot=robot_name, connect_timeout=0)
     async with conn:
+        await wait_for_async(lambda: conn.last_reason)  # the first attempt was refused
         assert await conn.publish(conn.topics.match, b"x", qos=0) is False
         assert conn.dropped == 1
         with pytest.raises(MQTTConnectionError, match=r"could not publish .* within 0\.2 s"):

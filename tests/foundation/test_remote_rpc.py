@@ -58,6 +58,11 @@ class Calculator(Handler):
         return object()
 
     @rpc
+    async def heartbeat(self, uid: str, timeout: float = 1) -> float:
+        """A remote argument named like Client.call's own ``timeout``."""
+        return timeout
+
+    @rpc
     async def wait(self) -> str:
         await self.release.wait()
         return "released"
@@ -99,7 +104,7 @@ async def test_call_returns_the_result(service, client):
 
 async def test_unknown_method_lists_the_available_ones(service, client):
     with pytest.raises(RPCError, match="calc has no method 'not_exposed'; available: add, "
-                       "crash, echo, point, refuse, shout, unsendable, wait") as info:
+                       "crash, echo, heartbeat, point, refuse, shout, unsendable, wait") as info:
         await client.call("calc", "not_exposed")
     assert info.value.remote_type == "RPCError"
 
@@ -183,3 +188,12 @@ async def test_bad_requests_each_get_exactly_one_reply(service, client, client_c
     # exactly one reply each, and the service still answers
     assert await client.call("calc", "add", 1) == 2
     assert len(recorder.replies) == 3
+
+
+async def test_request_passes_arguments_that_clash_with_call_options(service, client):
+    assert await client.request("calc", "heartbeat", ["7"], {"timeout": 3}, timeout=20) == 3
+
+
+async def test_a_handler_serves_once(service, client_connection):
+    with pytest.raises(RPCError, match="already serves calc"):
+        await service.serve(client_connection, "calc")

@@ -153,9 +153,12 @@ class _Subscriber:
         """Hand one message to the callback without ever raising."""
         if not self.is_async:
             try:
-                self.callback(topic, payload)
+                result = self.callback(topic, payload)
             except Exception:
                 log.exception("callback %s failed on topic %s", _name(self.callback), topic)
+                return
+            if inspect.isawaitable(result):  # a plain function that returned a coroutine
+                self.connection.spawn(self._await(topic, result), name=f"callback {topic}")
             return
         if self.concurrent:
             self.connection.spawn(self._run(topic, payload), name=f"callback {topic}")
@@ -172,8 +175,11 @@ class _Subscriber:
             )
 
     async def _run(self, topic: str, payload: bytes) -> None:
+        await self._await(topic, self.callback(topic, payload))  # type: ignore[arg-type]
+
+    async def _await(self, topic: str, awaitable: Awaitable[None]) -> None:
         try:
-            await self.callback(topic, payload)  # type: ignore[misc]
+            await awaitable
         except Exception:
             log.exception("callback %s failed on topic %s", _name(self.callback), topic)
 
@@ -235,6 +241,7 @@ class Connection:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._attempt = asyncio.Event()  # set after every failed attempt
         self._refused = False
+        self._established = False
         self._closing = False
 
     def __repr__(self) -> str:
@@ -458,15 +465,23 @@ class Connection:
         )
 
     async def _supervise(self) -> None:
+        """Connect, serve the session, and after any failure retry with backoff; never dies."""
         delay = BACKOFF_FIRST
         while not self._closing:
+            self._established = False
             try:
                 await self._session()
-                delay = BACKOFF_FIRST
             except aiomqtt.MqttError as exc:
-                self._record_failure(exc)
+                if self._established:
+                    self._record_loss(exc)
+                else:
+                    self._record_failure(exc)
+            except Exception:  # a bug or an unexpected socket error: log it, keep going
+                log.exception("MQTT connection to %s failed unexpectedly", self.address)
             if self._closing:
                 return
+            if self._established:
+                delay = BACKOFF_FIRST
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
 
@@ -487,6 +502,7 @@ class Connection:
                     log.info("connected to MQTT broker %s", self.address)
                 self.last_error = self.last_reason = None
                 self._refused = False
+                self._established = True
                 self.connected.set()
                 async for message in client.messages:
                     self._dispatch(message.topic.value, message.payload)  # type: ignore[arg-type]
@@ -495,13 +511,23 @@ class Connection:
                 self._client = None
                 if not self._lost.done():
                     self._lost.set_result(None)
-        if not self._closing:
-            log.warning("disconnected from MQTT broker %s; reconnecting", self.address)
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
         for subscribers in self._matcher.iter_match(topic):
             for subscriber in subscribers:
                 subscriber.deliver(topic, payload)
+
+    def _record_loss(self, exc: aiomqtt.MqttError) -> None:
+        """An established connection dropped: one warning, then reconnect."""
+        if isinstance(exc, aiomqtt.MqttCodeError):  # paho's codes say nothing more useful
+            reason = "the connection was closed"
+        else:
+            reason = _os_reason(str(exc.__cause__ or exc))
+        self.last_error = MQTTConnectionError(
+            f"lost connection to MQTT broker {self.address}: {reason}", broker=str(self.address)
+        )
+        self.last_reason = reason
+        log.warning("%s; reconnecting", self.last_error.message)
 
     def _record_failure(self, exc: aiomqtt.MqttError) -> None:
         """Turn aiomqtt's error into one clear line, logged when it changes."""

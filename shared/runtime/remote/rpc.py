@@ -80,9 +80,13 @@ class Handler:
         name = service_name or self.service_name or connection.service
         if name is None:
             raise RPCError("serve() needs a service name (argument, service_name or connection)")
-        self._rpc = _Server(self, connection, check_name(name, "service name"))
+        current = getattr(self, "_rpc_server", None)
+        if current is not None:
+            raise RPCError(f"this handler already serves {current.service}: one serve() only",
+                           service=current.service)
+        server = self._rpc_server = _Server(self, connection, check_name(name, "service name"))
         await connection.subscribe(
-            connection.topics.rpc_filter(name), self._rpc.on_request, qos=RPC_QOS, concurrent=True
+            connection.topics.rpc_filter(name), server.on_request, qos=RPC_QOS, concurrent=True
         )
 
 
@@ -109,6 +113,7 @@ class _Server:
         self.connection = connection
         self.service = service
         self.methods = handler.rpc_methods()
+        self.signatures = {name: inspect.signature(m) for name, m in self.methods.items()}
         self.reply_root = connection.topics.reply_root
 
     async def on_request(self, topic: str, payload: bytes) -> None:
@@ -153,7 +158,7 @@ class _Server:
                 service=self.service, method=method_name, available=available,
             )
         try:
-            bound = inspect.signature(method).bind(*request.args, **request.kwargs)
+            bound = self.signatures[method_name].bind(*request.args, **request.kwargs)
         except TypeError as exc:
             raise RPCError(
                 f"wrong arguments for {self.service}.{signature_text(method_name, method)}: {exc}",

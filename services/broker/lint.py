@@ -1,0 +1,83 @@
+"""``lint()``: pylint on the student program, with the student API names known.
+
+pylint runs as a subprocess (``python -m pylint --output-format=json``) so a crash or a slow run
+never touches the broker service's event loop. It gets a generated rc file instead of whatever
+configuration it would find around the student code, so the result does not depend on where
+the state dir is. Docstring conventions are turned off: a beginner's program needs to hear
+about undefined names and unused variables, not missing docstrings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from runtime.exception import ExecutionError, RuntimeBaseException
+
+#: Names Runtime injects into the student module (design.md, "Student API").
+STUDENT_NAMES = ("Robot", "Gamepad", "Keyboard", "Actions", "Mode", "Alliance", "Match", "print")
+DISABLED = ("missing-module-docstring", "missing-class-docstring", "missing-function-docstring")
+RCFILE = f"""\
+[MAIN]
+persistent=no
+
+[MESSAGES CONTROL]
+disable={",".join(DISABLED)}
+
+[VARIABLES]
+additional-builtins={",".join(STUDENT_NAMES)}
+
+[REPORTS]
+score=no
+"""
+
+
+async def lint(student_code: Path, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """pylint's messages for ``student_code`` (its JSON form: type, line, symbol, message...)."""
+    path = Path(student_code).resolve()
+    if not path.is_file():
+        raise ExecutionError(
+            f"there is no student program to lint at {path}: upload one with `runtime upload`",
+            path=str(path),
+        )
+    with tempfile.TemporaryDirectory(prefix="runtime-lint-") as home:
+        rcfile = Path(home) / "pylintrc"
+        rcfile.write_text(RCFILE)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "pylint",
+            f"--rcfile={rcfile}",
+            "--output-format=json",
+            path.name,
+            cwd=path.parent,
+            env={**os.environ, "PYLINTHOME": home},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise RuntimeBaseException(
+                f"pylint did not finish within {timeout:g} s", path=str(path), timeout=timeout
+            ) from None
+    try:
+        messages = json.loads(stdout)
+    except json.JSONDecodeError:
+        detail = (stderr or stdout).decode(errors="replace").strip().splitlines()
+        raise RuntimeBaseException(
+            f"pylint failed on {path} (exit code {process.returncode}): "
+            f"{detail[-1] if detail else 'no output'}",
+            path=str(path),
+        ) from None
+    if not isinstance(messages, list):
+        raise RuntimeBaseException("pylint returned something other than a list", path=str(path))
+    return messages

@@ -1,0 +1,273 @@
+"""``runtime up``: the whole robot on one machine, started and stopped as one.
+
+Order of a start: state dir (sample student program on first use, options checked), MQTT broker
+(embedded amqtt unless ``--mqtt``), the three services as supervised processes, simulated
+devices (in this process, connected to the device service's virtual-device socket), then a
+summary of where to connect once every service is online and every simulated device published.
+A stop (Ctrl-C, SIGTERM) goes the other way: services (SIGTERM, wait, SIGKILL), simulated
+devices, broker, then shared-memory segments that a killed child may have left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from runtime import aliases
+from runtime.config import ServiceConfig
+from runtime.exception import MessageError
+from runtime.messages import DeviceInfo, ServiceStatus, decode
+from runtime.mqtt_server import EmbeddedBroker
+from runtime.options import Options, load_options
+from runtime.remote import Connection
+from runtime.up import shm
+from runtime.up.logstream import LogStream
+from runtime.up.simulate import SimulatedDevice
+from runtime.up.supervisor import RestartPolicy, ServiceProcess
+
+log = logging.getLogger("runtime.up")
+
+SERVICES = ("broker", "device", "executor")
+SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "studentcode.py"
+SAMPLE_ALIAS = "koala"
+READY_TIMEOUT = 30.0
+
+
+def install_sample(student_code: Path) -> bool:
+    """Copy the sample program to ``student_code`` if there is none yet; True if copied."""
+    if student_code.exists():
+        return False
+    student_code.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SAMPLE, student_code)
+    return True
+
+
+@dataclass
+class Ready:
+    """What the supervisor has seen on MQTT: services online, devices published."""
+
+    online: dict[str, int] = field(default_factory=dict)
+    devices: dict[str, DeviceInfo] = field(default_factory=dict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Stack:
+    """Everything ``runtime up`` runs; ``await Stack(...).run(stop)`` until ``stop`` is set."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        listen: tuple[str, int] | None = ("127.0.0.1", 1883),
+        simulate: Sequence[SimulatedDevice] = (),
+        stream: LogStream | None = None,
+        out: TextIO | None = None,
+        policy: RestartPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.listen = listen
+        self.simulated = list(simulate)
+        self.stream = stream or LogStream()
+        self.out = out or sys.stdout
+        self.policy = policy or RestartPolicy()
+        self.broker: EmbeddedBroker | None = None
+        self.services: dict[str, ServiceProcess] = {}
+        self.ready = Ready()
+        self.options = Options()
+        self.url = config.mqtt
+        self.virtual_listen = config.virtual_listen
+        self._tmp: Path | None = None
+        self._monitor: Connection | None = None
+
+    # -- start -----------------------------------------------------------------------------
+    def prepare_state(self) -> None:
+        """State dir, sample program, options check (a bad options file stops us here)."""
+        state = self.config.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        self.options = load_options(state)
+        if install_sample(self.config.student_code_path):
+            log.info("no student program yet: installed the sample as %s",
+                     self.config.student_code_path)
+        koalas = [device for device in self.simulated if device.type_name == "KoalaBear"]
+        if koalas:
+            aliases.set_alias(state, SAMPLE_ALIAS, koalas[0].uid)
+            log.info("alias %s -> %s (the simulated KoalaBear the sample program drives)",
+                     SAMPLE_ALIAS, koalas[0].uid)
+
+    def service_argv(self, name: str) -> list[str]:
+        """``python -m runtime service NAME`` with this stack's common options."""
+        config = self.config
+        argv = [sys.executable, "-m", "runtime", "service", name, "--mqtt", self.url,
+                "--robot", config.robot, "--state-dir", str(config.state_dir),
+                "--observer", config.observer]
+        if config.student_code is not None:
+            argv += ["--student-code", str(config.student_code)]
+        for pattern in config.serial_globs:
+            argv += ["--serial-glob", pattern]
+        if self.virtual_listen:
+            argv += ["--virtual-listen", self.virtual_listen]
+        if config.password_file is not None:
+            argv += ["--password-file", str(config.password_file)]
+        return argv
+
+    async def start(self) -> None:
+        """Bring everything up (returns once started, not once ready)."""
+        self.prepare_state()
+        self._tmp = Path(tempfile.mkdtemp(prefix=f"runtime-{self.config.robot}-"))
+        if not self.virtual_listen:
+            self.virtual_listen = f"unix:{self._tmp / 'virtual.sock'}"
+        if self.listen is not None:
+            self.broker = EmbeddedBroker(*self.listen)
+            await self.broker.start()
+            self.url = self.broker.url
+        self._monitor = Connection(self.url, robot=self.config.robot,
+                                   password_file=self.config.password_file, connect_timeout=0)
+        await self._monitor.start()
+        await self._monitor.subscribe(self._monitor.topics.any_status, self._on_status)
+        await self._monitor.subscribe(self._monitor.topics.any_device_info, self._on_info)
+        for name in SERVICES:
+            service = ServiceProcess(name, self.service_argv(name), self.stream,
+                                     policy=self.policy)
+            self.services[name] = service
+            service.start()
+        for device in self.simulated:
+            device.start(self.virtual_listen)
+
+    def _on_status(self, topic: str, payload: bytes) -> None:
+        name = topic.split("/")[-2]
+        try:
+            status = decode(ServiceStatus, payload)
+        except MessageError:
+            return
+        was = self.ready.online.get(name)
+        if status.state == "online":
+            self.ready.online[name] = status.pid
+            if was != status.pid:
+                log.info("%s is online (pid %d)", name, status.pid)
+        else:
+            self.ready.online.pop(name, None)
+            if was is not None:
+                log.info("%s is offline", name)
+        self.ready.changed.set()
+
+    def _on_info(self, topic: str, payload: bytes) -> None:
+        uid = topic.split("/")[-2]
+        if not payload:
+            if self.ready.devices.pop(uid, None) is not None:
+                log.info("device %s is gone", uid)
+        else:
+            try:
+                self.ready.devices[uid] = decode(DeviceInfo, payload)
+            except MessageError as exc:
+                log.warning("bad device info on %s: %s", topic, exc.message)
+        self.ready.changed.set()
+
+    def is_ready(self) -> bool:
+        """All services online and every simulated device published."""
+        return set(SERVICES) <= set(self.ready.online) and all(
+            device.uid in self.ready.devices for device in self.simulated
+        )
+
+    async def wait_ready(self, timeout: float = READY_TIMEOUT) -> bool:
+        """True once ready; False after ``timeout`` (or if a service was given up on)."""
+        deadline = time.monotonic() + timeout
+        while not self.is_ready():
+            if any(service.state == "failed" for service in self.services.values()):
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.ready.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ready.changed.wait(), min(remaining, 0.5))
+        return True
+
+    def summary(self, elapsed: float) -> str:
+        """Where to connect and what runs (printed once ready)."""
+        config = self.config
+        broker = "embedded amqtt" if self.broker else "external"
+        robot = f" --robot {config.robot}" if config.robot != "robot" else ""
+        mqtt = f" --mqtt {self.url}" if self.url != "mqtt://127.0.0.1:1883" else ""
+        lines = [
+            f"Runtime is up: robot {config.robot!r}, ready in {elapsed:.2f} s",
+            f"  MQTT broker      {self.url} ({broker})",
+            f"  virtual devices  {self.virtual_listen} "
+            f"(runtime virtual-device TYPE --connect {self.virtual_listen})",
+            f"  student code     {config.student_code_path}",
+            f"  state dir        {config.state_dir}",
+            "  services         " + ", ".join(
+                f"{name} (pid {self.ready.online.get(name, '?')})" for name in SERVICES),
+        ]
+        for uid, info in sorted(self.ready.devices.items()):
+            lines.append(f"  device           {info.type} {uid} on {info.port or '?'}")
+        changed = {name: value for name, value in self.options.model_dump(exclude_unset=True)
+                   .items()}
+        if changed:
+            lines.append("  options          " + ", ".join(f"{k}={v}" for k, v in changed.items()))
+        lines.append(f"Try: runtime mode teleop{robot}{mqtt}   runtime drive{robot}{mqtt}   "
+                     f"runtime devices{robot}{mqtt}   runtime monitor{robot}{mqtt}")
+        lines.append("Ctrl-C stops everything.")
+        return "\n".join(lines)
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Start, report readiness, run until ``stop`` is set, then stop everything."""
+        started = time.monotonic()
+        try:
+            await self.start()
+            ready = asyncio.ensure_future(self.wait_ready())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait((ready, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if ready.done():
+                if ready.result():
+                    self._print(self.summary(time.monotonic() - started))
+                else:
+                    self._print(self.not_ready_report())
+                await stopped
+            ready.cancel()
+            stopped.cancel()
+        finally:
+            await self.shutdown()
+        return 0
+
+    def not_ready_report(self) -> str:
+        missing = [name for name in SERVICES if name not in self.ready.online]
+        devices = [device.uid for device in self.simulated if device.uid not in self.ready.devices]
+        return (f"Runtime is up but not ready after {READY_TIMEOUT:g} s: "
+                f"services not online: {', '.join(missing) or 'none'}; "
+                f"simulated devices not published: {', '.join(devices) or 'none'} "
+                "(see the log above). Ctrl-C stops everything.")
+
+    def _print(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    # -- stop ------------------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        """Stop services, simulated devices, broker; remove leftovers. Never raises."""
+        log.info("stopping")
+        await asyncio.gather(*(service.stop() for service in self.services.values()),
+                             return_exceptions=True)
+        await asyncio.gather(*(device.stop() for device in self.simulated),
+                             return_exceptions=True)
+        if self._monitor is not None:
+            with contextlib.suppress(Exception):
+                await self._monitor.close()
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+        removed = shm.cleanup(self.config.robot)
+        if removed:
+            log.info("removed %d shared-memory segment(s) left by killed processes", removed)
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        log.info("stopped")
