@@ -11,7 +11,7 @@ from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
 from runtime.exception import OptionError
 from runtime.options import Options, load_options
-from runtime.remote import Connection
+from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.broker.broker import Broker
 
 log = logging.getLogger("runtime.service.broker")
@@ -31,11 +31,13 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
     """The broker service on ``config`` until ``stop`` is set."""
     options = read_options(config)
     buffers = BufferStore(config.robot)
+    buffers.reclaim(("gamepad", "keyboard"))  # left by a broker service that was killed
     try:
         async with Connection(config.mqtt, robot=config.robot, service="broker",
                               password_file=config.password_file) as connection:
             broker = Broker(buffers, state_dir=config.state_dir,
                             student_code=config.student_code_path, options=options)
+            logs = MQTTLogHandler(connection, "broker").install()
             await broker.start(connection)
             log.info("broker service ready (robot %s, data rate %g Hz)",
                      config.robot, options.data_rate)
@@ -43,6 +45,7 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
                 await stop.wait()
             finally:
                 await broker.stop()
+                logs.uninstall()
     finally:
         buffers.close()
 

@@ -4,9 +4,11 @@
   retained service status with a last will, callbacks that cannot kill the loop).
 - ``Handler`` + ``@rpc``: serve ``rpc/<service>/<method>``; ``Client``: call them.
 - ``call_sync``: one call from synchronous code (command-line tools).
+- ``MQTTLogHandler``: a service's log records on ``log/<service>``.
 """
 
 from runtime.remote.connection import BrokerAddress, Callback, Connection, check_filter
+from runtime.remote.logs import MQTTLogHandler
 from runtime.remote.rpc import (
     Client,
     Handler,
@@ -24,6 +26,7 @@ __all__ = [
     "Client",
     "Connection",
     "Handler",
+    "MQTTLogHandler",
     "call_sync",
     "check_filter",
     "error_line",
