@@ -1,1 +1,28 @@
-"""The device service."""
+"""The device service: finds Smart Devices, speaks their protocol, fills their buffers.
+
+- ``observers.py``: ``EventObserver`` (udev) and ``PollingObserver`` (glob) report ports.
+- ``client.py``: ``SmartDeviceClient``, one conversation with one device.
+- ``manager.py``: ``SmartDeviceManager``, all devices, the stop rules and the RPC interface.
+- ``app.py``: ``main(config)``, what ``runtime service device`` runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runtime.service.device.client import SmartDeviceClient
+from runtime.service.device.manager import SmartDeviceManager
+from runtime.service.device.observers import EventObserver, PollingObserver
+
+if TYPE_CHECKING:
+    from runtime.config import ServiceConfig
+
+
+def main(config: ServiceConfig) -> int:
+    """Run the device service until SIGINT/SIGTERM (``runtime service device``)."""
+    from runtime.service.device.app import main as run
+
+    return run(config)
+
+
+__all__ = ["EventObserver", "PollingObserver", "SmartDeviceClient", "SmartDeviceManager", "main"]

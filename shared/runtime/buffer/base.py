@@ -84,6 +84,10 @@ class Buffer:
     def closed(self) -> bool:
         return self.segment.closed
 
+    def replaced(self) -> bool:
+        """True once the owner recreated (or removed) the segment: attach again to follow it."""
+        return self.segment.replaced()
+
     def close(self) -> None:
         """Unmap (and unlink if we own it). Idempotent."""
         if not self.segment.closed:

@@ -121,6 +121,10 @@ class Segment:
     def closed(self) -> bool:
         return self._fd < 0
 
+    def replaced(self) -> bool:
+        """True if the name now belongs to another segment (or none): the owner restarted."""
+        return self.closed or not _same_file(self._fd, self.path)
+
     def fileno(self) -> int:
         return self._fd
 

@@ -1,0 +1,214 @@
+"""Device service under load: N virtual devices streaming every 10 ms into one device service.
+
+    .venv/bin/python bench/devices.py [--devices 8,32,64] [--seconds 30] [--quick]
+
+The device service runs as in production (``runtime service device`` in its own process, against
+Mosquitto on a free loopback port); the virtual devices run in a second process, so this one only
+measures. Per N: device-service CPU (% of one core, from /proc via psutil), DeviceData frames
+sent by the devices vs. updates that reached the buffers (lost = difference), and value age in
+the buffers (now - timestamp of the latest value, sampled). Then the latency from
+``DeviceBuffer.set()`` to the DeviceWrite arriving at the device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+from runtime.buffer import BufferStore
+from runtime.mqtt_server import free_port
+from runtime.protocol import MessageType
+from runtime.remote import Client, Connection
+from runtime.virtual import VirtualDevice
+
+INTERVAL = 0.01
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else 0.0
+
+
+def start_mosquitto(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    config = directory / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n")
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    return process, f"mqtt://127.0.0.1:{port}"
+
+
+def run_devices(address: str, count: int, pipe) -> None:
+    """Process of the virtual devices: run ``count`` KoalaBears until told to stop; report."""
+
+    async def main() -> None:
+        devices = [VirtualDevice("KoalaBear") for _ in range(count)]
+        tasks = [asyncio.create_task(device.connect(address)) for device in devices]
+        pipe.send([str(device.uid) for device in devices])
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, pipe.recv)  # "count"
+        pipe.send(sum(device.data_sent for device in devices))
+        await loop.run_in_executor(None, pipe.recv)  # "stop"
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    VirtualDevice.data_sent = 0  # type: ignore[attr-defined]
+    original = VirtualDevice._send_data
+
+    def counting(self, bitmap: int) -> None:  # type: ignore[no-untyped-def]
+        self.data_sent += 1
+        original(self, bitmap)
+
+    VirtualDevice._send_data = counting  # type: ignore[method-assign]
+    asyncio.run(main())
+
+
+async def load(url: str, robot: str, address: str, count: int, seconds: float,
+               service: psutil.Process) -> dict[str, float]:
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=run_devices, args=(address, count, child), daemon=True)
+    process.start()
+    uids = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+    async with Connection(url, robot=robot) as connection:
+        client = Client(connection)
+        store = BufferStore(robot)
+        deadline = time.monotonic() + 30
+        while set(uids) - set(store.device_uids()):
+            if time.monotonic() > deadline:
+                raise SystemExit("devices were not all discovered within 30 s")
+            await asyncio.sleep(0.05)
+        for uid in uids:
+            await client.call("device", "subscribe", uid, ["enc_a", "enc_b"], INTERVAL)
+        buffers = [store.open_device(uid) for uid in uids]
+        await asyncio.sleep(0.5)  # settle
+        counts = [buffer.update_count for buffer in buffers]
+        parent.send("count")
+        sent_before = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+        cpu_before = service.cpu_times()
+        started = time.monotonic()
+        ages = []
+        while time.monotonic() - started < seconds:
+            now = time.time()
+            ages.extend(now - buffer.timestamp("enc_a") for buffer in buffers)
+            await asyncio.sleep(0.05)
+        cpu_after = service.cpu_times()
+        elapsed = time.monotonic() - started
+        parent.send("count")
+        sent_after = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+        received = sum(b.update_count - c for b, c in zip(buffers, counts, strict=True))
+        parent.send("stop")
+        process.join(10)
+        store.close()
+    cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / elapsed
+    sent = sent_after - sent_before
+    return {
+        "devices": count,
+        "cpu_percent_of_one_core": round(cpu * 100, 1),
+        "frames_per_second": round(received / elapsed),
+        "frames_sent_by_devices": sent,
+        "updates_in_buffers": received,
+        "lost": max(0, sent - received),
+        "value_age_ms_median": round(statistics.median(ages) * 1000, 2),
+        "value_age_ms_p99": round(percentile(ages, 0.99) * 1000, 2),
+    }
+
+
+class TimedDevice(VirtualDevice):
+    """Records when each DeviceWrite arrives."""
+
+    arrived: asyncio.Event
+
+    def _handle(self, packet) -> None:  # type: ignore[no-untyped-def]
+        if packet.type == MessageType.DEVICE_WRITE:
+            self.arrival = time.perf_counter()
+            self.arrived.set()
+        super()._handle(packet)
+
+
+async def write_latency(robot: str, address: str, rounds: int) -> dict[str, float]:
+    device = TimedDevice("KoalaBear")
+    device.arrived = asyncio.Event()
+    task = asyncio.create_task(device.connect(address))
+    store = BufferStore(robot)
+    while str(device.uid) not in store.device_uids():
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    buffer = store.open_device(device.uid)
+    samples = []
+    for index in range(rounds):
+        device.arrived.clear()
+        start = time.perf_counter()
+        buffer.set("pid_kp_a", float(index % 50))
+        await asyncio.wait_for(device.arrived.wait(), 5)
+        samples.append((device.arrival - start) * 1000)
+        await asyncio.sleep(0.002)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    store.close()
+    return {"median_ms": round(statistics.median(samples), 3),
+            "p99_ms": round(percentile(samples, 0.99), 3), "samples": len(samples)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", default="8,32,64")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--quick", action="store_true", help="8 and 32 devices, 5 s each")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.devices.split(",")]
+    seconds = args.seconds
+    if args.quick:
+        counts, seconds = [8, 32], 5.0
+    directory = Path(tempfile.mkdtemp(prefix="bench-devices-"))
+    mosquitto, url = start_mosquitto(directory)
+    robot = f"bench{uuid.uuid4().hex[:6]}"
+    address = f"unix:{directory / 'vsd.sock'}"
+    service = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "service", "device", "--mqtt", url, "--robot", robot,
+         "--state-dir", str(directory), "--observer", "poll", "--serial-glob",
+         str(directory / "none*"), "--virtual-listen", address],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not (directory / "vsd.sock").exists():
+            await asyncio.sleep(0.05)
+        results = []
+        for count in counts:
+            result = await load(url, robot, address, count, seconds, psutil.Process(service.pid))
+            results.append(result)
+            print(f"{count:3d} devices: device service {result['cpu_percent_of_one_core']:5.1f}% "
+                  f"of a core, {result['frames_per_second']} frames/s, lost "
+                  f"{result['lost']}, value age median {result['value_age_ms_median']} ms "
+                  f"p99 {result['value_age_ms_p99']} ms", flush=True)
+            while any(os.path.basename(name).startswith(f"runtime.{robot}@device")
+                      for name in os.listdir("/dev/shm")):
+                await asyncio.sleep(0.05)
+        latency = await write_latency(robot, address, 200 if args.quick else 1000)
+        print(f"set() -> DeviceWrite at the device: median {latency['median_ms']} ms, "
+              f"p99 {latency['p99_ms']} ms")
+        print(json.dumps({"benchmark": "devices", "seconds": seconds, "load": results,
+                          "write_latency": latency}))
+    finally:
+        service.terminate()
+        service.wait(10)
+        mosquitto.terminate()
+        mosquitto.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

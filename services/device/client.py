@@ -1,0 +1,405 @@
+"""``SmartDeviceClient``: one conversation with one Smart Device, over any byte stream.
+
+A serial port (pyserial's asyncio support) and a virtual device's socket look the same here: an
+``asyncio.StreamReader`` and ``StreamWriter``. The client reads frames as they arrive, answers the
+device's heartbeats at once (whatever else is happening: the firmware stops its motors after a
+second without an answer), turns DeviceData into buffer updates, and sends desired values the
+moment the executor sets them (woken by the buffer, coalesced, checked by the catalog).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from runtime import protocol
+from runtime.buffer import WAKE_DESIRED, BufferStore, DeviceBuffer, Waiter
+from runtime.catalog import Catalog, DeviceType, default_catalog
+from runtime.exception import DeviceError, ProtocolError
+from runtime.protocol import MessageType, Packet
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 0.04  #: seconds between DeviceData of the default subscription
+SILENCE_LIMIT = 1.0  #: a device silent this long is gone
+MAX_WRITE_PAYLOAD = 99
+SUBSCRIBE_ATTEMPTS = 3
+COMPLAINT_PERIOD = 5.0  #: seconds between two log lines about bad frames of one device
+READ_CHUNK = 4096
+
+
+class DeviceGone(DeviceError):
+    """The device stopped talking (unplugged, connection lost, or silent for a second)."""
+
+
+class SmartDeviceClient:
+    """The host side of the protocol for one device (see the module docstring).
+
+    Lifecycle: ``start()`` begins reading; ``await discover(buffers)`` pings until the device
+    says who it is and creates its buffer; then ``subscribe``, ``read``, ``heartbeat``,
+    ``disable``; ``await closed()`` returns when the device is gone; ``close()`` ends it.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        port: str | None = None,
+        *,
+        catalog: Catalog | None = None,
+        silence_limit: float = SILENCE_LIMIT,
+        motors_allowed: Callable[[], bool] = lambda: True,
+        poll_interval: float = 0.04,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.port = port or _peer_name(writer)
+        self.catalog = catalog or default_catalog()
+        self.silence_limit = silence_limit
+        self.motors_allowed = motors_allowed
+        self.poll_interval = poll_interval
+        self.decoder = protocol.StreamDecoder()
+        self.uid: int | None = None
+        self.device_type: DeviceType | None = None
+        self.buffer: DeviceBuffer | None = None
+        self.subscription: tuple[int, int] = (0, 0)
+        self.last_packet = time.monotonic()
+        self.heartbeats_answered = 0
+        self.errors_reported = 0
+        self._identified: asyncio.Future[protocol.SubscriptionResponse] | None = None
+        self._subscribed: asyncio.Future[protocol.SubscriptionResponse] | None = None
+        self._heartbeat: asyncio.Future[float] | None = None
+        self._gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._write_lock = asyncio.Lock()
+        self._closed = False
+        self._held_motors = False
+        self._last_complaint = -COMPLAINT_PERIOD
+        self._complained_frames = 0
+
+    def __repr__(self) -> str:
+        return f"<SmartDeviceClient {self.name} on {self.port}>"
+
+    @property
+    def name(self) -> str:
+        if self.uid is None or self.device_type is None:
+            return "unidentified device"
+        return f"{self.device_type.name} {self.uid}"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start reading frames and watching for silence."""
+        if not self._tasks:
+            self._tasks.append(asyncio.create_task(self._read_loop(), name=f"read {self.port}"))
+            self._tasks.append(asyncio.create_task(self._watchdog(), name=f"watch {self.port}"))
+
+    async def discover(self, buffers: BufferStore, interval: float = 1.0,
+                       timeout: float = 10.0) -> DeviceBuffer:
+        """Ping every ``interval`` s until the device gives its uid; create its buffer.
+
+        ``DeviceError`` if no Smart Device answers within ``timeout`` seconds.
+        """
+        self.start()
+        loop = asyncio.get_running_loop()
+        self._identified = loop.create_future()
+        deadline = loop.time() + timeout
+        while not self._identified.done():
+            await self._send(protocol.ping())
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._identified),
+                                       min(interval, remaining))
+            if self._gone.done():
+                raise DeviceGone(f"{self.port} closed during discovery: {self._gone.result()}",
+                                 port=self.port)
+        if not self._identified.done():
+            raise DeviceError(
+                f"{self.port} is not a Smart Device: no answer to pings within {timeout:g} s",
+                port=self.port,
+            )
+        response = self._identified.result()
+        self.uid = response.uid
+        device_type_id = response.uid >> 72
+        try:
+            self.device_type = self.catalog.get(device_type_id)
+        except Exception as exc:
+            raise DeviceError(
+                f"{self.port}: device uid {response.uid} has unknown device type "
+                f"{device_type_id}", port=self.port, uid=str(response.uid),
+            ) from exc
+        self.subscription = (response.params, response.delay_ms)
+        self.buffer = buffers.create_device(self.uid, self.device_type)
+        self.buffer.subscription = self.subscription
+        self.buffer.connected = True
+        self._tasks.append(asyncio.create_task(self._write_loop(), name=f"write {self.name}"))
+        return self.buffer
+
+    async def closed(self) -> str:
+        """Wait until the device is gone; why it went."""
+        return await asyncio.shield(self._gone)
+
+    async def close(self, reason: str = "closed") -> None:
+        """Stop talking to the device and release the port and the buffer. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._lose(reason)
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        await asyncio.gather(*(t for t in self._tasks if t is not current),
+                             return_exceptions=True)
+        if self.buffer is not None:
+            self.buffer.connected = False
+            self.buffer.close()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+
+    # -- requests --------------------------------------------------------------------------------
+
+    async def subscribe(self, params: Iterable[str] | None = None,
+                        interval: float | None = None, timeout: float = 1.0) -> tuple[int, int]:
+        """Subscribe (default: the type's default params every 40 ms); the confirmed
+        ``(bitmap, interval_ms)``. ``OverflowError`` if the interval does not fit u16 ms."""
+        device_type = self._identified_type()
+        bitmap = (device_type.subscribed_bitmap if params is None
+                  else device_type.bitmap(params))
+        unreadable = bitmap & ~device_type.readable_bitmap
+        if unreadable:
+            raise DeviceError(
+                f"{self.name}: cannot subscribe to params that are not readable: "
+                + ", ".join(device_type.names(unreadable)), uid=str(self.uid),
+            )
+        seconds = DEFAULT_INTERVAL if interval is None else interval
+        delay_ms = round(seconds * 1000)
+        if not 0 <= delay_ms <= 0xFFFF:
+            raise OverflowError(
+                f"subscription interval {seconds} s does not fit the protocol: it takes 0 to "
+                f"65.535 s in milliseconds"
+            )
+        # A lost or corrupted confirmation is retried: the request is idempotent.
+        for _ in range(SUBSCRIBE_ATTEMPTS):
+            self._subscribed = asyncio.get_running_loop().create_future()
+            await self._send(protocol.subscription_request(bitmap, delay_ms))
+            try:
+                response = await asyncio.wait_for(asyncio.shield(self._subscribed),
+                                                  timeout / SUBSCRIBE_ATTEMPTS)
+            except TimeoutError:
+                continue
+            if (response.params, response.delay_ms) == (bitmap, delay_ms):
+                return response.params, response.delay_ms
+        raise DeviceError(f"{self.name} did not confirm the subscription within {timeout:g} s",
+                          uid=str(self.uid))
+
+    async def read(self, params: Iterable[str] | None = None) -> None:
+        """Ask for one DeviceData of ``params`` (default: every readable param)."""
+        device_type = self._identified_type()
+        bitmap = (device_type.readable_bitmap if params is None
+                  else device_type.bitmap(params) & device_type.readable_bitmap)
+        if bitmap:
+            await self._send(protocol.device_read(bitmap))
+
+    async def heartbeat(self, heartbeat_id: int | None = None, timeout: float = 1.0) -> float:
+        """Send a HeartBeatRequest; the round trip in seconds (DeviceError on timeout)."""
+        loop = asyncio.get_running_loop()
+        self._heartbeat = loop.create_future()
+        start = loop.time()
+        await self._send(protocol.heartbeat_request(heartbeat_id or 0))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._heartbeat), timeout)
+        except TimeoutError:
+            raise DeviceError(f"{self.name} did not answer a heartbeat within {timeout:g} s",
+                              uid=str(self.uid)) from None
+        return loop.time() - start
+
+    async def disable(self) -> None:
+        """Motors to 0 (if the type has motor params), then Disable."""
+        await self.stop_motors()
+        await self._send(protocol.disable())
+
+    async def stop_motors(self) -> None:
+        """Send 0 to every motor param, now."""
+        device_type = self.device_type
+        if device_type is not None and device_type.motor_params:
+            await self._send(protocol.device_write(
+                device_type, {p.name: p.python_type(0) for p in device_type.motor_params}))
+
+    async def hold_motors(self, held: bool) -> None:
+        """While held, motor params are sent as 0 whatever the executor asks; on release the
+        latest desired motor values are sent again."""
+        if held == self._held_motors:
+            return
+        self._held_motors = held
+        if held:
+            await self.stop_motors()
+        elif self.buffer is not None and self.device_type is not None:
+            with contextlib.suppress(Exception):
+                values = {p.name: self.buffer.desired(p.name)
+                          for p in self.device_type.motor_params}
+                await self._write_values(values)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _identified_type(self) -> DeviceType:
+        if self.device_type is None:
+            raise DeviceError(f"{self.port}: the device is not identified yet", port=self.port)
+        return self.device_type
+
+    async def _send(self, data: bytes) -> None:
+        if self._gone.done():
+            raise DeviceGone(f"{self.name} on {self.port} is gone: {self._gone.result()}",
+                             uid=str(self.uid), port=self.port)
+        try:
+            self.writer.write(data)
+            if self.writer.transport.get_write_buffer_size() > 4096:
+                await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self._lose(f"write failed: {exc}")
+            raise DeviceGone(f"{self.name} on {self.port}: write failed ({exc})",
+                             uid=str(self.uid), port=self.port) from exc
+
+    def _lose(self, reason: str) -> None:
+        if not self._gone.done():
+            self._gone.set_result(reason)
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                data = await self.reader.read(READ_CHUNK)
+                if not data:
+                    self._lose("the connection closed")
+                    return
+                bad_before = self.decoder.bad_frames
+                for packet in self.decoder.feed(data):
+                    self.last_packet = time.monotonic()
+                    try:
+                        self._handle(packet)
+                    except (ProtocolError, DeviceError) as exc:
+                        log.warning("%s on %s: bad %s packet: %s", self.name, self.port,
+                                    packet.type.name, exc.message)
+                if self.decoder.bad_frames != bad_before:
+                    self._complain()
+        except (ConnectionError, OSError) as exc:
+            self._lose(f"read failed: {exc}")
+        except Exception:
+            log.exception("%s on %s: reading failed", self.name, self.port)
+            self._lose("internal error while reading")
+
+    def _complain(self) -> None:
+        """Bad frames: one log line now, then at most one per COMPLAINT_PERIOD with a count."""
+        now = time.monotonic()
+        if now - self._last_complaint < COMPLAINT_PERIOD:
+            return
+        bad = self.decoder.bad_frames - self._complained_frames
+        self._last_complaint, self._complained_frames = now, self.decoder.bad_frames
+        log.warning("%s on %s: %d bad frame(s) skipped, the last one: %s (it happens on noisy "
+                    "cables; the service resynchronised)", self.name, self.port, bad,
+                    self.decoder.last_error)
+
+    def _handle(self, packet: Packet) -> None:
+        kind = packet.type
+        if kind == MessageType.HEARTBEAT_REQUEST:
+            self.writer.write(protocol.heartbeat_response(0))  # at once, before anything else
+            self.heartbeats_answered += 1
+        elif kind == MessageType.DEVICE_DATA:
+            if self.buffer is not None and self.device_type is not None:
+                self.buffer.update(protocol.parse_values(self.device_type, packet.payload))
+        elif kind == MessageType.SUBSCRIPTION_RESPONSE:
+            response = protocol.parse_subscription_response(packet.payload)
+            if self.uid is not None and response.uid != self.uid:
+                raise ProtocolError(f"uid changed from {self.uid} to {response.uid}")
+            self.subscription = (response.params, response.delay_ms)
+            if self.buffer is not None:
+                self.buffer.subscription = self.subscription
+            for future in (self._identified, self._subscribed):
+                if future is not None and not future.done():
+                    future.set_result(response)
+        elif kind == MessageType.HEARTBEAT_RESPONSE:
+            if self._heartbeat is not None and not self._heartbeat.done():
+                self._heartbeat.set_result(time.monotonic())
+        elif kind == MessageType.ERROR:
+            self.errors_reported += 1
+            code = packet.payload[0] if packet.payload else 0xFF
+            log.warning("%s on %s reports error 0x%02X (%s)", self.name, self.port, code,
+                        ERROR_CODES.get(code, "unknown"))
+        else:
+            log.warning("%s on %s sent a %s, which devices do not send", self.name, self.port,
+                        kind.name)
+
+    async def _watchdog(self) -> None:
+        """A device that says nothing for ``silence_limit`` seconds is gone."""
+        while not self._gone.done():
+            await asyncio.sleep(self.silence_limit / 4)
+            silent = time.monotonic() - self.last_packet
+            if silent > self.silence_limit and self.uid is not None:
+                self._lose(f"no packet for {silent:.1f} s")
+
+    async def _write_loop(self) -> None:
+        """Send desired values as soon as they are set (woken by the buffer)."""
+        buffer = self.buffer
+        assert buffer is not None
+        with Waiter() as waiter:
+            waiter.watch(buffer, WAKE_DESIRED)
+            while not self._gone.done():
+                try:
+                    await self._flush(buffer)
+                except DeviceGone:
+                    return
+                except Exception as exc:  # keep the device: log and go on
+                    log.warning("%s: could not send desired values: %s", self.name, exc)
+                await waiter.wait_async(self.poll_interval)
+
+    async def _flush(self, buffer: DeviceBuffer) -> None:
+        reads = buffer.take_reads()
+        values = buffer.take_writes()
+        if values:
+            await self._write_values(values)
+        if reads:
+            await self._send(protocol.device_read(reads))
+
+    async def _write_values(self, values: dict[str, Any]) -> None:
+        device_type = self._identified_type()
+        if self._held_motors or not self.motors_allowed():
+            for param in device_type.motor_params:
+                if param.name in values:
+                    values[param.name] = param.python_type(0)
+        for chunk in _chunks(device_type, values):
+            await self._send(protocol.device_write(device_type, chunk))
+
+
+ERROR_CODES = {0xFD: "unexpected delimiter", 0xFE: "bad checksum", 0xFF: "generic error"}
+
+
+def _chunks(device_type: DeviceType, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Split a write so each DeviceWrite payload stays within the firmware's 99 bytes."""
+    chunks: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    size = 2
+    for param in device_type.params:
+        if param.name not in values:
+            continue
+        if size + param.size > MAX_WRITE_PAYLOAD:
+            chunks.append(current)
+            current, size = {}, 2
+        current[param.name] = values[param.name]
+        size += param.size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _peer_name(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if peer:
+        return f"virtual:{peer}"
+    sock = writer.get_extra_info("sockname")
+    return f"virtual:{sock}" if sock else "virtual"

@@ -1,0 +1,77 @@
+"""Device commands: ``runtime devices`` (what is plugged in) and ``runtime virtual-device``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import click
+
+from runtime.catalog import default_catalog
+from runtime.cli.main import main
+from runtime.cli.robot import common, fail, robot_call, robot_options
+from runtime.exception import RuntimeBaseException
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the device service's list as JSON.")
+@robot_options
+def devices(as_json: bool, **kwargs: Any) -> None:
+    """List connected devices: uid, type, port and live values."""
+    listed = robot_call(common(kwargs), "device", "list")
+    if as_json:
+        click.echo(json.dumps(listed, indent=2))
+        return
+    if not listed:
+        click.echo("no devices connected")
+        return
+    rows = [("UID", "TYPE", "PORT", "VALUES")]
+    for device in sorted(listed, key=lambda d: (d.get("type", ""), d.get("uid", ""))):
+        values = device.get("values") or {}
+        shown = " ".join(f"{name}={_short(value)}" for name, value in values.items())
+        rows.append((device.get("uid", "?"), device.get("type", "?"),
+                     str(device.get("port") or "-"), shown))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+                   + "  " + row[3])
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+@main.command("virtual-device")
+@click.argument("device_type", metavar="TYPE")
+@click.option("--uid", default=None, help="Full decimal uid, or just its 64-bit id part.")
+@click.option("--connect", "address", default=None,
+              help="Device service address: unix:PATH or tcp:HOST:PORT.")
+@click.option("--pty", "link", default=None,
+              help="Create a pseudo-terminal and link LINK to it (open it as a serial port).")
+@click.option("--fault", "faults", multiple=True,
+              help="Misbehave: unresponsive, garbage, bad-checksum, silent-after:N.")
+def virtual_device(device_type: str, uid: str | None, address: str | None, link: str | None,
+                   faults: tuple[str, ...]) -> None:
+    """Simulate a Smart Device of TYPE (name or id) speaking the real protocol."""
+    from runtime.virtual import Faults, VirtualDevice
+
+    if (address is None) == (link is None):
+        fail("give exactly one of --connect ADDR or --pty LINK")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        device = VirtualDevice(default_catalog().get(device_type), uid,
+                               faults=Faults.parse(list(faults)))
+    except (RuntimeBaseException, ValueError) as exc:
+        fail(getattr(exc, "message", str(exc)))
+    click.echo(f"virtual {device.device_type.name} uid {device.uid} "
+               + (f"connecting to {address}" if address else f"on {link}"), err=True)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(device.connect(address) if address else device.serve_pty(link))
+    except (OSError, RuntimeBaseException) as exc:
+        fail(getattr(exc, "message", None) or str(exc))

@@ -1,0 +1,66 @@
+"""``runtime up``: the whole robot on one machine, from one command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import click
+
+from runtime.cli.common import service_options
+from runtime.cli.main import main
+from runtime.cli.mqtt import parse_listen
+from runtime.config import ServiceConfig
+from runtime.exception import RuntimeBaseException
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:1883", show_default=True,
+              help="Address of the embedded MQTT broker (HOST:PORT); unused with --mqtt.")
+@click.option("--simulate", "simulate", multiple=True, metavar="TYPE[:UID]",
+              help="Add a virtual smart device (repeatable), e.g. KoalaBear or KoalaBear:42.")
+@service_options
+@click.pass_context
+def up(ctx: click.Context, listen: str, simulate: tuple[str, ...], config: ServiceConfig) -> None:
+    """Run the whole robot: MQTT broker, the three services, simulated devices.
+
+    Without --mqtt an embedded broker (amqtt) listens on --listen; Ctrl-C stops everything.
+    """
+    from runtime.up.logstream import LogStream, StreamHandler
+    from runtime.up.simulate import SimulatedDevice
+    from runtime.up.stack import Stack
+
+    external = ctx.get_parameter_source("mqtt") not in (
+        click.core.ParameterSource.DEFAULT, None)
+    stream = LogStream()
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(StreamHandler(stream, "up"))
+    from runtime.mqtt_server import quiet_amqtt
+
+    quiet_amqtt()
+    try:
+        devices = [SimulatedDevice.parse(spec) for spec in simulate]
+        stack = Stack(config, listen=None if external else parse_listen(listen),
+                      simulate=devices, stream=stream)
+    except RuntimeBaseException as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        return await stack.run(stop)
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.exit(asyncio.run(run()))
+    except (OSError, RuntimeBaseException) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        click.echo(f"error: {message}", err=True)
+        sys.exit(1)

@@ -1,0 +1,68 @@
+"""``--simulate TYPE[:UID]``: virtual smart devices that ``runtime up`` runs in its own process.
+
+Each one connects to the device service's virtual-device socket and, whenever that connection
+ends (the device service restarted), connects again under the same uid, as a real device stays
+plugged in while the service restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from runtime.catalog import default_catalog
+from runtime.exception import CatalogError, DeviceError
+from runtime.virtual import VirtualDevice, make_virtual_uid
+
+log = logging.getLogger("runtime.up")
+
+RECONNECT_DELAY = 0.2
+
+
+class SimulatedDevice:
+    """One ``--simulate`` device: ``start(address)``, ``await stop()``."""
+
+    def __init__(self, type_name: str, uid: str | int | None = None) -> None:
+        device_type = default_catalog().get(type_name)
+        self.type_name = device_type.name
+        self.uid = str(make_virtual_uid(device_type, uid))
+        self.device: VirtualDevice | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> SimulatedDevice:
+        """``TYPE`` or ``TYPE:UID`` (UID: the full decimal uid or its 64-bit id part)."""
+        type_name, _, uid = spec.partition(":")
+        if uid and not uid.isdigit():
+            raise DeviceError(f"--simulate {spec}: the uid must be a decimal number", spec=spec)
+        try:
+            return cls(type_name, uid or None)
+        except CatalogError as exc:
+            raise DeviceError(f"--simulate {spec}: {exc.message}", spec=spec) from None
+
+    def start(self, address: str) -> None:
+        self._task = asyncio.create_task(self._run(address), name=f"simulate {self.uid}")
+
+    async def _run(self, address: str) -> None:
+        announced = False
+        while True:
+            self.device = VirtualDevice(self.type_name, self.uid)
+            try:
+                await self.device.connect(address)
+            except (OSError, DeviceError) as exc:
+                if not announced:
+                    log.debug("simulated %s %s waiting for the device service (%s)",
+                              self.type_name, self.uid, exc)
+            else:
+                log.info("simulated %s %s: connection closed; reconnecting", self.type_name,
+                         self.uid)
+            announced = True
+            await asyncio.sleep(RECONNECT_DELAY)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,319 @@
+"""Virtual smart devices: the device side of the protocol, as the firmware behaves.
+
+A ``VirtualDevice`` answers pings with its uid, streams its subscription every ``delay_ms``,
+applies DeviceWrite (then reports the written params) and DeviceRead, sends a HeartBeatRequest
+every 200 ms and disables itself (motors to 0) after a second without a HeartBeatResponse,
+exactly as the Hibike firmware does. Its values move plausibly: motors integrate their duty cycle
+into encoder positions, sensors drift and switch, so a demo shows something happening.
+
+It speaks over any asyncio stream: a connection to the device service's virtual-device socket
+(``connect``) or the master side of a pseudo-terminal whose slave the device service opens as a
+serial port (``serve_pty``). Fault modes make it misbehave for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import random
+import time
+import tty
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime import protocol
+from runtime.catalog import Catalog, DeviceType, default_catalog
+from runtime.exception import DeviceError, ProtocolError
+from runtime.protocol import MessageType, Packet
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_PERIOD = 0.2
+SELF_DISABLE_AFTER = 1.0
+PHYSICS_PERIOD = 0.01
+ENCODER_TICKS_PER_SECOND = 1000.0  #: encoder speed at full duty cycle
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Ways a virtual device can misbehave (all off by default)."""
+
+    unresponsive: bool = False  #: reads everything, answers nothing
+    garbage: bool = False  #: sends random bytes between its frames
+    silent_after: int | None = None  #: stops sending after this many packets
+    bad_checksum: bool = False  #: corrupts the checksum of every other frame
+
+    @classmethod
+    def parse(cls, names: list[str]) -> Faults:
+        """From ``--fault`` values: unresponsive, garbage, bad-checksum, silent-after:N."""
+        options: dict[str, Any] = {}
+        for name in names:
+            key, _, value = name.partition(":")
+            if key == "silent-after" and value.isdigit():
+                options["silent_after"] = int(value)
+            elif key in ("unresponsive", "garbage", "bad-checksum") and not value:
+                options[key.replace("-", "_")] = True
+            else:
+                raise DeviceError(
+                    f"unknown fault {name!r}: use unresponsive, garbage, bad-checksum or "
+                    "silent-after:N", fault=name,
+                )
+        return cls(**options)
+
+
+def make_virtual_uid(device_type: DeviceType, uid: str | int | None = None) -> int:
+    """A full uid for ``device_type`` from a full uid, just the 64-bit id part, or at random."""
+    if uid is None:
+        return protocol.make_uid(device_type.id, 1, random.getrandbits(64))
+    value = int(uid)
+    if value < 1 << 64:
+        return protocol.make_uid(device_type.id, 1, value)
+    if value >> 72 != device_type.id or value >= 1 << 88:
+        raise DeviceError(
+            f"uid {value} is not a {device_type.name} uid (its device type is {value >> 72})",
+            uid=str(value),
+        )
+    return value
+
+
+class VirtualDevice:
+    """One simulated Smart Device (see the module docstring)."""
+
+    def __init__(
+        self,
+        device_type: DeviceType | str | int,
+        uid: str | int | None = None,
+        *,
+        faults: Faults = Faults(),
+        catalog: Catalog | None = None,
+        heartbeat_period: float = HEARTBEAT_PERIOD,
+    ) -> None:
+        catalog = catalog or default_catalog()
+        self.device_type = (device_type if isinstance(device_type, DeviceType)
+                            else catalog.get(device_type))
+        self.uid = make_virtual_uid(self.device_type, uid)
+        self.faults = faults
+        self.heartbeat_period = heartbeat_period
+        self.values: dict[str, Any] = {p.name: p.python_type(0) for p in self.device_type.params}
+        self.params = 0
+        self.delay_ms = 0
+        self.disabled = False
+        self.self_disables = 0  #: times it disabled itself for want of heartbeat responses
+        self.sent = 0
+        self.received: list[Packet] = []
+        self.decoder = protocol.StreamDecoder()
+        self.last_heartbeat_response = time.monotonic()
+        self._writer: asyncio.StreamWriter | None = None
+        self._phase = random.random() * 10
+
+    def __repr__(self) -> str:
+        return f"<VirtualDevice {self.device_type.name} {self.uid}>"
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Be the device on this stream until it closes."""
+        self._writer = writer
+        self.last_heartbeat_response = time.monotonic()
+        tasks = [asyncio.create_task(job) for job in
+                 (self._stream(), self._heartbeats(), self._physics())]
+        try:
+            while data := await reader.read(4096):
+                for packet in self.decoder.feed(data):
+                    self.received.append(packet)
+                    del self.received[:-200]
+                    if not self.faults.unresponsive:
+                        self._handle(packet)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def connect(self, address: str) -> None:
+        """Connect to a device service's ``unix:PATH`` / ``tcp:HOST:PORT`` and serve."""
+        kind, _, where = address.partition(":")
+        if kind == "unix":
+            reader, writer = await asyncio.open_unix_connection(where)
+        elif kind == "tcp":
+            host, _, port = where.rpartition(":")
+            reader, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+        else:
+            raise DeviceError(f"bad address {address!r}: expected unix:PATH or tcp:HOST:PORT",
+                              address=address)
+        await self.serve(reader, writer)
+
+    async def serve_pty(self, link: str | Path, ready: asyncio.Event | None = None) -> None:
+        """Open a pseudo-terminal, point ``link`` at its serial side, and serve on it."""
+        link = Path(link)
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        slave_name = os.ttyname(slave)
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        link.symlink_to(slave_name)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(master, "rb", buffering=0))
+        write_transport, write_protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, os.fdopen(os.dup(master), "wb", buffering=0))
+        writer = asyncio.StreamWriter(write_transport, write_protocol, reader, loop)
+        if ready is not None:
+            ready.set()
+        try:
+            await self.serve(reader, writer)
+        finally:
+            read_transport.close()
+            os.close(slave)
+            with contextlib.suppress(FileNotFoundError):
+                if link.is_symlink():
+                    link.unlink()
+
+    # -- protocol ------------------------------------------------------------------------------
+
+    def _send(self, frame: bytes) -> None:
+        writer = self._writer
+        limit = self.faults.silent_after
+        if writer is None or writer.is_closing() or (limit is not None and self.sent >= limit):
+            return
+        self.sent += 1
+        if self.faults.bad_checksum and self.sent % 2 == 0:
+            frame = _corrupt_checksum(frame)
+        if self.faults.garbage:
+            writer.write(bytes(random.randrange(1, 256) for _ in range(random.randrange(1, 12))))
+        writer.write(frame)
+
+    def _handle(self, packet: Packet) -> None:
+        kind = packet.type
+        try:
+            if kind == MessageType.PING:
+                self._send(self._subscription_response())
+            elif kind == MessageType.SUBSCRIPTION_REQUEST:
+                self.params, self.delay_ms = protocol.parse_subscription_request(packet.payload)
+                self.params &= (1 << len(self.device_type.params)) - 1
+                self._send(self._subscription_response())
+            elif kind == MessageType.DEVICE_READ:
+                self._send_data(protocol.parse_params(packet.payload))
+            elif kind == MessageType.DEVICE_WRITE:
+                written = protocol.parse_values(self.device_type, packet.payload)
+                self._apply(written)
+                self._send_data(self.device_type.bitmap(written))
+            elif kind == MessageType.DISABLE:
+                self._disable()
+            elif kind == MessageType.HEARTBEAT_REQUEST:
+                self._send(protocol.heartbeat_response(0))
+            elif kind == MessageType.HEARTBEAT_RESPONSE:
+                self.last_heartbeat_response = time.monotonic()
+            else:
+                self._send(protocol.error(0xFF))
+        except ProtocolError as exc:
+            log.warning("%s: bad %s from the host: %s", self, kind.name, exc.message)
+            self._send(protocol.error(0xFF))
+
+    def _subscription_response(self) -> bytes:
+        return protocol.subscription_response(self.params, self.delay_ms, self.uid)
+
+    def _send_data(self, bitmap: int) -> None:
+        bitmap &= self.device_type.readable_bitmap
+        if bitmap:
+            names = self.device_type.names(bitmap)
+            self._send(protocol.device_data(self.device_type,
+                                            {name: self.values[name] for name in names}))
+
+    def _apply(self, written: dict[str, Any]) -> None:
+        self.disabled = False
+        for name, value in written.items():
+            self.values[name] = value
+
+    def _disable(self) -> None:
+        self.disabled = True
+        for param in self.device_type.motor_params:
+            self.values[param.name] = param.python_type(0)
+
+    # -- periodic behaviour ----------------------------------------------------------------------
+
+    async def _stream(self) -> None:
+        while True:
+            if self.delay_ms and self.params and not self.faults.unresponsive:
+                self._send_data(self.params)
+                await asyncio.sleep(self.delay_ms / 1000)
+            else:
+                await asyncio.sleep(0.01)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_period)
+            if self.faults.unresponsive:
+                continue
+            self._send(protocol.heartbeat_request(0))
+            silent = time.monotonic() - self.last_heartbeat_response
+            if silent >= SELF_DISABLE_AFTER and not self.disabled:
+                log.info("%s: no heartbeat response for a second: disabling", self)
+                self.self_disables += 1
+                self._disable()
+
+    async def _physics(self) -> None:
+        start = time.monotonic()
+        while True:
+            await asyncio.sleep(PHYSICS_PERIOD)
+            self.step(PHYSICS_PERIOD, time.monotonic() - start)
+
+    def step(self, dt: float, now: float) -> None:
+        """Advance the simulated world by ``dt`` seconds."""
+        values = self.values
+        name = self.device_type.name
+        if name == "KoalaBear":
+            for side in ("a", "b"):
+                values[f"enc_{side}"] = _f32(values[f"enc_{side}"] + values[f"duty_cycle_{side}"]
+                                             * ENCODER_TICKS_PER_SECOND * dt)
+        elif name in ("YogiBear", "PolarBear"):
+            velocity = values["duty_cycle"] * ENCODER_TICKS_PER_SECOND
+            values["enc_vel"] = _f32(velocity)
+            values["enc_pos"] = _f32(values["enc_pos"] + velocity * dt)
+            values["motor_current"] = _f32(abs(values["duty_cycle"]) * 2.5)
+        elif name == "LimitSwitch":
+            for index in range(3):
+                values[f"switch{index}"] = math.sin(now * (0.5 + index / 3) + self._phase) > 0.6
+        elif name == "LineFollower":
+            for index, side in enumerate(("left", "center", "right")):
+                values[side] = _f32(0.5 + 0.5 * math.sin(now + index + self._phase))
+        elif name == "Potentiometer":
+            for index in range(3):
+                values[f"pot{index}"] = _f32(0.5 + 0.5 * math.sin(now / (index + 2) + self._phase))
+        elif name == "BatteryBuzzer":
+            values["v_batt"] = _f32(11.1 + 0.2 * math.sin(now / 7))
+            for cell in (1, 2, 3):
+                values[f"v_cell{cell}"] = _f32(3.7 + 0.05 * math.sin(now / 5 + cell))
+            values["calibrated"] = True
+        elif name == "RFID":
+            values["id"] = self.uid & 0xFFFFFFFF
+            values["tag_detect"] = int(math.sin(now + self._phase) > 0)
+        elif name == "Encoder":
+            values["rotation"] = int(1000 * math.sin(now / 3 + self._phase))
+
+
+def _f32(value: float) -> float:
+    """Round to float32 (what the wire carries) and keep it finite."""
+    import struct
+
+    value = max(min(value, 3.0e38), -3.0e38)
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+def _corrupt_checksum(frame: bytes) -> bytes:
+    """The same packet with a wrong checksum (re-framed so only the checksum is wrong)."""
+    from cobs import cobs
+
+    raw = bytearray(cobs.decode(frame[2:]))
+    raw[-1] ^= 0x5A
+    block = cobs.encode(bytes(raw))
+    return bytes((0, len(block))) + block

@@ -1,0 +1,103 @@
+"""A device service in the test's own event loop, real broker, real buffers, virtual devices.
+
+The rig plays the other services' parts where a device test needs them: it publishes ``match``
+like the executor, owns a gamepad buffer like the broker service (live driver input), and calls
+the device RPC like a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from runtime.buffer import BufferStore
+from runtime.messages import DeviceInfo, Match, decode, encode
+from runtime.remote import Client, Connection
+from runtime.service.device import SmartDeviceManager
+from runtime.virtual import Faults, VirtualDevice
+
+from tests.support.wait import wait_for_async
+
+
+class DeviceRig:
+    def __init__(self, url: str, robot: str) -> None:
+        self.url = url
+        self.robot = robot
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))
+        self.address = f"unix:{self.socket_dir / 'vsd.sock'}"
+        self.infos: dict[str, DeviceInfo | None] = {}
+        self.devices: list[tuple[VirtualDevice, asyncio.Task[None]]] = []
+
+    async def start(self, observer: Any = None, **manager_options: Any) -> DeviceRig:
+        self.buffers = BufferStore(self.robot)
+        self.connection = Connection(self.url, robot=self.robot, service="device")
+        await self.connection.start()
+        self.manager = SmartDeviceManager(self.buffers, observer, **manager_options)
+        await self.manager.start(self.connection)
+        await self.manager.open_virtual_devices(self.address)
+        self.client_connection = Connection(self.url, robot=self.robot)
+        await self.client_connection.start()
+        await self.client_connection.subscribe(self.client_connection.topics.any_device_info,
+                                               self._on_info, qos=1)
+        self.client = Client(self.client_connection)
+        await self.client.start()
+        self.input_store = BufferStore(self.robot)
+        return self
+
+    def _on_info(self, topic: str, payload: bytes) -> None:
+        uid = topic.split("/")[-2]
+        self.infos[uid] = decode(DeviceInfo, payload) if payload else None
+
+    async def plug(self, device_type: str, uid: int | str | None = None,
+                   faults: Faults = Faults()) -> VirtualDevice:
+        device = VirtualDevice(device_type, uid, faults=faults)
+        task = asyncio.create_task(device.connect(self.address))
+        self.devices.append((device, task))
+        return device
+
+    async def unplug(self, device: VirtualDevice) -> None:
+        for entry in list(self.devices):
+            if entry[0] is device:
+                entry[1].cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await entry[1]
+                self.devices.remove(entry)
+
+    async def online(self, device: VirtualDevice) -> DeviceInfo:
+        """Wait for the device's retained info; return it."""
+        return await wait_for_async(lambda: self.infos.get(str(device.uid)),
+                                    message=f"{device} never announced")
+
+    async def set_mode(self, mode: str) -> None:
+        match = Match(mode=mode, since=0.0)
+        await self.client_connection.publish(self.client_connection.topics.match,
+                                             encode(match), qos=1, retain=True)
+        await wait_for_async(lambda: self.manager.mode == mode)
+
+    def live_input(self) -> Any:
+        """Own gamepad 0 like the broker service, with fresh input: teleop may move motors."""
+        gamepad = self.input_store.gamepad(0, create=True)
+        gamepad.update(0, [0.0] * 4, time.time())
+        return gamepad
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await self.client.call("device", method, *args, **kwargs)
+
+    async def stop(self) -> None:
+        for _, task in self.devices:
+            task.cancel()
+        await asyncio.gather(*(task for _, task in self.devices), return_exceptions=True)
+        await self.manager.stop()
+        await self.client_connection.close()
+        await self.connection.close()
+        self.input_store.close()
+        self.buffers.close()
+        with contextlib.suppress(OSError):
+            for entry in self.socket_dir.iterdir():
+                entry.unlink()
+            os.rmdir(self.socket_dir)

@@ -1,0 +1,179 @@
+"""The device service with virtual smart devices over its socket: the protocol end to end."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from runtime import protocol
+from runtime.exception import ParameterError, RPCError
+from runtime.protocol import MessageType
+from runtime.virtual import Faults
+
+from tests.support.wait import wait_for_async
+
+KOALA_UID = protocol.make_uid(13, 1, 777)
+
+
+async def test_discovery_subscribes_the_default_params_at_40_ms(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    info = await rig.online(device)
+    assert info.type == "KoalaBear" and info.type_id == 13 and info.uid == str(KOALA_UID)
+    assert info.subscription.interval_ms == 40
+    assert info.subscription.params == ["duty_cycle_a", "duty_cycle_b", "enc_a", "enc_b"]
+    assert (device.params, device.delay_ms) == (0b1_0000_0001_0011, 40)
+    assert [p.name for p in info.params][:2] == ["duty_cycle_a", "duty_cycle_b"]
+    assert info.params[2].lower == 0 and info.params[0].upper == 1
+
+
+async def test_values_flow_into_the_buffer(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    device.values["enc_a"] = 1234.5
+    buffer = rig.buffers.open_device(KOALA_UID)
+    await wait_for_async(lambda: buffer.get("enc_a") == 1234.5)
+    count = buffer.update_count
+    await wait_for_async(lambda: buffer.update_count > count + 2)  # streaming every 40 ms
+    assert buffer.connected
+
+
+async def test_desired_values_reach_the_device_only_when_motors_may_move(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    executor = rig.input_store.open_device(KOALA_UID)
+    executor.write({"duty_cycle_a": 0.5, "pid_kp_a": 2.0})
+    await wait_for_async(lambda: device.values["pid_kp_a"] == 2.0)
+    assert device.values["duty_cycle_a"] == 0.0  # idle: motor params held at 0
+
+    await rig.set_mode("auto")
+    await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.5)  # released: resent
+    executor.set("duty_cycle_b", -0.75)
+    await wait_for_async(lambda: device.values["duty_cycle_b"] == -0.75)
+    await wait_for_async(lambda: executor.get("duty_cycle_b") == -0.75)  # reported back
+
+
+async def test_teleop_without_driver_input_holds_motors_at_zero(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    executor = rig.input_store.open_device(KOALA_UID)
+    await rig.set_mode("teleop")
+    executor.set("duty_cycle_a", 0.4)
+    await wait_for_async(lambda: device.received and device.received[-1].type
+                         == MessageType.DEVICE_WRITE)
+    assert device.values["duty_cycle_a"] == 0.0
+    gamepad = rig.live_input()
+    await wait_for_async(lambda: device.values["duty_cycle_a"] == pytest.approx(0.4))
+    gamepad.connected = False  # the broker service saw the driver station go
+    await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.0)
+
+
+@pytest.mark.parametrize("mode", ["idle", "estop"])
+async def test_idle_and_estop_zero_motors_and_disable(rig, mode):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    await rig.set_mode("auto")
+    rig.input_store.open_device(KOALA_UID).set("duty_cycle_a", 1.0)
+    await wait_for_async(lambda: device.values["duty_cycle_a"] == 1.0)
+    await rig.set_mode(mode)
+    await wait_for_async(lambda: device.disabled)
+    assert device.values["duty_cycle_a"] == 0.0
+    kinds = [p.type for p in device.received]
+    assert MessageType.DISABLE in kinds
+
+
+async def test_read_only_params_are_never_written(rig):
+    switch = await rig.plug("LimitSwitch")
+    await rig.online(switch)
+    buffer = rig.input_store.open_device(switch.uid)
+    with pytest.raises(ParameterError, match="cannot be written"):
+        buffer.set("switch0", True)
+    await rig.set_mode("auto")
+    assert all(p.type != MessageType.DEVICE_WRITE for p in switch.received)
+
+
+async def test_device_heartbeats_are_answered(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    first = device.last_heartbeat_response
+    await wait_for_async(lambda: device.last_heartbeat_response > first + 0.5)
+    assert device.self_disables == 0  # it never went a second without an answer
+    client = rig.manager.devices[str(KOALA_UID)]
+    assert client.heartbeats_answered >= 3
+
+
+async def test_unplug_and_replug_under_the_same_uid(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    await rig.unplug(device)
+    await wait_for_async(lambda: rig.infos.get(str(KOALA_UID), "absent") is None)
+    assert str(KOALA_UID) not in rig.buffers.device_uids()
+    again = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(again)
+    assert rig.buffers.open_device(KOALA_UID).connected
+
+
+async def test_a_silent_device_is_removed_after_a_second(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID, Faults(silent_after=30))
+    await rig.online(device)
+    await wait_for_async(lambda: rig.infos.get(str(KOALA_UID), "absent") is None)
+    assert str(KOALA_UID) not in rig.manager.devices
+
+
+async def test_an_unresponsive_connection_is_released(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID, Faults(unresponsive=True))
+    task = rig.devices[-1][1]
+    await asyncio.wait_for(task, 10)  # the service closed the connection after discovery
+    assert str(KOALA_UID) not in rig.infos
+    assert device.received and all(p.type == MessageType.PING for p in device.received)
+
+
+@pytest.mark.parametrize("faults", [Faults(garbage=True), Faults(bad_checksum=True)])
+async def test_garbage_and_bad_checksums_are_survived(rig, faults):
+    device = await rig.plug("KoalaBear", KOALA_UID, faults)
+    await rig.online(device)
+    device.values["enc_b"] = 42.0
+    buffer = rig.buffers.open_device(KOALA_UID)
+    await wait_for_async(lambda: buffer.get("enc_b") == 42.0)
+    client = rig.manager.devices[str(KOALA_UID)]
+    assert client.decoder.bad_frames + client.decoder.skipped_bytes > 0  # it did see them
+    healthy = await rig.plug("LimitSwitch")
+    await rig.online(healthy)  # the service is still fine
+
+
+async def test_rpc_methods(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    uid = str(KOALA_UID)
+    listed = await rig.call("list")
+    assert [entry["uid"] for entry in listed] == [uid]
+    assert "enc_a" in listed[0]["values"]
+
+    device.values["deadband_a"] = 0.25
+    assert await rig.call("read", uid, ["deadband_a"]) == {"deadband_a": 0.25}
+
+    result = await rig.call("subscribe", uid, ["enc_a"], 0.1)
+    assert result == {"params": ["enc_a"], "interval_ms": 100}
+    assert (device.params, device.delay_ms) == (1 << 4, 100)
+    await wait_for_async(lambda: rig.infos[uid].subscription.interval_ms == 100)
+
+    assert await rig.call("heartbeat", uid) > 0
+    assert await rig.call("ping", uid) == [uid]
+    assert await rig.call("disable", [uid]) == [uid]
+    await wait_for_async(lambda: device.disabled)
+
+
+async def test_rpc_errors_are_clear(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    uid = str(KOALA_UID)
+    with pytest.raises(RPCError, match="no device with uid 12345 is connected"):
+        await rig.call("read", "12345")
+    with pytest.raises(RPCError, match="KoalaBear has no param 'speed'"):
+        await rig.call("read", uid, ["speed"])
+    with pytest.raises(RPCError, match="does not fit the protocol"):
+        await rig.call("subscribe", uid, None, 100.0)
+    yogi = await rig.plug("YogiBear")
+    await rig.online(yogi)
+    with pytest.raises(RPCError, match="not readable: pid_pos_setpoint"):
+        await rig.call("subscribe", str(yogi.uid), ["pid_pos_setpoint"])
+    assert await rig.call("heartbeat", uid, timeout=1) > 0  # the service is still serving
