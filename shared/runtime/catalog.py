@@ -116,29 +116,38 @@ class Parameter(BaseModel):
 
     def check_value(self, value: Any, device: str = "?") -> bool | int | float:
         """Validate (and normalise) a value for writing; raise ParameterError if not allowed."""
-        context = {"device": device, "param": self.name, "value": value, "allowed": self.allowed()}
+        original = value
+
+        def context() -> dict[str, Any]:  # built only on failure: allowed() is not free
+            return {
+                "device": device,
+                "param": self.name,
+                "value": original,
+                "allowed": self.allowed(),
+            }
+
         if self.type == "bool":
             if not isinstance(value, bool):
                 raise ParameterError(
                     f"{device}.{self.name} takes True or False, not {type(value).__name__}",
-                    **context,
+                    **context(),
                 )
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ParameterError(
                 f"{device}.{self.name} takes {self.allowed()}, not {type(value).__name__}",
-                **context,
+                **context(),
             )
         if self.type == "float":
             value = float(value)
             if math.isnan(value) or abs(value) > FLOAT32_MAX:
                 raise ParameterError(
-                    f"{device}.{self.name} takes {self.allowed()}, not {value}", **context
+                    f"{device}.{self.name} takes {self.allowed()}, not {value}", **context()
                 )
         elif isinstance(value, float):
             if not value.is_integer():
                 raise ParameterError(
-                    f"{device}.{self.name} takes {self.allowed()}, not {value}", **context
+                    f"{device}.{self.name} takes {self.allowed()}, not {value}", **context()
                 )
             value = int(value)
         span = integer_range(self.type)
@@ -150,7 +159,7 @@ class Parameter(BaseModel):
         ):
             raise ParameterError(
                 f"{device}.{self.name} = {value} is out of bounds: it takes {self.allowed()}",
-                **context,
+                **context(),
             )
         return value
 
@@ -172,6 +181,11 @@ class DeviceType(BaseModel):
     @classmethod
     def _number_params(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("params"), list | tuple):
+            if len(data["params"]) > MAX_PARAMS:  # else the index check fires first, less clearly
+                raise ValueError(
+                    f"has {len(data['params'])} params; a device type takes at most {MAX_PARAMS} "
+                    "(one bit each in the u16 params bitmap)"
+                )
             params = []
             for index, param in enumerate(data["params"]):
                 if isinstance(param, dict):

@@ -18,6 +18,12 @@ from runtime.protocol.frame import _FOLDS, MESSAGE_TYPES, Packet, checksum
 #: Smallest COBS block: raw = id | len | checksum (3 bytes) + 1 COBS overhead byte.
 MIN_BLOCK = 4
 
+# A frozen dataclass's __init__ goes through object.__setattr__ per field; filling the slots
+# directly builds the same Packet in half the time (a tenth of the per-packet cost).
+_new_packet = object.__new__
+_set_type = Packet.__dict__["type"].__set__
+_set_payload = Packet.__dict__["payload"].__set__
+
 
 class StreamDecoder:
     """Feed arbitrary chunks, get every packet completed so far; never raises on bad input.
@@ -71,6 +77,7 @@ class StreamDecoder:
         append = packets.append
         types = MESSAGE_TYPES
         folds = _FOLDS
+        new, set_type, set_payload = _new_packet, _set_type, _set_payload
         skipped = 0
         good = 0
         for segment in segments[1:]:
@@ -112,7 +119,10 @@ class StreamDecoder:
             if kind is None:
                 self._bad(f"unknown message id 0x{raw[0]:02x}", block_size + 2)
                 continue
-            append(Packet(kind, raw[2:-1]))
+            packet = new(Packet)
+            set_type(packet, kind)
+            set_payload(packet, raw[2:-1])
+            append(packet)
             good += 1
         self.packets += good
         self.skipped_bytes += skipped

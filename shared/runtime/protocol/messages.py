@@ -105,24 +105,31 @@ def device_read(params: int) -> bytes:
 
 
 def _value_payload(device_type: DeviceType, values: Mapping[str | int, Any], write: bool) -> bytes:
+    by_name = device_type.by_name
     checked: dict[int, Value] = {}
     for key, value in values.items():
-        param = device_type.param(key)
+        param = by_name.get(key) if type(key) is str else None
+        if param is None:
+            param = device_type.param(key)  # by index, or ParameterError naming the params
         if write:
             if not param.writeable:
+                writeable = [p.name for p in device_type.params if p.writeable]
                 raise ParameterError(
                     f"{device_type.name}.{param.name} is not writeable; writeable params: "
-                    + (", ".join(p.name for p in device_type.params if p.writeable) or "none"),
+                    + (", ".join(writeable) or "none"),
                     device=device_type.name,
                     param=param.name,
-                    allowed=[p.name for p in device_type.params if p.writeable],
+                    allowed=writeable,
                 )
             value = param.check_value(value, device_type.name)
         checked[param.index] = value
-    bitmap = sum(1 << index for index in checked)
+    order = sorted(checked)  # the firmware reads values in ascending index order
+    bitmap = 0
+    for index in order:
+        bitmap |= 1 << index
     layout = _layout(device_type, bitmap)
     try:
-        packed = layout.struct.pack(*(checked[index] for index in sorted(checked)))
+        packed = layout.struct.pack(*[checked[index] for index in order])
     except (struct.error, OverflowError) as exc:
         raise ProtocolError(
             f"{device_type.name} values {dict(values)!r} do not fit their wire types: {exc}",
@@ -207,14 +214,19 @@ def parse_values(device_type: DeviceType, payload: bytes) -> dict[str, Value]:
     if len(payload) < 2:
         _need(payload, 2, f"{device_type.name} value list", exact=False)
     bitmap = payload[0] | payload[1] << 8
-    layout = _layout(device_type, bitmap)
-    if len(payload) - 2 != layout.struct.size:
+    # Inlined cache hit of _layout(): this runs for every DeviceData of every device.
+    entry = _LAYOUTS.get(id(device_type))
+    layout = entry[1].get(bitmap) if entry is not None else None
+    if layout is None:
+        layout = _layout(device_type, bitmap)
+    names, values = layout
+    if len(payload) - 2 != values.size:
         raise ProtocolError(
             f"{device_type.name} value list for params 0x{bitmap:04x} "
-            f"({', '.join(layout.names) or 'none'}) takes {layout.struct.size + 2} bytes, "
+            f"({', '.join(names) or 'none'}) takes {values.size + 2} bytes, "
             f"not {len(payload)}",
             device_type=device_type.name,
             params=bitmap,
             size=len(payload),
         )
-    return dict(zip(layout.names, layout.struct.unpack_from(payload, 2), strict=True))
+    return dict(zip(names, values.unpack_from(payload, 2)))  # noqa: B905 - sizes checked above
