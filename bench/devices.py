@@ -3,8 +3,8 @@
     .venv/bin/python bench/devices.py [--devices 8,32,64] [--seconds 30] [--quick]
 
 The device service runs as in production (``runtime service device`` in its own process, against
-Mosquitto on a free loopback port); the virtual devices run in a second process, so this one only
-measures. Per N: device-service CPU (% of one core, from /proc via psutil), DeviceData frames
+Mosquitto on a free loopback port); the virtual devices run in this process (not counted).
+Per N: device-service CPU (% of one core, from /proc via psutil), DeviceData frames
 sent by the devices vs. updates that reached the buffers (lost = difference), and value age in
 the buffers (now - timestamp of the latest value, sampled). Then the latency from
 ``DeviceBuffer.set()`` to the DeviceWrite arriving at the device.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import shutil
 import statistics
@@ -51,39 +50,21 @@ def start_mosquitto(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"mqtt://127.0.0.1:{port}"
 
 
-def run_devices(address: str, count: int, pipe) -> None:
-    """Process of the virtual devices: run ``count`` KoalaBears until told to stop; report."""
+class CountingDevice(VirtualDevice):
+    """A virtual KoalaBear that counts the DeviceData frames it sends."""
 
-    async def main() -> None:
-        devices = [VirtualDevice("KoalaBear") for _ in range(count)]
-        tasks = [asyncio.create_task(device.connect(address)) for device in devices]
-        pipe.send([str(device.uid) for device in devices])
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, pipe.recv)  # "count"
-        pipe.send(sum(device.data_sent for device in devices))
-        await loop.run_in_executor(None, pipe.recv)  # "stop"
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    data_sent = 0
 
-    VirtualDevice.data_sent = 0  # type: ignore[attr-defined]
-    original = VirtualDevice._send_data
-
-    def counting(self, bitmap: int) -> None:  # type: ignore[no-untyped-def]
+    def _send_data(self, bitmap: int) -> None:
         self.data_sent += 1
-        original(self, bitmap)
-
-    VirtualDevice._send_data = counting  # type: ignore[method-assign]
-    asyncio.run(main())
+        super()._send_data(bitmap)
 
 
 async def load(url: str, robot: str, address: str, count: int, seconds: float,
                service: psutil.Process) -> dict[str, float]:
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    process = context.Process(target=run_devices, args=(address, count, child), daemon=True)
-    process.start()
-    uids = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+    devices = [CountingDevice("KoalaBear") for _ in range(count)]
+    tasks = [asyncio.create_task(device.connect(address)) for device in devices]
+    uids = [str(device.uid) for device in devices]
     async with Connection(url, robot=robot) as connection:
         client = Client(connection)
         store = BufferStore(robot)
@@ -97,8 +78,7 @@ async def load(url: str, robot: str, address: str, count: int, seconds: float,
         buffers = [store.open_device(uid) for uid in uids]
         await asyncio.sleep(0.5)  # settle
         counts = [buffer.update_count for buffer in buffers]
-        parent.send("count")
-        sent_before = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+        sent_before = sum(device.data_sent for device in devices)
         cpu_before = service.cpu_times()
         started = time.monotonic()
         ages = []
@@ -108,11 +88,11 @@ async def load(url: str, robot: str, address: str, count: int, seconds: float,
             await asyncio.sleep(0.05)
         cpu_after = service.cpu_times()
         elapsed = time.monotonic() - started
-        parent.send("count")
-        sent_after = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+        sent_after = sum(device.data_sent for device in devices)
         received = sum(b.update_count - c for b, c in zip(buffers, counts, strict=True))
-        parent.send("stop")
-        process.join(10)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         store.close()
     cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / elapsed
     sent = sent_after - sent_before
@@ -182,9 +162,12 @@ async def main() -> None:
         [sys.executable, "-m", "runtime", "service", "device", "--mqtt", url, "--robot", robot,
          "--state-dir", str(directory), "--observer", "poll", "--serial-glob",
          str(directory / "none*"), "--virtual-listen", address],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=(directory / "device.log").open("w"))
     try:
         while not (directory / "vsd.sock").exists():
+            if service.poll() is not None:
+                raise SystemExit("the device service exited:\n"
+                                 + (directory / "device.log").read_text())
             await asyncio.sleep(0.05)
         results = []
         for count in counts:

@@ -7,8 +7,10 @@ port of a ``:0`` listener needs a private attribute, so a free port is picked fi
 $SYS, no packet logging) is given explicitly; accepted sockets get TCP_NODELAY (amqtt leaves
 Nagle on, which costs ~40 ms per request/response).
 
-Authentication seam: ``plugins_config`` replaces the plugin map (e.g. amqtt's FileAuthPlugin
-and TopicACLPlugin for a password file and an ACL); with it None the broker is anonymous.
+Authentication: ``password_file`` (made by ``mosquitto_passwd``) and ``acl_file`` (Mosquitto's
+ACL format) are the very files a Mosquitto deployment uses (``broker-config/``), enforced by
+``runtime.mqtt_auth.MosquittoFilesPlugin``; without them the broker is anonymous and open.
+``plugins_config`` replaces the whole plugin map instead.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ import contextlib
 import logging
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 from amqtt.broker import Broker
+from amqtt.contexts import Action
+from amqtt.session import Session
 
 from runtime.exception import MQTTConnectionError
+from runtime.mqtt_auth import AccessList, PasswordFile
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,7 @@ ANONYMOUS_PLUGINS: dict[str, Any] = {
     "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
 }
 AMQTT_LOGGERS = ("amqtt", "transitions")
+FILES_PLUGIN = "runtime.mqtt_auth.MosquittoFilesPlugin"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -45,8 +52,32 @@ def quiet_amqtt(level: int = logging.WARNING) -> None:
         logging.getLogger(name).setLevel(level)
 
 
-class _NoDelayBroker(Broker):
-    """amqtt's Broker with TCP_NODELAY on every accepted client socket."""
+class _CheckedBroker(Broker):
+    """amqtt's Broker with retained messages checked against the topic plugins (an ACL) like
+    live ones when a subscription receives them: amqtt 0.12 skips that check."""
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Session
+    ) -> None:
+        topic_filter, qos = subscription
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        tasks = []
+        for topic, retained in list(self._retained_messages.items()):
+            if not self._matches(topic, topic_filter):
+                continue
+            if not await self._topic_filtering(session, topic=topic, action=Action.RECEIVE):
+                continue
+            tasks.append(asyncio.ensure_future(handler.mqtt_publish(
+                retained.topic, retained.data, min(qos, retained.qos or qos), retain=True
+            )))
+        if tasks:
+            await asyncio.wait(tasks)
+
+
+class _NoDelayBroker(_CheckedBroker):
+    """With TCP_NODELAY on every accepted client socket."""
 
     async def stream_connected(self, reader: asyncio.StreamReader,
                                writer: asyncio.StreamWriter, listener_name: str) -> None:
@@ -62,6 +93,7 @@ class EmbeddedBroker:
 
     ``port=None`` picks a free port once, so ``start()`` after ``stop()`` reuses it (clients
     reconnect to the same URL). ``nodelay=False`` only exists to measure what Nagle costs.
+    ``password_file`` / ``acl_file``: Mosquitto's files (logins required / topics restricted).
     """
 
     def __init__(
@@ -70,10 +102,19 @@ class EmbeddedBroker:
         port: int | None = None,
         *,
         plugins_config: dict[str, Any] | None = None,
+        password_file: str | Path | None = None,
+        acl_file: str | Path | None = None,
         nodelay: bool = True,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        self.password_file = Path(password_file) if password_file is not None else None
+        self.acl_file = Path(acl_file) if acl_file is not None else None
+        if plugins_config is None and (password_file is not None or acl_file is not None):
+            plugins_config = {FILES_PLUGIN: {
+                "password_file": str(self.password_file) if self.password_file else None,
+                "acl_file": str(self.acl_file) if self.acl_file else None,
+            }}
         self.plugins_config = plugins_config
         self.nodelay = nodelay
         self._broker: Broker | None = None
@@ -87,7 +128,7 @@ class EmbeddedBroker:
         return self._broker is not None
 
     def config(self) -> dict[str, Any]:
-        """amqtt configuration: one TCP listener, given plugins or anonymous access."""
+        """amqtt configuration: one TCP listener, given plugins (files) or anonymous access."""
         plugins = self.plugins_config if self.plugins_config is not None else ANONYMOUS_PLUGINS
         return {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
@@ -99,7 +140,12 @@ class EmbeddedBroker:
         if self._broker is not None:
             return
         quiet_amqtt()
-        broker_class = _NoDelayBroker if self.nodelay else Broker
+        # Read the files here so that a bad one is one clear error, not a plugin traceback.
+        if self.password_file is not None:
+            PasswordFile(self.password_file)
+        if self.acl_file is not None:
+            AccessList.load(self.acl_file)
+        broker_class = _NoDelayBroker if self.nodelay else _CheckedBroker
         broker = broker_class(self.config())
         try:
             await broker.start()

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from runtime.mqtt_server import EmbeddedBrokerThread, free_port
@@ -78,19 +79,24 @@ class MosquittoTestBroker:
     """``/usr/sbin/mosquitto`` with a generated config in a temporary directory.
 
     ``extra_config`` lines are appended (password_file, acl_file... for security tests); with
-    ``anonymous=False`` the listener refuses clients without valid credentials.
+    ``anonymous=False`` the listener refuses clients without valid credentials. ``config``
+    replaces the generated configuration entirely: ``config(broker)`` returns its text, and may
+    use ``broker.port``, ``broker.directory`` (a temporary directory for files) and
+    ``broker.log_path`` (see ``mosquitto_with_config``).
     """
 
     kind = "mosquitto"
 
     def __init__(self, port: int | None = None, *, extra_config: str = "",
-                 anonymous: bool = True) -> None:
+                 anonymous: bool = True,
+                 config: Callable[[MosquittoTestBroker], str] | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port(self.host)
-        self._dir = Path(tempfile.mkdtemp(prefix="mosquitto-test-"))
+        self._dir = self.directory = Path(tempfile.mkdtemp(prefix="mosquitto-test-"))
         self.config_path = self._dir / "mosquitto.conf"
         self.log_path = self._dir / "mosquitto.log"
         self.config_path.write_text(
+            config(self) if config is not None else
             f"listener {self.port} {self.host}\n"
             f"allow_anonymous {'true' if anonymous else 'false'}\n"
             "set_tcp_nodelay true\n"
@@ -151,6 +157,17 @@ class MosquittoTestBroker:
 
 
 TestBroker = AmqttTestBroker | MosquittoTestBroker
+
+
+def mosquitto_with_config(config: Callable[[MosquittoTestBroker], str]) -> MosquittoTestBroker:
+    """A started Mosquitto whose whole configuration is ``config(broker)`` (call ``close()``)."""
+    broker = MosquittoTestBroker(config=config)
+    try:
+        broker.start()
+    except BaseException:
+        broker.close()
+        raise
+    return broker
 
 
 def make_broker(kind: str) -> TestBroker:

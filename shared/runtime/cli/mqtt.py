@@ -58,19 +58,34 @@ async def _until_signal() -> None:
 @main.command("mqtt-server")
 @click.option("--listen", default="127.0.0.1:1883", show_default=True,
               help="Address to listen on (HOST:PORT).")
-def mqtt_server(listen: str) -> None:
-    """Run the embedded MQTT broker (amqtt, anonymous) until Ctrl-C."""
+@click.option("--password-file", "broker_password_file", default=None,
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Mosquitto password file (mosquitto_passwd): logins required.")
+@click.option("--acl-file", default=None,
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Mosquitto ACL file: who may publish and read which topics.")
+def mqtt_server(listen: str, broker_password_file: Path | None, acl_file: Path | None) -> None:
+    """Run the embedded MQTT broker (amqtt) until Ctrl-C.
+
+    Anonymous and open unless given broker-config's password file and ACL (the files a
+    Mosquitto deployment uses).
+    """
     host, port = parse_listen(listen)
 
     async def run() -> None:
-        async with EmbeddedBroker(host, port) as broker:
-            click.echo(f"MQTT broker listening on {broker.url} (Ctrl-C stops it)", err=True)
+        async with EmbeddedBroker(host, port, password_file=broker_password_file,
+                                  acl_file=acl_file) as broker:
+            access = "logins required" if broker_password_file else "anonymous"
+            if acl_file:
+                access += ", ACL enforced"
+            click.echo(f"MQTT broker listening on {broker.url} ({access}; Ctrl-C stops it)",
+                       err=True)
             await _until_signal()
 
     try:
         asyncio.run(run())
     except MQTTConnectionError as exc:
-        _fail(str(exc))
+        _fail(exc.message)
 
 
 def payload_json(payload: bytes) -> dict[str, Any]:

@@ -262,10 +262,12 @@ class Connection:
         if self.connect_timeout > 0:
             with contextlib.suppress(MQTTConnectionError):
                 await self.wait_connected(self.connect_timeout)
-            if not self.connected.is_set():
+            if not self.connected.is_set() and self.last_error is None:
+                # (a failed attempt has logged its own line already: a refused login is
+                # reported once, as one line)
                 log.warning(
-                    "not connected to MQTT broker %s yet (%s); retrying in the background",
-                    self.address, self.last_error or "no answer",
+                    "not connected to MQTT broker %s within %g s; retrying in the background",
+                    self.address, self.connect_timeout,
                 )
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
