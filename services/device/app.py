@@ -9,6 +9,8 @@ import signal
 
 from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
+from runtime.exception import OptionError
+from runtime.options import Options, load_options
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.device.manager import SmartDeviceManager
 from runtime.service.device.observers import EventObserver, Observer, PollingObserver
@@ -16,21 +18,32 @@ from runtime.service.device.observers import EventObserver, Observer, PollingObs
 log = logging.getLogger("runtime.service.device")
 
 
-def make_observer(config: ServiceConfig) -> Observer:
+def make_observer(config: ServiceConfig, interval: float = 1.0) -> Observer:
     """udev when asked and available, else polling (said once in the log)."""
     if config.observer == "udev":
         if EventObserver.available():
             return EventObserver(config.serial_globs)
-        log.info("udev is not running here (/run/udev missing): polling %s every second "
-                 "instead", ", ".join(config.serial_globs))
-    return PollingObserver(config.serial_globs, interval=1.0)
+        log.info("udev is not running here (/run/udev missing): polling %s every %g s "
+                 "instead", ", ".join(config.serial_globs), interval)
+    return PollingObserver(config.serial_globs, interval=interval)
+
+
+def read_options(config: ServiceConfig) -> Options:
+    try:
+        return load_options(config.state_dir)
+    except OptionError as exc:
+        log.error("%s; using the default options", exc.message)
+        return Options()
 
 
 async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
     buffers = BufferStore(config.robot)
     for name in buffers.reclaim(("device",)):
         log.info("removed %s, left by a device service that died", name)
-    manager = SmartDeviceManager(buffers, make_observer(config))
+    options = read_options(config)
+    manager = SmartDeviceManager(buffers, make_observer(config, options.observer_interval),
+                                 discovery_timeout=options.discovery_timeout,
+                                 subscription_interval=options.subscription_interval)
     try:
         async with Connection(config.mqtt, robot=config.robot, service="device",
                               password_file=config.password_file) as connection:

@@ -49,12 +49,14 @@ class SmartDeviceManager(Handler):
         *,
         catalog: Catalog | None = None,
         silence_limit: float = 1.0,
+        subscription_interval: float = 0.04,
     ) -> None:
         self.buffers = buffers
         self.observer = observer
         self.poll_interval = poll_interval
         self.discovery_timeout = discovery_timeout
         self.silence_limit = silence_limit
+        self.subscription_interval = subscription_interval
         self.catalog = catalog or default_catalog()
         self.devices: dict[str, SmartDeviceClient] = {}
         self.mode = "idle"
@@ -193,7 +195,7 @@ class SmartDeviceManager(Handler):
                 await previous.close("it reconnected on another port")
             self.devices[uid] = client
             try:
-                await client.subscribe()
+                await client.subscribe(interval=self.subscription_interval)
             except DeviceError as exc:  # keep it: reads, writes and heartbeats still work
                 log.warning("%s; its values will not stream", exc.message)
             if not self._motors_allowed:
