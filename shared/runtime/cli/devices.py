@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 from typing import Any
 
 import click
@@ -70,8 +71,17 @@ def virtual_device(device_type: str, uid: str | None, address: str | None, link:
         fail(getattr(exc, "message", str(exc)))
     click.echo(f"virtual {device.device_type.name} uid {device.uid} "
                + (f"connecting to {address}" if address else f"on {link}"), err=True)
+    async def serve() -> None:
+        task = asyncio.ensure_future(device.connect(address) if address
+                                     else device.serve_pty(link))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: the pty link goes too
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(device.connect(address) if address else device.serve_pty(link))
+            asyncio.run(serve())
     except (OSError, RuntimeBaseException) as exc:
         fail(getattr(exc, "message", None) or str(exc))

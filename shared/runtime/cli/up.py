@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -22,9 +23,16 @@ from runtime.exception import RuntimeBaseException
               help="Address of the embedded MQTT broker (HOST:PORT); unused with --mqtt.")
 @click.option("--simulate", "simulate", multiple=True, metavar="TYPE[:UID]",
               help="Add a virtual smart device (repeatable), e.g. KoalaBear or KoalaBear:42.")
+@click.option("--broker-password-file", type=click.Path(path_type=Path, exists=True),
+              default=None, help="Embedded broker: require logins from this mosquitto_passwd "
+              "file (the services then need credentials in --mqtt or --password-file).")
+@click.option("--broker-acl-file", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Embedded broker: restrict topics with this Mosquitto ACL file.")
 @service_options
 @click.pass_context
-def up(ctx: click.Context, listen: str, simulate: tuple[str, ...], config: ServiceConfig) -> None:
+def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
+       broker_password_file: Path | None, broker_acl_file: Path | None,
+       config: ServiceConfig) -> None:
     """Run the whole robot: MQTT broker, the three services, simulated devices.
 
     Without --mqtt an embedded broker (amqtt) listens on --listen; Ctrl-C stops everything.
@@ -45,7 +53,9 @@ def up(ctx: click.Context, listen: str, simulate: tuple[str, ...], config: Servi
     try:
         devices = [SimulatedDevice.parse(spec) for spec in simulate]
         stack = Stack(config, listen=None if external else parse_listen(listen),
-                      simulate=devices, stream=stream)
+                      simulate=devices, stream=stream,
+                      broker_password_file=broker_password_file,
+                      broker_acl_file=broker_acl_file)
     except RuntimeBaseException as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from runtime import aliases
 from runtime.config import ServiceConfig
@@ -51,6 +52,16 @@ def install_sample(student_code: Path) -> bool:
     return True
 
 
+def with_credentials(url: str, given: str) -> str:
+    """``url`` with the user (and password, if any) of ``given``: with ``--broker-password-file``
+    the services log in to the embedded broker as the ``--mqtt`` user."""
+    parts = urlsplit(given)
+    if not parts.username:
+        return url
+    login = parts.username + (f":{parts.password}" if parts.password is not None else "")
+    return url.replace("://", f"://{login}@", 1)
+
+
 @dataclass
 class Ready:
     """What the supervisor has seen on MQTT: services online, devices published."""
@@ -72,6 +83,8 @@ class Stack:
         stream: LogStream | None = None,
         out: TextIO | None = None,
         policy: RestartPolicy | None = None,
+        broker_password_file: Path | None = None,
+        broker_acl_file: Path | None = None,
     ) -> None:
         self.config = config
         self.listen = listen
@@ -79,6 +92,8 @@ class Stack:
         self.stream = stream or LogStream()
         self.out = out or sys.stdout
         self.policy = policy or RestartPolicy()
+        self.broker_password_file = broker_password_file
+        self.broker_acl_file = broker_acl_file
         self.broker: EmbeddedBroker | None = None
         self.services: dict[str, ServiceProcess] = {}
         self.ready = Ready()
@@ -126,9 +141,10 @@ class Stack:
         if not self.virtual_listen:
             self.virtual_listen = f"unix:{self._tmp / 'virtual.sock'}"
         if self.listen is not None:
-            self.broker = EmbeddedBroker(*self.listen)
+            self.broker = EmbeddedBroker(*self.listen, password_file=self.broker_password_file,
+                                         acl_file=self.broker_acl_file)
             await self.broker.start()
-            self.url = self.broker.url
+            self.url = with_credentials(self.broker.url, self.config.mqtt)
         self._monitor = Connection(self.url, robot=self.config.robot,
                                    password_file=self.config.password_file, connect_timeout=0)
         await self._monitor.start()
