@@ -11,6 +11,8 @@
   that keeps running anyway (a loop with no Robot call) gets ``StudentCodeStopped`` raised in
   its thread after ``grace`` s, and again until it ends.
 - ``timeout=`` limits an action's run time; errors and timeouts go to ``report``.
+- A watchdog names an async action that runs for ``STALL`` s without an ``await`` (it holds
+  up every other async action).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from runtime.service.executor.request import function_name
 from runtime.service.executor.sync import async_raise, interruptible, start_thread
 
 GRACE = 0.5  # seconds a cancelled action has to stop by itself
+BEAT = 0.25  # seconds between loop heartbeats
+STALL = 1.0  # seconds without a heartbeat before the blocking action is named
 REAP_ROUNDS = 20
 
 Report = Callable[[str, BaseException], None]
@@ -68,9 +72,10 @@ class AsyncExecutor:
     """Runs actions (see the module docstring). ``start()`` before use, ``close()`` after."""
 
     def __init__(self, max_actions: int = 128, report: Report | None = None,
-                 grace: float = GRACE) -> None:
+                 grace: float = GRACE, stall: float = STALL) -> None:
         self.max_actions = max_actions
         self.grace = grace
+        self.stall = stall
         self._report = report or (lambda name, exc: None)
         self._lock = threading.Lock()
         self._running: dict[Any, Action] = {}  # function -> its action (not cancelled)
@@ -79,6 +84,9 @@ class AsyncExecutor:
         self._thread: threading.Thread | None = None
         self._loop_ident: int | None = None
         self._closed = False
+        self._stopped = threading.Event()
+        self._last_beat = time.monotonic()
+        self._tasks: dict[Any, Action] = {}  # asyncio task -> its action (for the watchdog)
         self.started_count = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -100,13 +108,43 @@ class AsyncExecutor:
         self._thread = threading.Thread(target=serve, name="student actions", daemon=True)
         start_thread(self._thread)
         ready.wait()
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._beat)
+        watchdog = threading.Thread(target=self._watch, name="actions watchdog", daemon=True)
+        start_thread(watchdog)
         return self
+
+    # -- an async action that never awaits holds up every other one -----------------------------
+    def _beat(self) -> None:
+        self._last_beat = time.monotonic()
+        if self._loop is not None and not self._closed:
+            self._loop.call_later(min(BEAT, self.stall / 4), self._beat)
+
+    def _watch(self) -> None:
+        """Say which async action blocks the loop (no ``await`` for ``STALL`` s), once per
+        stall: students write ``while True:`` loops in async actions and forget to await."""
+        reported: Action | None = None
+        while not self._stopped.wait(min(BEAT, self.stall / 2)):
+            stalled = time.monotonic() - self._last_beat
+            if stalled < self.stall or self._loop is None:
+                reported = None
+                continue
+            task = asyncio.current_task(self._loop)
+            record = self._tasks.get(task) if task is not None else None
+            if record is None or record is reported:
+                continue
+            reported = record
+            self._report_error(record, ExecutionError(
+                f"async action {record.name} has run for {stalled:.1f} s without an await, so "
+                "no other action can run: loops in async actions must "
+                "`await Actions.sleep(seconds)`", action=record.name))
 
     def close(self, timeout: float = 2.0) -> None:
         """Cancel every action and stop the loop (threads still running are left as daemons)."""
         if self._closed:
             return
         self._closed = True
+        self._stopped.set()
         self.cancel_all()
         self.wait_idle(timeout)
         if self._loop is not None and self._thread is not None:
@@ -174,6 +212,7 @@ class AsyncExecutor:
             self._finish(record)
             return
         record.task = asyncio.ensure_future(self._drive(record, coro))
+        self._tasks[record.task] = record
 
     async def _drive(self, record: Action, coro: Any) -> None:
         _current.set(record)
@@ -221,6 +260,8 @@ class AsyncExecutor:
             self._schedule_reaper()
 
     def _finish(self, record: Action) -> None:
+        if record.task is not None:
+            self._tasks.pop(record.task, None)
         with self._lock:
             if self._running.get(record.func) is record:
                 del self._running[record.func]

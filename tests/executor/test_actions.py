@@ -190,3 +190,22 @@ def test_at_most_max_actions():
         with pytest.raises(ExecutionError, match="at most 2"):
             actions.run(third)
         gate.set()
+
+
+def test_an_async_action_that_never_awaits_is_named():
+    reports = []
+    with AsyncExecutor(report=lambda name, exc: reports.append((name, exc)), stall=0.2,
+                       grace=0.1) as actions:
+        release = threading.Event()
+
+        async def hog():
+            while not release.is_set():
+                pass
+
+        actions.run(hog)
+        wait_for(lambda: reports)
+        release.set()
+    name, exc = reports[0]
+    assert name == "hog"
+    assert "async action hog has run for" in str(exc)
+    assert "without an await" in str(exc) and "await Actions.sleep" in str(exc)
