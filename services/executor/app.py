@@ -19,7 +19,7 @@ from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
 from runtime.exception import OptionError
 from runtime.options import Options, load_options
-from runtime.remote import Connection
+from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.executor.dispatcher import Dispatcher, timeouts_from_options
 from runtime.service.executor.sync import EXECUTOR_SIGNALS, start_thread
 
@@ -77,8 +77,14 @@ class MQTTThread:
         async with Connection(config.mqtt, robot=config.robot, service="executor",
                               password_file=config.password_file) as connection:
             await self.dispatcher.serve(connection)
+            logs = MQTTLogHandler(connection, "executor")
+            logs.addFilter(lambda record: not record.name.startswith("student"))  # own topic
+            logs.install()
             self.ready.set()
-            await self._stop.wait()
+            try:
+                await self._stop.wait()
+            finally:
+                logs.uninstall()
             self.dispatcher.connection = None  # nothing more to publish on a closing link
 
 

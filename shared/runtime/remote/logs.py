@@ -39,13 +39,13 @@ class MQTTLogHandler(logging.Handler):
             message = record.getMessage()
             if record.exc_info and record.exc_info[1] is not None:
                 message = f"{message}: {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
-            context: dict[str, Any] = {}
-            if self.dropped:
-                context["dropped"] = self.dropped
-                self.dropped = 0
             if len(self.queue) >= self.backlog:
                 self.dropped += 1
                 return
+            context: dict[str, Any] = {}
+            if self.dropped:  # say how many lines the last flood cost
+                context["dropped"] = self.dropped
+                self.dropped = 0
             self.queue.append(LogRecord(ts=record.created, level=record.levelname,
                                         logger=record.name, message=message, context=context))
             if not self._scheduled:
