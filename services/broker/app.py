@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 
 from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
-from runtime.exception import OptionError
-from runtime.options import Options, load_options
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.broker.broker import Broker
+from runtime.servicemain import read_options, run_service
 
 log = logging.getLogger("runtime.service.broker")
 
 
-def read_options(config: ServiceConfig) -> Options:
-    """The stored options; defaults (and one error line) if the file is bad, so that
-    ``set_option`` can still repair it."""
-    try:
-        return load_options(config.state_dir)
-    except OptionError as exc:
-        log.error("%s; using the default options until it is fixed", exc.message)
-        return Options()
-
-
 async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
     """The broker service on ``config`` until ``stop`` is set."""
-    options = read_options(config)
+    options = read_options(config, log)
     buffers = BufferStore(config.robot)
     buffers.reclaim(("gamepad", "keyboard"))  # left by a broker service that was killed
     try:
@@ -50,18 +37,6 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
         buffers.close()
 
 
-async def run(config: ServiceConfig) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await serve(config, stop)
-
-
 def main(config: ServiceConfig) -> int:
     """Run the broker service until SIGINT/SIGTERM; the exit code."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(config))
-    return 0
+    return run_service(serve, config)

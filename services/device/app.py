@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 
 from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
-from runtime.exception import OptionError
-from runtime.options import Options, load_options
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.device.manager import SmartDeviceManager
 from runtime.service.device.observers import EventObserver, Observer, PollingObserver
+from runtime.servicemain import read_options, run_service
 
 log = logging.getLogger("runtime.service.device")
 
@@ -28,19 +25,11 @@ def make_observer(config: ServiceConfig, interval: float = 1.0) -> Observer:
     return PollingObserver(config.serial_globs, interval=interval)
 
 
-def read_options(config: ServiceConfig) -> Options:
-    try:
-        return load_options(config.state_dir)
-    except OptionError as exc:
-        log.error("%s; using the default options", exc.message)
-        return Options()
-
-
 async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
     buffers = BufferStore(config.robot)
     for name in buffers.reclaim(("device",)):
         log.info("removed %s, left by a device service that died", name)
-    options = read_options(config)
+    options = read_options(config, log)
     manager = SmartDeviceManager(buffers, make_observer(config, options.observer_interval),
                                  discovery_timeout=options.discovery_timeout,
                                  subscription_interval=options.subscription_interval)
@@ -62,18 +51,6 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
         buffers.close()
 
 
-async def run(config: ServiceConfig) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await serve(config, stop)
-
-
 def main(config: ServiceConfig) -> int:
     """Run the device service until SIGINT/SIGTERM; the exit code."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(config))
-    return 0
+    return run_service(serve, config)

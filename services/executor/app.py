@@ -17,22 +17,12 @@ from typing import Any
 
 from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
-from runtime.exception import OptionError
-from runtime.options import Options, load_options
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.executor.dispatcher import Dispatcher, timeouts_from_options
 from runtime.service.executor.sync import EXECUTOR_SIGNALS, start_thread
+from runtime.servicemain import read_options, setup_logging
 
 log = logging.getLogger("runtime.service.executor")
-
-
-def read_options(config: ServiceConfig) -> Options:
-    """The stored options; defaults (and one error line) if the file is bad."""
-    try:
-        return load_options(config.state_dir)
-    except OptionError as exc:
-        log.error("%s; using the default options until it is fixed", exc.message)
-        return Options()
 
 
 class MQTTThread:
@@ -90,15 +80,14 @@ class MQTTThread:
 
 def build(config: ServiceConfig, buffers: BufferStore) -> Dispatcher:
     """The dispatcher for ``config``, with the robot's options."""
-    options = read_options(config)
+    options = read_options(config, log)
     return Dispatcher(buffers, timeouts=timeouts_from_options(options),
                       student_code=config.student_code_path, state_dir=config.state_dir)
 
 
 def main(config: ServiceConfig) -> int:
     """Run the executor service until SIGINT/SIGTERM; the exit code."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     for signum in EXECUTOR_SIGNALS:  # until the dispatcher handles them: never fatal
         signal.signal(signum, signal.SIG_IGN)
     buffers = BufferStore(config.robot)
