@@ -73,3 +73,22 @@ async def test_bad_arguments_are_one_clear_line():
     process = await _run("KoalaBear", "--connect", "unix:/nonexistent/sock")
     _, err = await process.communicate()
     assert process.returncode != 0 and "Traceback" not in err.decode()
+
+
+async def test_devices_falls_back_to_announced_devices(mosquitto_broker, robot_name):
+    from runtime.messages import DeviceInfo, encode
+    from runtime.remote import Connection
+
+    uid = str((7 << 72) | (1 << 64) | 3)
+    info = DeviceInfo(uid=uid, type="ServoControl", type_id=7, port="/dev/ttyACM0", params=[],
+                      subscription={"params": [], "interval_ms": 40})
+    async with Connection(mosquitto_broker.url, robot=robot_name) as connection:
+        await connection.publish(connection.topics.device_info(uid), encode(info), qos=1,
+                                 retain=True)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "runtime", "devices", "--mqtt", mosquitto_broker.url, "--robot",
+        robot_name, "--timeout", "1", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "the device service did not answer" in err.decode()
+    assert uid in out.decode() and "ServoControl" in out.decode()

@@ -13,16 +13,33 @@ import click
 
 from runtime.catalog import default_catalog
 from runtime.cli.main import main
-from runtime.cli.robot import common, fail, robot_call, robot_options
-from runtime.exception import RuntimeBaseException
+from runtime.cli.robot import common, fail, robot_options
+from runtime.exception import MessageError, MQTTConnectionError, RPCError, RuntimeBaseException
+from runtime.messages import DeviceInfo, decode
+from runtime.remote import Connection, call_sync
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the device service's list as JSON.")
 @robot_options
 def devices(as_json: bool, **kwargs: Any) -> None:
-    """List connected devices: uid, type, port and live values."""
-    listed = robot_call(common(kwargs), "device", "list")
+    """List connected devices: uid, type, port and live values.
+
+    If the device service does not answer (it is down, or this account may not call it, like
+    the ``driver`` role), the devices it announced (retained ``device/<uid>/info``) are shown,
+    without values.
+    """
+    params = common(kwargs)
+    logging.getLogger("runtime.remote").setLevel(logging.ERROR)
+    try:
+        listed = call_sync(params["mqtt"], "device", "list", robot=params["robot"],
+                           timeout=params["timeout"], password_file=params["password_file"])
+    except MQTTConnectionError as exc:
+        fail(f"{exc.message} (is the robot running? start one with `runtime up`)")
+    except RPCError as exc:
+        click.echo(f"note: the device service did not answer ({exc.message}); showing the "
+                   "devices it announced, without values", err=True)
+        listed = asyncio.run(_announced(params))
     if as_json:
         click.echo(json.dumps(listed, indent=2))
         return
@@ -39,6 +56,23 @@ def devices(as_json: bool, **kwargs: Any) -> None:
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
                    + "  " + row[3])
+
+
+async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[str, Any]]:
+    """The retained device infos of the robot (what arrives within ``settle`` seconds)."""
+    infos: dict[str, dict[str, Any]] = {}
+
+    def on_info(topic: str, payload: bytes) -> None:
+        if payload:
+            with contextlib.suppress(MessageError):
+                infos[topic.split("/")[-2]] = decode(DeviceInfo, payload).to_wire()
+
+    async with Connection(params["mqtt"], robot=params["robot"], connect_timeout=0,
+                          password_file=params["password_file"]) as connection:
+        await connection.wait_connected(params["timeout"])
+        await connection.subscribe(connection.topics.any_device_info, on_info)
+        await asyncio.sleep(settle)  # retained messages arrive right after subscribing
+    return list(infos.values())
 
 
 def _short(value: Any) -> str:
