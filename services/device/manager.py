@@ -22,7 +22,14 @@ from typing import Any
 from runtime.buffer import BufferStore, GamepadBuffer, KeyboardBuffer
 from runtime.catalog import Catalog, default_catalog
 from runtime.exception import BufferStoreError, DeviceError, MessageError
-from runtime.messages import DeviceInfo, Match, ParamInfo, SubscriptionInfo, decode
+from runtime.messages import (
+    DeviceInfo,
+    Match,
+    ParamInfo,
+    ServiceStatus,
+    SubscriptionInfo,
+    decode,
+)
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.device.client import DeviceGone, SmartDeviceClient
 from runtime.service.device.observers import Observer
@@ -60,6 +67,7 @@ class SmartDeviceManager(Handler):
         self.catalog = catalog or default_catalog()
         self.devices: dict[str, SmartDeviceClient] = {}
         self.mode = "idle"
+        self.executor_online = False  #: from its retained status; motors stay at 0 without it
         self.connection: Connection | None = None
         self.rejected: set[str] = set()  # ports that are not Smart Devices (until re-plugged)
         self._ports: dict[str, asyncio.Task[None]] = {}
@@ -77,6 +85,8 @@ class SmartDeviceManager(Handler):
         self.connection = connection
         await self.serve(connection)
         await connection.subscribe(connection.topics.match, self._on_match, qos=1)
+        await connection.subscribe(connection.topics.status("executor"), self._on_executor,
+                                   qos=1)
         self._spawn(self._safety_loop(), "device safety")
 
     async def stop(self) -> None:
@@ -261,6 +271,21 @@ class SmartDeviceManager(Handler):
         if match.mode not in RUNNING_MODES and previous != match.mode:
             await self._apply_stop_rules(disable=True)
 
+    async def _on_executor(self, topic: str, payload: bytes) -> None:
+        """A dead executor cannot stop what it started: its motors stop here."""
+        online = False
+        if payload:
+            try:
+                online = decode(ServiceStatus, payload).state == "online"
+            except MessageError as exc:
+                log.warning("ignoring a bad executor status on %s: %s", topic, exc.message)
+                return
+        if online != self.executor_online:
+            self.executor_online = online
+            if not online and self.mode in RUNNING_MODES:
+                log.warning("the executor went offline in %s: stopping the motors", self.mode)
+                await self._apply_stop_rules(disable=True)
+
     def _input_live(self) -> bool:
         """Is a driver station sending input? Its buffer says connected *and* its last input
         is fresh, so a broker service that died (and cannot clear the flag) counts as none."""
@@ -289,7 +314,10 @@ class SmartDeviceManager(Handler):
         return buffer
 
     def motors_allowed(self) -> bool:
-        """May motors move now? Only in auto, or in teleop with live driver input."""
+        """May motors move now? Only while the executor is online, in auto, or in teleop with
+        live driver input (a retained ``match`` outlives a dead executor)."""
+        if not self.executor_online:
+            return False
         if self.mode == "auto":
             return True
         return self.mode == "teleop" and self._input_live()

@@ -196,8 +196,9 @@ def _fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
-def _segments() -> set[str]:
-    return set(os.listdir(SHM_DIR))
+def _segments(robot: str) -> set[str]:
+    """This test's segments (other test runs may share /dev/shm)."""
+    return {name for name in os.listdir(SHM_DIR) if name.startswith(f"runtime.{robot}@")}
 
 
 def _cycle(robot: str, index: int) -> None:
@@ -212,17 +213,17 @@ def _cycle(robot: str, index: int) -> None:
 
 def test_a_thousand_cycles_leak_nothing(robot):
     _cycle(robot, 0)  # creates the one process-wide socket that sends wake-ups, by design
-    shm_before, fds_before = _segments(), _fds()
+    shm_before, fds_before = _segments(robot), _fds()
     for index in range(1000):
         _cycle(robot, index)
-    assert _segments() == shm_before
+    assert _segments(robot) == shm_before
     assert _fds() == fds_before
 
 
 def test_a_killed_owners_segments_are_reclaimed(robot):
     process, pipe = start(workers.own_and_hang, robot)
     pid = pipe.recv()
-    names = {entry for entry in _segments() if entry.startswith(f"runtime.{robot}@")}
+    names = _segments(robot)
     assert len(names) == 2
     os.kill(pid, signal.SIGKILL)
     process.join(30)
@@ -231,7 +232,7 @@ def test_a_killed_owners_segments_are_reclaimed(robot):
             store.open_device(KOALA)
         assert sorted(store.reclaim()) == sorted(names)
         assert store.reclaim() == []
-    assert not {entry for entry in _segments() if entry.startswith(f"runtime.{robot}@")}
+    assert not _segments(robot)
 
 
 def test_a_new_owner_replaces_a_dead_ones_segment(robot):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.buffer import BufferStore
-from runtime.messages import DeviceInfo, Match, decode, encode
+from runtime.messages import DeviceInfo, Match, ServiceStatus, decode, encode
 from runtime.remote import Client, Connection
 from runtime.service.device import SmartDeviceManager
 from runtime.virtual import Faults, VirtualDevice
@@ -47,7 +47,15 @@ class DeviceRig:
         self.client = Client(self.client_connection)
         await self.client.start()
         self.input_store = BufferStore(self.robot)
+        await self.executor_status("online")
         return self
+
+    async def executor_status(self, state: str) -> None:
+        """Publish the executor's retained status, as the executor (or its last will) does."""
+        status = ServiceStatus(state=state, version="test", pid=1, started=0.0)
+        await self.client_connection.publish(self.client_connection.topics.status("executor"),
+                                             encode(status), qos=1, retain=True)
+        await wait_for_async(lambda: self.manager.executor_online == (state == "online"))
 
     def _on_info(self, topic: str, payload: bytes) -> None:
         uid = topic.split("/")[-2]

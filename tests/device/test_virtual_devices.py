@@ -81,6 +81,21 @@ async def test_idle_and_estop_zero_motors_and_disable(rig, mode):
     assert MessageType.DISABLE in kinds
 
 
+async def test_a_dead_executor_stops_the_motors(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    await rig.set_mode("auto")
+    rig.input_store.open_device(KOALA_UID).set("duty_cycle_b", 0.5)
+    await wait_for_async(lambda: device.values["duty_cycle_b"] == 0.5)
+    await rig.executor_status("offline")  # its last will: match still says auto
+    await wait_for_async(lambda: device.disabled and device.values["duty_cycle_b"] == 0.0)
+    rig.input_store.open_device(KOALA_UID).set("duty_cycle_b", 0.25)  # a stale writer
+    await wait_for_async(lambda: device.received[-1].type == MessageType.DEVICE_WRITE)
+    assert device.values["duty_cycle_b"] == 0.0
+    await rig.executor_status("online")
+    await wait_for_async(lambda: device.values["duty_cycle_b"] == 0.25)  # released
+
+
 async def test_read_only_params_are_never_written(rig):
     switch = await rig.plug("LimitSwitch")
     await rig.online(switch)
