@@ -72,8 +72,10 @@ async def test_a_port_that_is_not_a_smart_device_is_released(serial_rig):
     await wait_for_async(lambda: _fds_to(slave) == 1)  # only the simulator's own end is open
     pings = sum(p.type == protocol.MessageType.PING for p in device.received)
     assert pings >= 1
-    await asyncio.sleep(0)  # nothing re-probes it while it stays plugged in:
-    assert str(link) not in rig.manager._ports
+    scans = rig.manager.observer.scans
+    await wait_for_async(lambda: rig.manager.observer.scans >= scans + 5)  # several rescans...
+    assert str(link) not in rig.manager._ports  # ...and nothing re-probed it while plugged in
+    assert sum(p.type == protocol.MessageType.PING for p in device.received) == pings
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await wait_for_async(lambda: str(link) not in rig.manager.rejected)  # unplugged: forgotten
