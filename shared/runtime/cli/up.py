@@ -28,11 +28,14 @@ from runtime.exception import RuntimeBaseException
               "file (the services then need credentials in --mqtt or --password-file).")
 @click.option("--broker-acl-file", type=click.Path(path_type=Path, exists=True), default=None,
               help="Embedded broker: restrict topics with this Mosquitto ACL file.")
+@click.option("--user", "broker_user", default=None,
+              help="With --broker-password-file: the login of the services (their password "
+              "is read from --password-file).")
 @service_options
 @click.pass_context
 def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
        broker_password_file: Path | None, broker_acl_file: Path | None,
-       config: ServiceConfig) -> None:
+       broker_user: str | None, config: ServiceConfig) -> None:
     """Run the whole robot: MQTT broker, the three services, simulated devices.
 
     Without --mqtt an embedded broker (amqtt) listens on --listen; Ctrl-C stops everything.
@@ -50,12 +53,17 @@ def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
     from runtime.mqtt_server import quiet_amqtt
 
     quiet_amqtt()
+    if broker_password_file is not None and not external and (
+            broker_user is None or config.password_file is None):
+        click.echo("error: with --broker-password-file the services must log in: give --user "
+                   "NAME and --password-file FILE (the password of NAME)", err=True)
+        sys.exit(2)
     try:
         devices = [SimulatedDevice.parse(spec) for spec in simulate]
         stack = Stack(config, listen=None if external else parse_listen(listen),
                       simulate=devices, stream=stream,
                       broker_password_file=broker_password_file,
-                      broker_acl_file=broker_acl_file)
+                      broker_acl_file=broker_acl_file, broker_user=broker_user)
     except RuntimeBaseException as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
 from runtime import aliases
 from runtime.config import ServiceConfig
@@ -52,14 +52,12 @@ def install_sample(student_code: Path) -> bool:
     return True
 
 
-def with_credentials(url: str, given: str) -> str:
-    """``url`` with the user (and password, if any) of ``given``: with ``--broker-password-file``
-    the services log in to the embedded broker as the ``--mqtt`` user."""
-    parts = urlsplit(given)
-    if not parts.username:
+def with_user(url: str, user: str | None) -> str:
+    """``url`` with a login name: with ``--broker-password-file`` the services log in to the
+    embedded broker as ``--user`` (their password comes from ``--password-file``)."""
+    if not user:
         return url
-    login = parts.username + (f":{parts.password}" if parts.password is not None else "")
-    return url.replace("://", f"://{login}@", 1)
+    return url.replace("://", f"://{quote(user, safe='')}@", 1)
 
 
 @dataclass
@@ -85,6 +83,7 @@ class Stack:
         policy: RestartPolicy | None = None,
         broker_password_file: Path | None = None,
         broker_acl_file: Path | None = None,
+        broker_user: str | None = None,
     ) -> None:
         self.config = config
         self.listen = listen
@@ -94,6 +93,7 @@ class Stack:
         self.policy = policy or RestartPolicy()
         self.broker_password_file = broker_password_file
         self.broker_acl_file = broker_acl_file
+        self.broker_user = broker_user
         self.broker: EmbeddedBroker | None = None
         self.services: dict[str, ServiceProcess] = {}
         self.ready = Ready()
@@ -144,7 +144,7 @@ class Stack:
             self.broker = EmbeddedBroker(*self.listen, password_file=self.broker_password_file,
                                          acl_file=self.broker_acl_file)
             await self.broker.start()
-            self.url = with_credentials(self.broker.url, self.config.mqtt)
+            self.url = with_user(self.broker.url, self.broker_user)
         self._monitor = Connection(self.url, robot=self.config.robot,
                                    password_file=self.config.password_file, connect_timeout=0)
         await self._monitor.start()
