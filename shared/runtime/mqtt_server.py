@@ -150,8 +150,13 @@ class EmbeddedBroker:
         try:
             await broker.start()
         except Exception as exc:
+            reason = str(exc)
+            if "address already in use" in reason.lower():
+                reason = ("the address is already in use: is another MQTT broker (a system "
+                          "Mosquitto?) or robot running? Pick another with --listen HOST:PORT, "
+                          "or use that broker with --mqtt URL")
             raise MQTTConnectionError(
-                f"embedded MQTT broker cannot listen on {self.host}:{self.port}: {exc}",
+                f"embedded MQTT broker cannot listen on {self.host}:{self.port}: {reason}",
                 host=self.host, port=self.port,
             ) from None
         self._broker = broker
