@@ -50,9 +50,16 @@ def writer_lock(name: str) -> threading.Lock:
 
 
 class Buffer:
-    """A mapped segment with header checks, a waiter table and seqlock helpers."""
+    """A mapped segment with header checks, a waiter table and seqlock helpers.
+
+    Subclasses say where their update count and connected flag live and which waiters a change
+    of the flag wakes (``COUNT_OFFSET``, ``CONNECTED_OFFSET``, ``CONNECTED_WAKES``).
+    """
 
     KIND = 0
+    COUNT_OFFSET = 0
+    CONNECTED_OFFSET = 0
+    CONNECTED_WAKES = 0
 
     def __init__(self, segment: Segment, what: str, type_id: int = 0) -> None:
         self.segment = segment
@@ -75,6 +82,24 @@ class Buffer:
     def _ready(self) -> None:
         """The owner calls this once the body is initialised: attachers may map it now."""
         self.view[7] = 1
+
+    @property
+    def update_count(self) -> int:
+        """Bumped by every update of the values: a cheap "anything new?" for pollers."""
+        self._check_open()
+        return U64.unpack_from(self.view, self.COUNT_OFFSET)[0]
+
+    @property
+    def connected(self) -> bool:
+        """Set and cleared by the buffer's owner only (see each subclass)."""
+        return not self.closed and bool(self.view[self.CONNECTED_OFFSET])
+
+    @connected.setter
+    def connected(self, value: bool) -> None:
+        self._check_open()
+        if bool(self.view[self.CONNECTED_OFFSET]) != bool(value):
+            self.view[self.CONNECTED_OFFSET] = 1 if value else 0
+            self.waiters.notify(self.CONNECTED_WAKES)
 
     @property
     def owner_pid(self) -> int:

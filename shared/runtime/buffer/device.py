@@ -77,6 +77,9 @@ class DeviceBuffer(Buffer):
     """Current and desired values of one device; see the module docstring for who writes what."""
 
     KIND = KIND_DEVICE
+    COUNT_OFFSET = COUNT
+    CONNECTED_OFFSET = CONNECTED  #: the device talks to the device service (which sets it)
+    CONNECTED_WAKES = WAKE_CURRENT
 
     def __init__(self, segment: Segment, uid: str, device_type: DeviceType) -> None:
         super().__init__(segment, f"device {uid} ({device_type.name})", device_type.id)
@@ -138,25 +141,9 @@ class DeviceBuffer(Buffer):
         return consistent(view, CURRENT, lambda: F64.unpack_from(view, offset)[0])
 
     @property
-    def update_count(self) -> int:
-        self._check_open()
-        return U64.unpack_from(self.view, COUNT)[0]
-
-    @property
     def last_update(self) -> float:
         self._check_open()
         return F64.unpack_from(self.view, LAST_UPDATE)[0]
-
-    @property
-    def connected(self) -> bool:
-        """Whether the device is talking to the device service (which alone sets it)."""
-        return not self.closed and bool(self.view[CONNECTED])
-
-    @connected.setter
-    def connected(self, value: bool) -> None:
-        self._check_open()
-        self.view[CONNECTED] = 1 if value else 0
-        self.waiters.notify(WAKE_CURRENT)
 
     @property
     def subscription(self) -> tuple[int, int]:

@@ -61,6 +61,10 @@ _KEY_BIT = {name: i for i, name in enumerate(KEYS)}
 class _InputBuffer(Buffer):
     """Shared parts: ts, connected flag, update count, seqlock."""
 
+    COUNT_OFFSET = COUNT
+    CONNECTED_OFFSET = CONNECTED  #: a driver station sends input (the broker service clears it)
+    CONNECTED_WAKES = WAKE_INPUT
+
     def __init__(self, segment: Segment, what: str) -> None:
         super().__init__(segment, what)
         self._lock = writer_lock(segment.name)
@@ -91,22 +95,6 @@ class _InputBuffer(Buffer):
         self._check_open()
         return HEAD.unpack_from(self.view, BODY)[2]
 
-    @property
-    def update_count(self) -> int:
-        self._check_open()
-        return U64.unpack_from(self.view, COUNT)[0]
-
-    @property
-    def connected(self) -> bool:
-        """True while a driver station sends input (the broker service clears it)."""
-        return not self.closed and bool(self.view[CONNECTED])
-
-    @connected.setter
-    def connected(self, value: bool) -> None:
-        self._check_open()
-        if bool(self.view[CONNECTED]) != bool(value):
-            self.view[CONNECTED] = 1 if value else 0
-            self.waiters.notify(WAKE_INPUT)
 
 
 class GamepadBuffer(_InputBuffer):
