@@ -68,6 +68,8 @@ class SmartDeviceManager(Handler):
         self.devices: dict[str, SmartDeviceClient] = {}
         self.mode = "idle"
         self.executor_online = False  #: from its retained status; motors stay at 0 without it
+        self.executor_started = 0.0  #: when the running executor started (its status)
+        self.mode_since = 0.0  #: when the current mode began (``match.since``)
         self.connection: Connection | None = None
         self.rejected: set[str] = set()  # ports that are not Smart Devices (until re-plugged)
         self._ports: dict[str, asyncio.Task[None]] = {}
@@ -268,6 +270,7 @@ class SmartDeviceManager(Handler):
             log.warning("ignoring a bad match message on %s: %s", topic, exc.message)
             return
         previous, self.mode = self.mode, match.mode
+        self.mode_since = match.since
         if match.mode not in RUNNING_MODES and previous != match.mode:
             await self._apply_stop_rules(disable=True)
 
@@ -276,10 +279,13 @@ class SmartDeviceManager(Handler):
         online = False
         if payload:
             try:
-                online = decode(ServiceStatus, payload).state == "online"
+                status = decode(ServiceStatus, payload)
             except MessageError as exc:
                 log.warning("ignoring a bad executor status on %s: %s", topic, exc.message)
                 return
+            online = status.state == "online"
+            if online:
+                self.executor_started = status.started
         if online != self.executor_online:
             self.executor_online = online
             if not online and self.mode in RUNNING_MODES:
@@ -314,10 +320,11 @@ class SmartDeviceManager(Handler):
         return buffer
 
     def motors_allowed(self) -> bool:
-        """May motors move now? Only while the executor is online, in auto, or in teleop with
-        live driver input (a retained ``match`` outlives a dead executor)."""
-        if not self.executor_online:
-            return False
+        """May motors move now? Only while the executor is online and the mode is its own (a
+        retained ``match`` outlives a dead executor, and a restarted one says "idle" only a
+        moment after "online"), in auto, or in teleop with live driver input."""
+        if not self.executor_online or self.mode_since < self.executor_started:
+            return False  # no executor, or a match left by an executor that has restarted
         if self.mode == "auto":
             return True
         return self.mode == "teleop" and self._input_live()

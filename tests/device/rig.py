@@ -50,9 +50,9 @@ class DeviceRig:
         await self.executor_status("online")
         return self
 
-    async def executor_status(self, state: str) -> None:
+    async def executor_status(self, state: str, started: float = 0.0) -> None:
         """Publish the executor's retained status, as the executor (or its last will) does."""
-        status = ServiceStatus(state=state, version="test", pid=1, started=0.0)
+        status = ServiceStatus(state=state, version="test", pid=1, started=started)
         await self.client_connection.publish(self.client_connection.topics.status("executor"),
                                              encode(status), qos=1, retain=True)
         await wait_for_async(lambda: self.manager.executor_online == (state == "online"))
@@ -81,11 +81,12 @@ class DeviceRig:
         return await wait_for_async(lambda: self.infos.get(str(device.uid)),
                                     message=f"{device} never announced")
 
-    async def set_mode(self, mode: str) -> None:
-        match = Match(mode=mode, since=0.0)
+    async def set_mode(self, mode: str, since: float = 0.0) -> None:
+        match = Match(mode=mode, since=since)
         await self.client_connection.publish(self.client_connection.topics.match,
                                              encode(match), qos=1, retain=True)
-        await wait_for_async(lambda: self.manager.mode == mode)
+        await wait_for_async(lambda: self.manager.mode == mode
+                             and self.manager.mode_since == since)
 
     def live_input(self) -> Any:
         """Own gamepad 0 like the broker service, with fresh input: teleop may move motors."""

@@ -96,6 +96,21 @@ async def test_a_dead_executor_stops_the_motors(rig):
     await wait_for_async(lambda: device.values["duty_cycle_b"] == 0.25)  # released
 
 
+async def test_a_restarted_executor_must_set_the_mode_again(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    await rig.set_mode("auto", since=10.0)
+    buffer = rig.input_store.open_device(KOALA_UID)
+    buffer.set("duty_cycle_a", 0.5)
+    await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.5)
+    # The executor restarts: online again, but the retained match is its predecessor's.
+    await rig.executor_status("online", started=20.0)
+    await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.0)
+    await rig.set_mode("auto", since=21.0)  # its own mode start: the motors may move again
+    buffer.set("duty_cycle_a", 0.25)
+    await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.25)
+
+
 async def test_read_only_params_are_never_written(rig):
     switch = await rig.plug("LimitSwitch")
     await rig.online(switch)
