@@ -75,7 +75,6 @@ class SmartDeviceManager(Handler):
         self._ports: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._inputs: dict[str, GamepadBuffer | KeyboardBuffer] = {}
-        self._input_checked: dict[str, float] = {}
         self._device_tasks: set[asyncio.Task[Any]] = set()
         self._motors_allowed = False
         self._servers: list[asyncio.AbstractServer] = []
@@ -296,28 +295,25 @@ class SmartDeviceManager(Handler):
         """Is a driver station sending input? Its buffer says connected *and* its last input
         is fresh, so a broker service that died (and cannot clear the flag) counts as none."""
         now = time.time()
+        return any(buffer.connected and now - buffer.ts < INPUT_FRESH
+                   for buffer in self._input_buffers())
+
+    def _input_buffers(self) -> list[GamepadBuffer | KeyboardBuffer]:
+        """The input buffers, (re)attached when missing or replaced by a restarted broker."""
+        found = []
         for key in INPUT_KEYS:
             buffer = self._inputs.get(key)
-            if buffer is None or buffer.closed or (
-                    not buffer.connected and now - self._input_checked.get(key, 0) > 1.0
-                    and buffer.replaced()):
-                buffer = self._attach_input(key)
-            if buffer is not None and buffer.connected and now - buffer.ts < INPUT_FRESH:
-                return True
-        return False
-
-    def _attach_input(self, key: str) -> GamepadBuffer | KeyboardBuffer | None:
-        self._input_checked[key] = time.time()
-        old = self._inputs.pop(key, None)
-        if old is not None:
-            self.buffers.forget(old)
-        try:
-            buffer = (self.buffers.keyboard() if key == "keyboard"
-                      else self.buffers.gamepad(int(key)))
-        except BufferStoreError:
-            return None
-        self._inputs[key] = buffer
-        return buffer
+            if buffer is None or not buffer.is_live():
+                if buffer is not None:
+                    self.buffers.forget(self._inputs.pop(key))
+                try:
+                    buffer = (self.buffers.keyboard() if key == "keyboard"
+                              else self.buffers.gamepad(int(key)))
+                except BufferStoreError:
+                    continue
+                self._inputs[key] = buffer
+            found.append(buffer)
+        return found
 
     def motors_allowed(self) -> bool:
         """May motors move now? Only while the executor is online and the mode is its own (a

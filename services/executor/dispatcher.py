@@ -16,7 +16,8 @@ limit), then ``*_main`` every period (20 ms), also called early, once per change
 input changes in teleop. A module that defines ``autonomous()`` / ``teleop()`` instead has that
 started once as an action, stopped when the mode ends. Any student error is reported to
 ``log/student`` and sets the motors to 0; an error in import or setup ends the mode's code.
-In teleop without live driver input, motor params are held at 0 until input returns.
+Teleop without live driver input is the device service's stop rule (motors held at 0 there,
+whatever this process does); here it only means that ``teleop_main`` reads a neutral gamepad.
 """
 
 from __future__ import annotations
@@ -290,7 +291,6 @@ class Dispatcher(Handler):
     def _end_mode(self) -> None:
         """Whatever ran is over: motors to 0 (again: code may have written meanwhile)."""
         self.api.stop_motors()
-        self.api.hold_motors = False
         self.actions.cancel_all()
         self.console.flush()
 
@@ -306,7 +306,6 @@ class Dispatcher(Handler):
             self.api.enable()
         if mode == Mode.TELEOP:
             self._watch_inputs()
-            self._update_hold()  # from the start: setup may drive motors too
         try:
             module, outcome = load_module(self.student_code, self.student_code_name,
                                           self.api.names(), self.sync,
@@ -367,7 +366,6 @@ class Dispatcher(Handler):
                 return "stop"
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self._update_hold()
                 return "tick"
             ready, _, _ = select.select(fds, [], [], remaining)
             if self._should_stop():
@@ -377,7 +375,6 @@ class Dispatcher(Handler):
             if waiter is not None and waiter.fileno() in ready:
                 waiter.wait(0)  # re-arm, drain
                 if self._input_changed():
-                    self._update_hold()
                     return "wake"
 
     def _watch_inputs(self) -> None:
@@ -407,8 +404,7 @@ class Dispatcher(Handler):
         for buffer in self._watched:
             if buffer.closed:
                 continue
-            values = buffer.keys if hasattr(buffer, "keys") else (buffer.buttons, buffer.axes)
-            state.append((buffer.connected, values))
+            state.append((buffer.connected, buffer.values()))
         return tuple(state)
 
     def _input_changed(self) -> bool:
@@ -416,19 +412,6 @@ class Dispatcher(Handler):
         changed = state != self._input_seen
         self._input_seen = state
         return changed
-
-    def _update_hold(self) -> None:
-        """Teleop without live driver input: hold motor params at 0 until it returns."""
-        if self.match.mode != Mode.TELEOP:
-            return
-        hold = not self.api.inputs.connected()
-        if hold and not self.api.hold_motors:
-            self.api.hold_motors = True
-            self.api.stop_motors(disable=False)
-            log.warning("teleop without driver input: motors held at 0 until input returns")
-        elif not hold and self.api.hold_motors:
-            self.api.hold_motors = False
-            log.info("driver input is back: motors released")
 
     # -- reports --------------------------------------------------------------------------------
     def _call_failed(self, outcome: Outcome) -> None:

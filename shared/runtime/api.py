@@ -13,8 +13,9 @@ Students import nothing: the executor builds one :class:`StudentAPI` and puts it
   buttons and centred sticks, never as the last values it sent.
 - Safety: writes go through a gate. :meth:`StudentAPI.stop_motors` closes it and sets every
   motor param of every device to 0 under the same lock, so no student write can slip in
-  between; with the gate closed, ``set_value`` raises :class:`StudentCodeStopped`. With
-  ``hold_motors`` set (teleop without live driver input) motor params are written as 0.
+  between; with the gate closed, ``set_value`` raises :class:`StudentCodeStopped`. Teleop
+  without live driver input is the device service's stop rule (it holds motors at 0 even
+  when this process is stuck), so it is not repeated here.
 
 Every error names the device, the param and what is allowed.
 """
@@ -23,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import fcntl
 import math
-import os
 import re
 import threading
 import time
@@ -180,7 +179,7 @@ class DeviceDirectory:
         ``connected``, only if the device is connected too. A stale mapping is dropped from
         the caches but not closed: another thread may still be using it."""
         buffer = self._by_uid.get(uid)
-        if buffer is not None and (buffer.closed or not is_live(buffer)):
+        if buffer is not None and not buffer.is_live():
             del self._by_uid[uid]
             buffer = None
         if buffer is None:
@@ -188,7 +187,7 @@ class DeviceDirectory:
                 buffer = self.buffers.open_device(uid)
             except BufferStoreError:
                 raise self._unknown(name, f"device {uid} is not connected") from None
-            if not is_live(buffer):
+            if not buffer.is_live():
                 self.buffers.forget(buffer)
                 raise self._unknown(name, f"device {uid} is not connected")
             self._by_uid[uid] = buffer
@@ -208,26 +207,6 @@ class DeviceDirectory:
             f"no device {name!r}: {why}; connected devices: {', '.join(known) or 'none'}",
             device=name, connected=known,
         )
-
-
-def is_live(buffer: Any) -> bool:
-    """Is this mapping still its segment's current file, with its owner process alive?
-
-    A segment unlinked or replaced (the owner restarted) has another inode at its path; a
-    dead owner no longer holds its shared ``flock``, so an exclusive probe succeeds.
-    """
-    segment = buffer.segment
-    try:
-        fd = segment.fileno()
-        if fd < 0 or os.stat(segment.path).st_ino != os.fstat(fd).st_ino:
-            return False
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True  # the owner holds its lock: alive
-    except OSError:
-        return False
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return False
 
 
 class Robot:
@@ -257,10 +236,6 @@ class Robot:
             if not api.enabled:
                 raise StudentCodeStopped
             try:
-                if api.hold_motors and param in _motor_names(buffer):
-                    # teleop without live driver input: checked as usual, but written as 0
-                    buffer.device_type.param(param).check_value(value, buffer.label)
-                    value = 0.0
                 buffer.set(param, value)
             except RuntimeBaseException as exc:
                 raise _explain(exc, f"Robot.set_value({device!r}, {param!r}, {value!r})",
@@ -277,10 +252,6 @@ class Robot:
     def sleep(self, seconds: float) -> None:
         """Pause a plain-function action (or ``autonomous()``/``teleop()``) for ``seconds``."""
         self._actions.sleep(seconds)
-
-
-def _motor_names(buffer: DeviceBuffer) -> frozenset[str]:
-    return frozenset(p.name for p in buffer.device_type.motor_params)
 
 
 def _explain(exc: RuntimeBaseException, call: str, device: Any, param: Any) -> DeviceError:
@@ -315,17 +286,13 @@ class InputBuffers:
         found = [self._get(index) for index in range(4)] + [self._get(self.KEYBOARD)]
         return [buffer for buffer in found if buffer is not None]
 
-    def connected(self) -> bool:
-        """Is any driver input live (a driver station is sending)?"""
-        return any(buffer.connected for buffer in self.all())
-
     def _get(self, key: Any) -> Any:
         entry = self._cache.get(key)
         if entry is not None and self.clock() < entry[1]:
             return entry[0]
         with self._lock:
             buffer = entry[0] if entry is not None else None
-            if buffer is not None and (buffer.closed or not is_live(buffer)):
+            if buffer is not None and not buffer.is_live():
                 buffer = None  # not closed: another thread may still be reading it
             if buffer is None:
                 try:
@@ -463,7 +430,6 @@ class StudentAPI:
         self.match = MatchState()
         self.gate = threading.Lock()
         self.enabled = False
-        self.hold_motors = False  # motor writes become 0 (teleop without driver input)
         self.robot = Robot(self)
         self.gamepad = Gamepad(self)
         self.keyboard = Keyboard(self)

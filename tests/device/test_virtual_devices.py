@@ -65,6 +65,9 @@ async def test_teleop_without_driver_input_holds_motors_at_zero(rig):
     await wait_for_async(lambda: device.values["duty_cycle_a"] == pytest.approx(0.4))
     gamepad.connected = False  # the broker service saw the driver station go
     await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.0)
+    rig.input_store.forget(gamepad)  # the broker service restarts: a new gamepad segment
+    rig.live_input()
+    await wait_for_async(lambda: device.values["duty_cycle_a"] == pytest.approx(0.4))
 
 
 @pytest.mark.parametrize("mode", ["idle", "estop"])

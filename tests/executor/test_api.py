@@ -102,16 +102,6 @@ def test_stop_motors_zeroes_every_motor_and_closes_the_gate(owner, api):
     assert koala.desired("duty_cycle_b") == 0.0
 
 
-def test_hold_motors_writes_motor_params_as_zero_but_still_checks(owner, api):
-    koala = device(owner, KOALA, "KoalaBear")
-    api.hold_motors = True
-    api.robot.set_value("koala", "duty_cycle_a", 0.5)
-    api.robot.set_value("koala", "pid_kp_a", 0.5)
-    assert koala.desired("duty_cycle_a") == 0.0 and koala.desired("pid_kp_a") == 0.5
-    with pytest.raises(ParameterError, match="out of bounds"):
-        api.robot.set_value("koala", "duty_cycle_a", 5.0)
-
-
 def test_gamepad_and_keyboard_in_teleop_only(owner, api):
     pad = owner.gamepad(0, create=True)
     keyboard = owner.keyboard(create=True)

@@ -113,6 +113,14 @@ class Buffer:
         """True once the owner recreated (or removed) the segment: attach again to follow it."""
         return self.segment.replaced()
 
+    def is_live(self) -> bool:
+        """Is this mapping still its segment's current file, with the owner alive? (An owner's
+        own buffer is live while open.) Attachers ask before trusting values that a dead or
+        restarted owner would have frozen."""
+        if self.segment.owner:
+            return not self.closed
+        return not self.replaced() and not self.segment.orphaned()
+
     def close(self) -> None:
         """Unmap (and unlink if we own it). Idempotent."""
         if not self.segment.closed:

@@ -85,9 +85,12 @@ class _InputBuffer(Buffer):
                 end_write(view, BODY, sequence)
         self.waiters.notify(WAKE_INPUT)
 
-    def _load(self, layout: struct.Struct) -> tuple:  # type: ignore[type-arg]
+    LAYOUT = KEYBOARD
+
+    def values(self) -> tuple:  # type: ignore[type-arg]
+        """All values in one consistent read: (buttons, 4 axes) or (keys,)."""
         self._check_open()
-        view = self.view
+        view, layout = self.view, self.LAYOUT
         return consistent(view, BODY, lambda: layout.unpack_from(view, BODY + 32))
 
     @property
@@ -101,6 +104,7 @@ class GamepadBuffer(_InputBuffer):
     """One gamepad (index 0..3)."""
 
     KIND = KIND_GAMEPAD
+    LAYOUT = GAMEPAD
 
     def __init__(self, segment: Segment, index: int) -> None:
         super().__init__(segment, f"gamepad {index}")
@@ -115,20 +119,20 @@ class GamepadBuffer(_InputBuffer):
 
     @property
     def buttons(self) -> int:
-        return self._load(GAMEPAD)[0]
+        return self.values()[0]
 
     @property
     def axes(self) -> tuple[float, float, float, float]:
-        return self._load(GAMEPAD)[1:]  # type: ignore[return-value]
+        return self.values()[1:]  # type: ignore[return-value]
 
     def get(self, name: str) -> bool | float:
         """A button (bool) or an axis (float in [-1, 1]) by its catalog name."""
         bit = _BUTTON_BIT.get(name)
         if bit is not None:
-            return bool(self._load(GAMEPAD)[0] >> bit & 1)
+            return bool(self.values()[0] >> bit & 1)
         axis = _AXIS_INDEX.get(name)
         if axis is not None:
-            return self._load(GAMEPAD)[1 + axis]
+            return self.values()[1 + axis]
         raise ParameterError(
             f"a gamepad has no button or axis {name!r}; buttons: {', '.join(BUTTONS)}; "
             f"axes: {', '.join(AXES)}", param=name,
@@ -148,7 +152,7 @@ class KeyboardBuffer(_InputBuffer):
 
     @property
     def keys(self) -> int:
-        return self._load(KEYBOARD)[0]
+        return self.values()[0]
 
     def get(self, key: str) -> bool:
         """Whether ``key`` is pressed (names as in the device catalog: a..z, 0..9, arrows...)."""

@@ -121,6 +121,11 @@ class Segment:
     def closed(self) -> bool:
         return self._fd < 0
 
+    def orphaned(self) -> bool:
+        """True if no process holds the owner lock any more (never ask this of an owner: the
+        probe would convert its own lock)."""
+        return not self.closed and _unowned(self._fd)
+
     def replaced(self) -> bool:
         """True if the name now belongs to another segment (or none): the owner restarted."""
         return self.closed or not _same_file(self._fd, self.path)
