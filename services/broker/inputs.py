@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from runtime.exception import MessageError
 from runtime.messages import GamepadInput, KeyboardInput, decode
 from runtime.remote import Connection
 from runtime.topics import GAMEPAD_COUNT, check_index
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 STALE_AFTER = 0.5
@@ -96,29 +97,29 @@ class InputBridge:
         except MessageError as exc:
             self.complaints.report(topic, exc.message)
             return
-        buffer = self.gamepads[index]
-        if not payload:
-            self._disconnect(buffer, "its driver station said it is gone")
-            return
-        try:
-            message = decode(GamepadInput, payload)
-        except MessageError as exc:
-            self.complaints.report(topic, exc.message)
-            return
-        buffer.update(buttons=message.buttons, axes=message.axes, ts=time.time())
-        self._mark_fresh(buffer)
+        message = self._message(topic, payload, self.gamepads[index], GamepadInput)
+        if message is not None:
+            buffer = self.gamepads[index]
+            buffer.update(buttons=message.buttons, axes=message.axes, ts=time.time())
+            self._mark_fresh(buffer)
 
     def on_keyboard(self, topic: str, payload: bytes) -> None:
+        message = self._message(topic, payload, self.keyboard, KeyboardInput)
+        if message is not None:
+            self.keyboard.update(keys=message.keys, ts=time.time())
+            self._mark_fresh(self.keyboard)
+
+    def _message(self, topic: str, payload: bytes, buffer: Any, model: type[T]) -> T | None:
+        """The decoded input, or None: an empty payload (a last will) disconnects the input,
+        a bad one is reported (rate-limited) and ignored."""
         if not payload:
-            self._disconnect(self.keyboard, "its driver station said it is gone")
-            return
+            self._disconnect(buffer, "its driver station said it is gone")
+            return None
         try:
-            message = decode(KeyboardInput, payload)
+            return decode(model, payload)
         except MessageError as exc:
             self.complaints.report(topic, exc.message)
-            return
-        self.keyboard.update(keys=message.keys, ts=time.time())
-        self._mark_fresh(self.keyboard)
+            return None
 
     # -- staleness ------------------------------------------------------------------------
     def _mark_fresh(self, buffer: Any) -> None:

@@ -368,7 +368,7 @@ class SmartDeviceClient:
 
     async def _write_values(self, values: dict[str, Any]) -> None:
         device_type = self._identified_type()
-        if self._held_motors or not self.motors_allowed():
+        if not self.motors_allowed():
             for param in device_type.motor_params:
                 if param.name in values:
                     values[param.name] = param.python_type(0)

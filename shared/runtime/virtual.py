@@ -19,11 +19,14 @@ import logging
 import math
 import os
 import random
+import struct
 import time
 import tty
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cobs import cobs
 
 from runtime import protocol
 from runtime.catalog import Catalog, DeviceType, default_catalog
@@ -303,16 +306,12 @@ class VirtualDevice:
 
 def _f32(value: float) -> float:
     """Round to float32 (what the wire carries) and keep it finite."""
-    import struct
-
     value = max(min(value, 3.0e38), -3.0e38)
     return struct.unpack("<f", struct.pack("<f", value))[0]
 
 
 def _corrupt_checksum(frame: bytes) -> bytes:
     """The same packet with a wrong checksum (re-framed so only the checksum is wrong)."""
-    from cobs import cobs
-
     raw = bytearray(cobs.decode(frame[2:]))
     raw[-1] ^= 0x5A
     block = cobs.encode(bytes(raw))
