@@ -73,6 +73,7 @@ class SmartDeviceClient:
         self._identified: asyncio.Future[protocol.SubscriptionResponse] | None = None
         self._subscribed: asyncio.Future[protocol.SubscriptionResponse] | None = None
         self._heartbeat: asyncio.Future[float] | None = None
+        self._reads: list[tuple[int, asyncio.Future[dict[str, Any]]]] = []  # (bitmap, answer)
         self._gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._tasks: list[asyncio.Task[Any]] = []
         self._write_lock = asyncio.Lock()
@@ -173,12 +174,7 @@ class SmartDeviceClient:
         device_type = self._identified_type()
         bitmap = (device_type.subscribed_bitmap if params is None
                   else device_type.bitmap(params))
-        unreadable = bitmap & ~device_type.readable_bitmap
-        if unreadable:
-            raise DeviceError(
-                f"{self.name}: cannot subscribe to params that are not readable: "
-                + ", ".join(device_type.names(unreadable)), uid=str(self.uid),
-            )
+        self._check_readable(device_type, bitmap, "subscribe to")
         seconds = DEFAULT_INTERVAL if interval is None else interval
         delay_ms = round(seconds * 1000)
         if not 0 <= delay_ms <= 0xFFFF:
@@ -200,13 +196,41 @@ class SmartDeviceClient:
         raise DeviceError(f"{self.name} did not confirm the subscription within {timeout:g} s",
                           uid=str(self.uid))
 
-    async def read(self, params: Iterable[str] | None = None) -> None:
-        """Ask for one DeviceData of ``params`` (default: every readable param)."""
+    async def ping(self) -> None:
+        """Ping the device (it answers with a SubscriptionResponse)."""
+        await self._send(protocol.ping())
+
+    async def read(self, params: Iterable[str] | None = None,
+                   timeout: float | None = None) -> dict[str, Any] | None:
+        """Ask for one DeviceData of ``params`` (default: every readable param). With a
+        ``timeout``, wait for the device's answer and return those values (DeviceError if it
+        does not come); without, just ask (the answer lands in the buffer)."""
         device_type = self._identified_type()
-        bitmap = (device_type.readable_bitmap if params is None
-                  else device_type.bitmap(params) & device_type.readable_bitmap)
-        if bitmap:
+        bitmap = device_type.readable_bitmap if params is None else device_type.bitmap(params)
+        self._check_readable(device_type, bitmap, "read")
+        if not bitmap:
+            return {}
+        if timeout is None:
             await self._send(protocol.device_read(bitmap))
+            return None
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._reads.append((bitmap, answer))
+        try:
+            await self._send(protocol.device_read(bitmap))
+            return await asyncio.wait_for(asyncio.shield(answer), timeout)
+        except TimeoutError:
+            raise DeviceError(f"{self.name} did not answer a read within {timeout:g} s",
+                              uid=str(self.uid)) from None
+        finally:
+            self._reads.remove((bitmap, answer))
+
+    def _check_readable(self, device_type: DeviceType, bitmap: int, what: str) -> None:
+        unreadable = bitmap & ~device_type.readable_bitmap
+        if unreadable:
+            raise DeviceError(
+                f"{self.name}: cannot {what} params that are not readable: "
+                + ", ".join(device_type.names(unreadable)), uid=str(self.uid),
+            )
 
     async def heartbeat(self, heartbeat_id: int | None = None, timeout: float = 1.0) -> float:
         """Send a HeartBeatRequest; the round trip in seconds (DeviceError on timeout)."""
@@ -312,7 +336,10 @@ class SmartDeviceClient:
             self.heartbeats_answered += 1
         elif kind == MessageType.DEVICE_DATA:
             if self.buffer is not None and self.device_type is not None:
-                self.buffer.update(protocol.parse_values(self.device_type, packet.payload))
+                values = protocol.parse_values(self.device_type, packet.payload)
+                self.buffer.update(values)
+                if self._reads:
+                    self._answer_reads(values)
         elif kind == MessageType.SUBSCRIPTION_RESPONSE:
             response = protocol.parse_subscription_response(packet.payload)
             if self.uid is not None and response.uid != self.uid:
@@ -334,6 +361,14 @@ class SmartDeviceClient:
         else:
             log.warning("%s on %s sent a %s, which devices do not send", self.name, self.port,
                         kind.name)
+
+    def _answer_reads(self, values: dict[str, Any]) -> None:
+        """Resolve the waiting reads whose params this DeviceData carries."""
+        device_type = self._identified_type()
+        carried = device_type.bitmap(values)
+        for bitmap, answer in self._reads:
+            if not answer.done() and bitmap & ~carried == 0:
+                answer.set_result({name: values[name] for name in device_type.names(bitmap)})
 
     async def _watchdog(self) -> None:
         """A device that says nothing for ``silence_limit`` seconds is gone."""

@@ -381,11 +381,9 @@ class SmartDeviceManager(Handler):
     @rpc
     async def ping(self, uids: str | list[str] | None = None) -> list[str]:
         """Ping devices (each answers with a SubscriptionResponse); the uids pinged."""
-        from runtime import protocol
-
         clients = self._clients(uids)
         for client in clients:
-            await client._send(protocol.ping())
+            await client.ping()
         return [str(c.uid) for c in clients]
 
     @rpc
@@ -398,19 +396,10 @@ class SmartDeviceManager(Handler):
 
     @rpc
     async def read(self, uid: str, params: list[str] | None = None) -> dict[str, Any]:
-        """Ask the device for fresh values and return them (waits up to 1 s for them)."""
-        client = self._client(uid)
-        assert client.buffer is not None
-        names = params if params is not None else [
-            p.name for p in client.device_type.params if p.readable]  # type: ignore[union-attr]
-        values = client.buffer.read(names)  # checks the names
-        before = client.buffer.update_count
-        await client.read(names)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 1.0
-        while client.buffer.update_count == before and loop.time() < deadline:
-            await asyncio.sleep(0.002)
-        return client.buffer.read(names) if client.buffer.update_count != before else values
+        """Ask the device for fresh values and return them (it has 1 s to answer)."""
+        values = await self._client(uid).read(params, timeout=1.0)
+        assert values is not None
+        return values
 
     @rpc
     async def subscribe(self, uid: str, params: list[str] | None = None,

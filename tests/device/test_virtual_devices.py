@@ -209,4 +209,6 @@ async def test_rpc_errors_are_clear(rig):
     await rig.online(yogi)
     with pytest.raises(RPCError, match="not readable: pid_pos_setpoint"):
         await rig.call("subscribe", str(yogi.uid), ["pid_pos_setpoint"])
+    with pytest.raises(RPCError, match="cannot read params that are not readable: pid_pos_kp"):
+        await rig.call("read", str(yogi.uid), ["enc_pos", "pid_pos_kp"])
     assert await rig.call("heartbeat", uid, timeout=1) > 0  # the service is still serving
