@@ -11,33 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import statistics
 import time
 import uuid
 
 from runtime.buffer import WAKE_DESIRED, BufferStore, Waiter
+from stats import per_call_ns, summary
 
 KOALA = 13 << 72 | 1 << 64 | 42
-
-
-def per_call_ns(func, calls: int, batch: int = 100) -> list[float]:
-    """Per-call cost in ns, measured over batches (a single call is below timer resolution)."""
-    samples = []
-    for _ in range(calls // batch):
-        start = time.perf_counter_ns()
-        for _ in range(batch):
-            func()
-        samples.append((time.perf_counter_ns() - start) / batch)
-    return samples
-
-
-def summary(samples: list[float], unit: float) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "median": statistics.median(ordered) / unit,
-        "p99": ordered[int(len(ordered) * 0.99) - 1] / unit,
-        "samples": len(ordered),
-    }
 
 
 def woken_reader(robot: str, rounds: int, pipe) -> None:

@@ -31,13 +31,9 @@ from runtime.mqtt_server import free_port
 from runtime.protocol import MessageType
 from runtime.remote import Client, Connection
 from runtime.virtual import VirtualDevice
+from stats import percentile
 
 INTERVAL = 0.01
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else 0.0
 
 
 def start_mosquitto(directory: Path) -> tuple[subprocess.Popen[bytes], str]:

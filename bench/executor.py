@@ -20,7 +20,6 @@ import itertools
 import json
 import multiprocessing
 import random
-import statistics
 import sys
 import tempfile
 import threading
@@ -33,6 +32,7 @@ from runtime.api import Mode, StudentAPI
 from runtime.buffer import WAKE_DESIRED, BufferStore, Waiter
 from runtime.service.executor import Dispatcher
 from runtime.service.executor.sync import start_thread
+from stats import per_call_ns, summary
 
 KOALA = 13 << 72 | 1 << 64 | 42
 PROGRAM = '''
@@ -50,26 +50,6 @@ def teleop_main():
     ticks.append(time.monotonic())
     Robot.set_value("koala", "duty_cycle_a", Gamepad.get_value("joystick_left_y"))
 '''
-
-
-def summary(samples: list[float], unit: float = 1.0) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "median": statistics.median(ordered) / unit,
-        "p99": ordered[max(int(len(ordered) * 0.99) - 1, 0)] / unit,
-        "max": ordered[-1] / unit,
-        "samples": len(ordered),
-    }
-
-
-def per_call_ns(func, calls: int, batch: int = 100) -> list[float]:
-    samples = []
-    for _ in range(calls // batch):
-        start = time.perf_counter_ns()
-        for _ in range(batch):
-            func()
-        samples.append((time.perf_counter_ns() - start) / batch)
-    return samples
 
 
 # -- the other services, in another process ----------------------------------------------------
