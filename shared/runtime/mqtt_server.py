@@ -20,6 +20,7 @@ import contextlib
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,22 @@ def quiet_amqtt(level: int = logging.WARNING) -> None:
     """amqtt logs every connection and packet at INFO/DEBUG: keep only warnings."""
     for name in AMQTT_LOGGERS:
         logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def _no_amqtt_tracebacks() -> Iterator[None]:
+    """amqtt logs a failed start with a traceback and raises too; keep just the exception."""
+
+    def strip(record: logging.LogRecord) -> bool:
+        record.exc_info = record.exc_text = None
+        return True
+
+    logger = logging.getLogger("amqtt.broker")  # filters are not inherited: its own logger
+    logger.addFilter(strip)
+    try:
+        yield
+    finally:
+        logger.removeFilter(strip)
 
 
 class _CheckedBroker(Broker):
@@ -148,7 +165,8 @@ class EmbeddedBroker:
         broker_class = _NoDelayBroker if self.nodelay else _CheckedBroker
         broker = broker_class(self.config())
         try:
-            await broker.start()
+            with _no_amqtt_tracebacks():  # its failure is reported below, in one line
+                await broker.start()
         except Exception as exc:
             reason = str(exc)
             if "address already in use" in reason.lower():

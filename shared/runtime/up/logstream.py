@@ -67,9 +67,6 @@ class StreamHandler(logging.Handler):
         self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("amqtt") and record.exc_info:
-            # amqtt logs its own failures with a traceback; Runtime reports them in one line
-            record.exc_info = record.exc_text = None
         try:
             text = self.format(record)
         except Exception:
