@@ -32,6 +32,7 @@ from runtime import protocol
 from runtime.catalog import Catalog, DeviceType, default_catalog
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import MessageType, Packet
+from runtime.protocol.uid import Uid, UidError
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +70,23 @@ class Faults:
 
 
 def make_virtual_uid(device_type: DeviceType, uid: str | int | None = None) -> int:
-    """A full uid for ``device_type`` from a full uid, just the 64-bit id part, or at random."""
+    """A full uid for ``device_type`` from a full uid, just the 64-bit id part, or at random
+    (either generation: ``DeviceType.make_uid``; ``Uid.parse`` is the one parser)."""
     if uid is None:
-        return protocol.make_uid(device_type.id, 1, random.getrandbits(64))
-    value = int(uid)
-    if value < 1 << 64:
-        return protocol.make_uid(device_type.id, 1, value)
-    if value >> 72 != device_type.id or value >= 1 << 88:
+        return device_type.make_uid(random.getrandbits(64)).value
+    try:
+        value = Uid.parse(uid)
+    except UidError as exc:
+        raise DeviceError(exc.message, uid=str(uid)) from None
+    if value.value < 1 << 64:
+        return device_type.make_uid(value.value).value
+    if value.type_field != device_type.uid_type:
         raise DeviceError(
-            f"uid {value} is not a {device_type.name} uid (its device type is {value >> 72})",
+            f"uid {value} is not a {device_type.qualified_name} uid (its device type is "
+            f"{value.type_field})",
             uid=str(value),
         )
-    return value
+    return value.value
 
 
 class VirtualDevice:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from runtime.catalog import DeviceType
 from runtime.exception import ParameterError, ProtocolError
 from runtime.protocol.frame import MessageType, encode_packet
 from runtime.protocol.uid import pack_uid, unpack_uid
+
+if TYPE_CHECKING:  # the catalog imports runtime.protocol.uid: no import cycle at run time
+    from runtime.catalog import DeviceType
 
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
