@@ -28,7 +28,8 @@ from typing import Any
 
 from cobs import cobs
 
-from runtime import protocol
+from runtime import protocol, transport
+from runtime.address import Address
 from runtime.catalog import Catalog, DeviceType, default_catalog
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import MessageType, Packet
@@ -147,17 +148,9 @@ class VirtualDevice:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def connect(self, address: str) -> None:
+    async def connect(self, address: Address | str) -> None:
         """Connect to a device service's ``unix:PATH`` / ``tcp:HOST:PORT`` and serve."""
-        kind, _, where = address.partition(":")
-        if kind == "unix":
-            reader, writer = await asyncio.open_unix_connection(where)
-        elif kind == "tcp":
-            host, _, port = where.rpartition(":")
-            reader, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
-        else:
-            raise DeviceError(f"bad address {address!r}: expected unix:PATH or tcp:HOST:PORT",
-                              address=address)
+        reader, writer = await transport.open_stream(Address.parse(address, ("unix", "tcp")))
         await self.serve(reader, writer)
 
     async def serve_pty(self, link: str | Path, ready: asyncio.Event | None = None) -> None:
