@@ -100,14 +100,18 @@ class SmartDeviceClient:
             self._tasks.append(asyncio.create_task(self._watchdog(), name=f"watch {self.port}"))
 
     async def discover(self, buffers: BufferStore, interval: float = 1.0,
-                       timeout: float = 10.0) -> DeviceBuffer:
+                       timeout: float = 10.0,
+                       identified: protocol.SubscriptionResponse | None = None) -> DeviceBuffer:
         """Ping every ``interval`` s until the device gives its uid; create its buffer.
+        ``identified``: the answer the port's identification already got (no ping then).
 
         ``DeviceError`` if no Smart Device answers within ``timeout`` seconds.
         """
         self.start()
         loop = asyncio.get_running_loop()
         self._identified = loop.create_future()
+        if identified is not None:
+            self._identified.set_result(identified)
         deadline = loop.time() + timeout
         while not self._identified.done():
             await self._send(protocol.ping())

@@ -30,8 +30,12 @@ from runtime.messages import (
     SubscriptionInfo,
     decode,
 )
+from runtime.protocol import SubscriptionResponse
+from runtime.protocol.uid import Generation, Uid, UidError, parse_short
 from runtime.remote import Connection, Handler, rpc
-from runtime.service.device.client import DeviceGone, SmartDeviceClient
+from runtime.service.device.client import DeviceGone, SmartDeviceClient, _peer_name
+from runtime.service.device.identify import Identity, identify
+from runtime.service.device.lowcar import LowcarSession
 from runtime.service.device.observers import Observer
 
 log = logging.getLogger(__name__)
@@ -65,7 +69,7 @@ class SmartDeviceManager(Handler):
         self.silence_limit = silence_limit
         self.subscription_interval = subscription_interval
         self.catalog = catalog or default_catalog()
-        self.devices: dict[str, SmartDeviceClient] = {}
+        self.devices: dict[str, SmartDeviceClient | LowcarSession] = {}
         self.mode = "idle"
         self.executor_online = False  #: from its retained status; motors stay at 0 without it
         self.executor_started = 0.0  #: when the running executor started (its status)
@@ -78,6 +82,7 @@ class SmartDeviceManager(Handler):
         self._device_tasks: set[asyncio.Task[Any]] = set()
         self._motors_allowed = False
         self._servers: list[asyncio.AbstractServer] = []
+        self._stopping = False
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -92,6 +97,7 @@ class SmartDeviceManager(Handler):
 
     async def stop(self) -> None:
         """Disable and release every device, stop listening."""
+        self._stopping = True
         for server in self._servers:
             server.close()
         for task in list(self._tasks):
@@ -181,20 +187,98 @@ class SmartDeviceManager(Handler):
 
     async def run_device(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                          port: str | None = None) -> None:
-        """Identify one device and serve it until it goes; never raises."""
+        """Identify the generation on a new port, then serve it in that generation until it
+        goes (a lowcar device that reset or fell silent is identified again on the same
+        stream); never raises."""
+        where = port or _peer_name(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._device_tasks.add(task)
+            task.add_done_callback(self._device_tasks.discard)
+        while True:
+            try:
+                identity = await identify(reader, writer, where,
+                                          timeout=self.discovery_timeout)
+            except DeviceError as exc:
+                log.warning("%s", exc.message)
+                if port is not None:
+                    self.rejected.add(port)
+                writer.close()
+                return
+            except asyncio.CancelledError:
+                writer.close()
+                raise
+            except Exception:
+                log.exception("identifying %s failed", where)
+                writer.close()
+                return
+            if identity.generation != Generation.LOWCAR:
+                return await self._run_hibike(reader, writer, port, identity.response)
+            if not await self._run_lowcar(reader, writer, where, identity):
+                return
+
+    async def _run_lowcar(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          port: str, identity: Identity) -> bool:
+        """Serve one identified lowcar device until it goes; True to identify the port again
+        (the device reset itself or fell silent but the port is still open)."""
+        try:
+            session = LowcarSession(reader, writer, port, identity, catalog=self.catalog,
+                                    silence_limit=self.silence_limit,
+                                    motors_allowed=lambda: self._motors_allowed,
+                                    poll_interval=self.poll_interval)
+        except DeviceError as exc:
+            log.warning("%s", exc.message)
+            writer.close()
+            return False
+        uid: str | None = None
+        reason = "the device service stopped"
+        try:
+            await session.discover(self.buffers)
+            uid = str(session.uid)
+            previous = self.devices.get(uid)
+            if previous is not None:
+                await previous.close("it reconnected on another port")
+            self.devices[uid] = session
+            if not self._motors_allowed:
+                await session.hold_motors(True)
+            await self._publish_info(session)
+            log.info("%s connected on %s", session.name, port)
+            reason = await session.closed()
+        except (DeviceError, BufferStoreError) as exc:
+            reason = exc.message
+        except asyncio.CancelledError:
+            reason = "its port was removed"
+            raise
+        except Exception as exc:
+            log.exception("%s on %s failed", session.name, port)
+            reason = f"internal error: {exc}"
+        finally:
+            if uid is not None and self.devices.get(uid) is session:
+                del self.devices[uid]
+                with contextlib.suppress(Exception):
+                    await self._clear_info(uid)
+                log.info("%s on %s removed: %s", session.name, port, reason)
+            await asyncio.shield(session.close(reason, keep_stream=True))
+        if session.stream_open and not self._stopping:
+            log.info("%s: identifying the device again", port)
+            return True
+        writer.close()
+        return False
+
+    async def _run_hibike(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          port: str | None = None,
+                          identified: SubscriptionResponse | None = None) -> None:
+        """Serve one Hibike device (identified by ``run_device``) until it goes."""
         client = SmartDeviceClient(reader, writer, port, catalog=self.catalog,
                                    silence_limit=self.silence_limit,
                                    motors_allowed=lambda: self._motors_allowed,
                                    poll_interval=self.poll_interval)
         uid: str | None = None
         reason = "the device service stopped"
-        task = asyncio.current_task()
-        if task is not None:
-            self._device_tasks.add(task)
-            task.add_done_callback(self._device_tasks.discard)
         try:
             try:
-                await client.discover(self.buffers, timeout=self.discovery_timeout)
+                await client.discover(self.buffers, timeout=self.discovery_timeout,
+                                      identified=identified)
             except (DeviceError, BufferStoreError) as exc:
                 log.warning("%s", exc.message)
                 if port is not None:
@@ -233,7 +317,7 @@ class SmartDeviceManager(Handler):
 
     # -- info --------------------------------------------------------------------------------------
 
-    def info(self, client: SmartDeviceClient) -> DeviceInfo:
+    def info(self, client: SmartDeviceClient | LowcarSession) -> DeviceInfo:
         device_type = client.device_type
         assert device_type is not None
         params, interval = client.subscription
@@ -241,6 +325,7 @@ class SmartDeviceManager(Handler):
             uid=str(client.uid),
             type=device_type.name,
             type_id=device_type.id,
+            generation=device_type.generation.value,
             port=client.port,
             params=[ParamInfo(name=p.name, type=p.type, readable=p.readable,
                               writeable=p.writeable, lower=p.lower, upper=p.upper)
@@ -248,7 +333,7 @@ class SmartDeviceManager(Handler):
             subscription=SubscriptionInfo(params=device_type.names(params), interval_ms=interval),
         )
 
-    async def _publish_info(self, client: SmartDeviceClient) -> None:
+    async def _publish_info(self, client: SmartDeviceClient | LowcarSession) -> None:
         if self.connection is not None:
             await self.connection.publish(self.connection.topics.device_info(client.uid),
                                           self.info(client), qos=1, retain=True)
@@ -351,14 +436,22 @@ class SmartDeviceManager(Handler):
 
     # -- RPC ---------------------------------------------------------------------------------------
 
-    def _clients(self, uids: str | Iterable[str] | None) -> list[SmartDeviceClient]:
+    def _clients(self, uids: str | Iterable[str] | None
+                 ) -> list[SmartDeviceClient | LowcarSession]:
         if uids is None:
             return list(self.devices.values())
         wanted = [uids] if isinstance(uids, str | int) else list(uids)
         return [self._client(uid) for uid in wanted]
 
-    def _client(self, uid: Any) -> SmartDeviceClient:
-        client = self.devices.get(str(uid))
+    def _client(self, uid: Any) -> SmartDeviceClient | LowcarSession:
+        """The device a uid names (any form ``Uid.parse`` takes, or ``"<type>_<id>"``)."""
+        client = None
+        with contextlib.suppress(UidError):
+            client = self.devices.get(str(Uid.parse(uid)))
+        short = parse_short(uid)
+        if client is None and short is not None:
+            client = next((c for c in self.devices.values()
+                           if Uid.parse(c.uid).matches_short(*short)), None)
         if client is None:
             raise DeviceError(
                 f"no device with uid {uid} is connected; connected: "

@@ -22,7 +22,8 @@ from runtime.exception import RuntimeBaseException
 @click.option("--listen", default="127.0.0.1:1883", show_default=True,
               help="Address of the embedded MQTT broker (HOST:PORT); unused with --mqtt.")
 @click.option("--simulate", "simulate", multiple=True, metavar="TYPE[:UID]",
-              help="Add a virtual smart device (repeatable), e.g. KoalaBear or KoalaBear:42.")
+              help="Add a virtual smart device (repeatable), e.g. KoalaBear or KoalaBear:42; "
+              "lowcar devices by qualified name, e.g. lowcar.KoalaBear:4660.")
 @click.option("--broker-password-file", type=click.Path(path_type=Path, exists=True),
               default=None, help="Embedded broker: require logins from this mosquitto_passwd "
               "file (the services then need credentials in --mqtt or --password-file).")
