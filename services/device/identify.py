@@ -10,7 +10,10 @@ Order and timing (docs/devices.md, "Identifying a port"):
 3. The first *identity* packet decides, and nothing else does: a valid 10-byte ACK means lowcar,
    a valid 15-byte SubscriptionResponse means Hibike. A Hibike Error or HeartBeatRequest, a
    lowcar LOG, garbage or bad frames only prove that something is there.
-4. No identity within ``timeout`` seconds (10 s, the discovery timeout): the port is given up.
+4. A lowcar device that streams DATA or LOG without an ACK is already enabled (it lost our
+   teardown RST, or its ACK was lost): it only ACKs the first PING after a reset, so it gets an
+   RST (at most once per probe pair) and the next PING gets its ACK.
+5. No identity within ``timeout`` seconds (10 s, the discovery timeout): the port is given up.
 
 Why both at once: each firmware ignores the other's ids (Hibike answers an Error at most), a
 lowcar device must ACK within 1 s of the first PING and a Hibike one answers its Ping in
@@ -34,6 +37,8 @@ from runtime.protocol.uid import Generation, Uid
 log = logging.getLogger(__name__)
 
 RETRY = 0.5  #: seconds between two probe pairs
+#: Lowcar traffic that only an enabled (already ACKed) device sends.
+_ENABLED_LOWCAR = (LowcarMessage.DEVICE_DATA, LowcarMessage.LOG)
 READ_CHUNK = 4096
 
 
@@ -71,6 +76,7 @@ async def identify(
     deadline = loop.time() + timeout
     next_probe = loop.time()
     hints: set[str] = set()
+    next_reset = loop.time()
     while True:
         now = loop.time()
         if now >= next_probe:
@@ -95,6 +101,9 @@ async def identify(
                 return identity
             if packet.type == MessageType.HEARTBEAT_REQUEST:
                 writer.write(protocol.heartbeat_response(0))
+            elif packet.type in _ENABLED_LOWCAR and now >= next_reset:
+                writer.write(lowcar.rst())  # reset it: the next PING gets its ACK
+                next_reset = now + retry
             hints.add(packet.type.name)
         if loop.time() >= deadline:
             heard = (f"it sent {decoder.packets} packet(s) ({', '.join(sorted(hints))}) but no "

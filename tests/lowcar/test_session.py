@@ -84,7 +84,7 @@ async def test_a_port_that_answers_neither_is_given_up_cleanly(how):
             with pytest.raises(NotASmartDevice, match="no lowcar ACK and no Hibike"):
                 await identify(reader, writer, port, timeout=0.6, retry=0.2)
             # it was probed with both generations' pings, and nothing else
-            await wait_for_async(lambda: len(device.received) >= 2)
+            await wait_for_async(lambda device=device: len(device.received) >= 2)
             assert {p.type for p in device.received} == {LowcarMessage.PING}
 
 
