@@ -29,7 +29,7 @@ def test_each_kind_parses_and_prints_back(text, expected):
 
 @pytest.mark.parametrize("text", [
     "", "koala", "usb:/dev/ttyACM0", "unix:", "serial:", "tcp:host", "tcp:host:http",
-    "tcp:host:70000", "tcp::-1", "tcp: :5000", "tcp:1.2.3.4:５０００",
+    "tcp:host:70000", "tcp::-1", "tcp: :5000", "tcp:1.2.3.4:\uff15\uff10\uff10\uff10",
 ])
 def test_bad_addresses_say_what_is_accepted(text):
     with pytest.raises(AddressError) as info:
