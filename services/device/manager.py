@@ -253,11 +253,12 @@ class SmartDeviceManager(Handler):
             log.exception("%s on %s failed", session.name, port)
             reason = f"internal error: {exc}"
         finally:
+            name = session.name
             if uid is not None and self.devices.get(uid) is session:
                 del self.devices[uid]
                 with contextlib.suppress(Exception):
                     await self._clear_info(uid)
-                log.info("%s on %s removed: %s", session.name, port, reason)
+                log.info("%s on %s removed: %s", name, port, reason)
             await asyncio.shield(session.close(reason, keep_stream=True))
         if session.stream_open and not self._stopping:
             log.info("%s: identifying the device again", port)
@@ -308,11 +309,12 @@ class SmartDeviceManager(Handler):
             log.exception("%s on %s failed", client.name, client.port)
             reason = f"internal error: {exc}"
         finally:
+            name, where = client.name, client.port
             if uid is not None and self.devices.get(uid) is client:
                 del self.devices[uid]
                 with contextlib.suppress(Exception):
                     await self._clear_info(uid)
-                log.info("%s on %s removed: %s", client.name, client.port, reason)
+                log.info("%s on %s removed: %s", name, where, reason)
             await asyncio.shield(client.close(reason))
 
     # -- info --------------------------------------------------------------------------------------

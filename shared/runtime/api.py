@@ -162,9 +162,9 @@ class DeviceDirectory:
             return str(Uid.parse(name))
         short = parse_short(name)
         if short:  # "<type>_<id>": either generation (ids are 64 random bits: no clash)
-            for uid in self.buffers.device_uids():
-                if Uid.parse(uid).matches_short(*short):
-                    return uid
+            for known in self.buffers.device_uids():
+                if Uid.parse(known).matches_short(*short):
+                    return known
             raise self._unknown(name, "no connected device has that type id and id")
         uid = self.aliases.resolve(name) if self.aliases is not None else None
         if uid is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import struct
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -91,7 +91,8 @@ class Parameter(BaseModel):
         return struct.calcsize("<" + self.struct_format)
 
     @property
-    def python_type(self) -> type:
+    def python_type(self) -> Callable[[Any], bool | int | float]:
+        """The Python type of this param's values (``bool``, ``int`` or ``float``)."""
         if self.type == "bool":
             return bool
         if self.type == "float":
@@ -255,7 +256,7 @@ class DeviceType(BaseModel):
                 if key < 0:
                     raise IndexError(key)
                 return self.params[key]
-            return self.by_name[key]
+            return self.by_name[key]  # type: ignore[index]  # bool keys: KeyError below
         except (KeyError, IndexError, TypeError):
             raise ParameterError(
                 f"{self.name} has no param {key!r}; its params are: "

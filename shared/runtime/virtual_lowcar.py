@@ -54,6 +54,7 @@ class VirtualLowcarDevice:
         catalog: Catalog | None = None,
         data_period: float = DATA_PERIOD,
         timeout: float = TIMEOUT,
+        physics: bool = True,
     ) -> None:
         catalog = catalog or default_catalog()
         found = (device_type if isinstance(device_type, DeviceType)
@@ -66,6 +67,7 @@ class VirtualLowcarDevice:
         self.faults = faults
         self.data_period = data_period
         self.timeout = timeout
+        self.physics = physics  #: values move by themselves (False: they stay as set)
         self.values: dict[str, Any] = {}
         self.output = {"a": 0.0, "b": 0.0}  #: KoalaBear motor outputs after ramp/invert/deadband
         self.enabled = False
@@ -88,7 +90,8 @@ class VirtualLowcarDevice:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Be the device on this stream until it closes."""
         self._writer = writer
-        tasks = [asyncio.create_task(job) for job in (self._stream(), self._physics())]
+        jobs = [self._stream(), self._physics()] if self.physics else [self._stream()]
+        tasks = [asyncio.create_task(job) for job in jobs]
         try:
             while data := await reader.read(4096):
                 for packet in self.decoder.feed(data):

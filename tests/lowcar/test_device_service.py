@@ -47,7 +47,7 @@ def writes(device: VirtualLowcarDevice) -> int:
 async def test_a_mixed_robot_announces_both_generations(rig):
     hibike = [await rig.plug("KoalaBear"), await rig.plug("LimitSwitch")]
     lowcars = [await plug_lowcar(rig, "KoalaBear", KOALA),
-               await plug_lowcar(rig, "LimitSwitch", SWITCH)]
+               await plug_lowcar(rig, "LimitSwitch", SWITCH, physics=False)]
     for device in hibike:
         info = await rig.online(device)
         assert info.generation == "hibike"

@@ -25,7 +25,8 @@ LOWCAR_SWITCH = str(Uid.lowcar(1, 1, 77))
 PROGRAM = f'''
 # ruff: noqa: F821
 def autonomous_setup():
-    print("switches", Robot.get_value("0_5", "switch0"), Robot.get_value("1_77", "switch0"))
+    hibike, lowcar = Robot.get_value("0_5", "switch0"), Robot.get_value("1_77", "switch0")
+    print("switches", type(hibike).__name__, type(lowcar).__name__)
 
 def autonomous_main():
     Robot.set_value("13_42", "duty_cycle_a", 0.25)     # Hibike, "<type>_<id>"
@@ -94,5 +95,5 @@ async def test_one_program_drives_both_generations_in_auto_and_teleop(robot):
                 driving.cancel()
         finally:
             robot.cli("mode", "idle", check=False)
-    robot.wait_for_line("switches False False")  # both switches read by "<type>_<id>"
+    robot.wait_for_line("switches bool bool")  # both switches read by "<type>_<id>"
     assert "Traceback" not in robot.output()

@@ -116,7 +116,7 @@ async def session_for(device: VirtualLowcarDevice, robot: str, how: str = "socke
 async def test_data_streams_into_the_buffer_and_log_lines_reach_the_service_log(
         robot_name, caplog):
     caplog.set_level(logging.INFO, "runtime.service.device.lowcar")
-    device = VirtualLowcarDevice("LimitSwitch", 4660)
+    device = VirtualLowcarDevice("LimitSwitch", 4660, physics=False)
     async with session_for(device, robot_name) as session:
         assert session.device_type.qualified_name == "lowcar.LimitSwitch"
         assert session.uid.short == "1_4660"

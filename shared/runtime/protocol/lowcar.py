@@ -102,13 +102,13 @@ def rst() -> bytes:
     return _RST
 
 
-def device_write(device_type: DeviceType, values: Mapping[str | int, Any]) -> bytes:
+def device_write(device_type: DeviceType, values: Mapping[Any, Any]) -> bytes:
     """DEVICE_WRITE of writeable, in-bounds values (by name or index), ascending index."""
     bitmap, packed = value_list(device_type, values, write=True)
     return encode(LowcarMessage.DEVICE_WRITE, _U32.pack(bitmap) + packed)
 
 
-def device_data(device_type: DeviceType, values: Mapping[str | int, Any]) -> bytes:
+def device_data(device_type: DeviceType, values: Mapping[Any, Any]) -> bytes:
     """DEVICE_DATA with the given values (virtual devices)."""
     bitmap, packed = value_list(device_type, values, write=False)
     return encode(LowcarMessage.DEVICE_DATA, _U32.pack(bitmap) + packed)
@@ -116,12 +116,13 @@ def device_data(device_type: DeviceType, values: Mapping[str | int, Any]) -> byt
 
 def ack(uid: Uid | Ack) -> bytes:
     """ACKNOWLEDGEMENT: ``type u8 | year u8 | uid u64`` (virtual devices)."""
+    fields: tuple[int, int, int]
     if isinstance(uid, Uid):
         if uid.generation != "lowcar":
             raise ProtocolError(f"uid {uid} is not a lowcar device's uid", uid=str(uid))
         fields = (uid.type_id, uid.year, uid.id)
     else:
-        fields = tuple(uid)
+        fields = (uid.type, uid.year, uid.id)
     try:
         payload = _ACK.pack(*fields)
     except struct.error as exc:
