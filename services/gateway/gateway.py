@@ -359,8 +359,26 @@ class Gateway(Handler):
         except MessageError as exc:
             self._complain(f"bad device info on {topic}: {exc.message}")
             return
+        known = uid in self.devices
         values = self.devices.get(uid, (info, {}))[1]
         self.devices[uid] = (info, values)
+        if not known:
+            self._spawn(self._read_all(uid), f"gateway read {uid}")
+
+    async def _read_all(self, uid: str) -> None:
+        """A new device's current values: ``device/<uid>/data`` only carries changes, and
+        Dawn shows every param, so ask the device service once (``read``)."""
+        assert self._client is not None
+        try:
+            values = await self._client.call("device", "read", uid, timeout=3.0)
+        except RuntimeBaseException as exc:
+            log.info("no first values of device %s (%s): they show once they change",
+                     uid, exc.message)
+            return
+        entry = self.devices.get(uid)
+        if entry is not None and isinstance(values, dict):
+            for name, value in values.items():
+                entry[1].setdefault(name, value)  # a newer data message wins
 
     def _on_device_data(self, topic: str, payload: bytes) -> None:
         assert self._connection is not None
