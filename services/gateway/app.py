@@ -8,7 +8,7 @@ import logging
 from runtime.config import ServiceConfig
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.gateway.gateway import Gateway
-from runtime.servicemain import read_options, run_service
+from runtime.servicemain import read_options, run_service, unless_stopped
 
 log = logging.getLogger("runtime.service.gateway")
 
@@ -27,9 +27,11 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
                       options.gateway_port, exc.strerror or exc)
             logs.uninstall()
             raise SystemExit(1) from None
-        log.info("gateway service ready (robot %s, Dawn and Shepherd on port %d)",
-                 config.robot, gateway.port)
         try:
+            # "online" means ready; waits for the broker, saying so
+            if await unless_stopped(connection.go_online(), stop):
+                log.info("gateway service ready (robot %s, Dawn and Shepherd on port %d)",
+                         config.robot, gateway.port)
             await stop.wait()
         finally:
             await gateway.stop()

@@ -121,6 +121,7 @@ class Gateway(Handler):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gamepads_used: set[int] = set()
         self._complaints: dict[str, float] = {}
+        self._game_state: bytes | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, connection: Connection) -> None:
@@ -134,6 +135,7 @@ class Gateway(Handler):
         await connection.subscribe(topics.log("student"), self._on_student_log)
         await connection.subscribe(topics.match, self._on_match, qos=1)
         await self.serve(connection)
+        connection.on_connected(self._republish)
         self._server = await asyncio.start_server(self._on_client, self.host, self.port,
                                                   reuse_address=True)
         if self.port == 0:
@@ -303,10 +305,19 @@ class Gateway(Handler):
             return
         assert self._connection is not None
         state = translate.game_state_name(message)
-        payload = {"state": state, "ts": time.time()}
-        await self._connection.publish(f"{self._connection.topics.prefix}field/game_state",
-                                       cbor2.dumps(payload), qos=1, retain=True)
+        self._game_state = cbor2.dumps({"state": state, "ts": time.time()})
+        await self._publish_game_state()
         log.info("game state from Shepherd: %s", state)
+
+    async def _publish_game_state(self) -> None:
+        assert self._connection is not None
+        if self._game_state is not None:
+            await self._connection.publish(f"{self._connection.topics.prefix}field/game_state",
+                                           self._game_state, qos=1, retain=True)
+
+    async def _republish(self) -> None:
+        """After a reconnect (a restarted broker lost its retained messages): the game state."""
+        await self._publish_game_state()
 
     async def _inputs_gone(self) -> None:
         """Dawn left: every input it drove is marked gone (empty payload, as a last will)."""

@@ -286,3 +286,44 @@ async def test_garbage_closes_only_that_connection(rig: Robot, garbage: bytes) -
     await dawn.send(TIME_STAMPS, pb.TimeStamps(dawn_timestamp=9))
     assert (await dawn.receive_until(TIME_STAMPS)).dawn_timestamp == 9
     await dawn.close()
+
+
+def test_runtime_service_gateway_serves_dawn(robot: RunningRobot, tmp_path) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from runtime.mqtt_server import free_port
+
+    port = free_port()
+    (tmp_path / "options.json").write_text(json.dumps({"gateway_host": "127.0.0.1",
+                                                       "gateway_port": port}))
+    service = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "service", "gateway", "--mqtt", robot.url,
+         "--robot", robot.robot, "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        async def session() -> int:
+            dawn = None
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while dawn is None:
+                try:
+                    dawn = await PieClient.connect("127.0.0.1", port, DAWN)
+                except OSError:
+                    assert loop.time() < deadline, "the gateway never listened"
+                    await asyncio.sleep(0.05)
+            await dawn.send(TIME_STAMPS, pb.TimeStamps(dawn_timestamp=11))
+            echo = await dawn.receive_until(TIME_STAMPS)
+            await dawn.close()
+            return echo.dawn_timestamp
+
+        assert asyncio.run(session()) == 11
+        clients = robot.call("gateway", "clients")
+        assert set(clients) == {"dawn", "shepherd"}
+    finally:
+        service.send_signal(signal.SIGTERM)
+        output, _ = service.communicate(timeout=30)
+    assert service.returncode == 0, output
+    assert "gateway service ready" in output
