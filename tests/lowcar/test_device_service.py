@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 import pytest
+from runtime.buffer.segment import SHM_DIR
 from runtime.protocol import MessageType, lowcar
 from runtime.protocol.lowcar import LowcarMessage
 from runtime.protocol.uid import Uid
-from runtime.virtual import Faults
+from runtime.service.device import PollingObserver
+from runtime.virtual import Faults, VirtualDevice
 from runtime.virtual_lowcar import VirtualLowcarDevice
 
 from tests.device.rig import DeviceRig
@@ -178,3 +181,67 @@ async def test_after_identification_each_device_hears_only_its_own_generation(ri
     # One foreign frame each: the other generation's probe, sent once, dropped by the firmware.
     assert hibike.decoder.bad_frames == 1 and koala.decoder.bad_frames == 1
     assert hibike.self_disables == 0 and koala.timeouts == 0
+
+
+@pytest.fixture
+async def serial_rig(mosquitto_broker, robot_name, tmp_path):
+    observer = PollingObserver({str(tmp_path / "ttyVSD*")}, interval=0.05)
+    rig = DeviceRig(mosquitto_broker.url, robot_name)
+    await rig.start(observer, discovery_timeout=5.0)
+    await rig.manager.open_serial_devices()
+    try:
+        yield rig, tmp_path
+    finally:
+        await rig.stop()
+
+
+async def test_both_generations_on_serial_ports(serial_rig):
+    """Pseudo-terminals found by the polling observer and opened with pyserial, as
+    /dev/ttyACM* are: one port speaks lowcar, the other Hibike."""
+    rig, directory = serial_rig
+    koala = VirtualLowcarDevice("KoalaBear", KOALA.value)
+    hibike = VirtualDevice("YogiBear")
+    tasks = []
+    for device, name in ((koala, "ttyVSD0"), (hibike, "ttyVSD1")):
+        ready = asyncio.Event()
+        tasks.append(asyncio.create_task(device.serve_pty(directory / name, ready)))
+        await asyncio.wait_for(ready.wait(), 10)
+    try:
+        info = await rig.online(koala)
+        assert info.generation == "lowcar" and info.port == str(directory / "ttyVSD0")
+        assert (await rig.online(hibike)).generation == "hibike"
+        await rig.set_mode("auto")
+        rig.input_store.open_device(KOALA).set("velocity_b", 0.5)
+        rig.input_store.open_device(hibike.uid).set("duty_cycle", -0.5)
+        await wait_for_async(lambda: koala.values["velocity_b"] == 0.5
+                             and hibike.values["duty_cycle"] == -0.5)
+        buffer = rig.buffers.open_device(KOALA)
+        await wait_for_async(lambda: buffer.get("enc_b") > 10)  # the simulated motor turns
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await wait_for_async(lambda: rig.infos.get(str(KOALA)) is None)  # unplugged: removed
+
+
+async def test_50_lowcar_plug_cycles_leave_nothing_behind(rig):
+    async def cycle():
+        device = await plug_lowcar(rig, "KoalaBear", KOALA)
+        await rig.online(device)
+        await rig.unplug(device)  # type: ignore[arg-type]
+        await wait_for_async(lambda: rig.infos.get(str(KOALA), "absent") is None)
+
+    await cycle()  # warm: process-wide sockets, caches
+    fds = set(os.listdir("/proc/self/fd"))
+    tasks = len(asyncio.all_tasks())
+    mine = f"runtime.{rig.robot}@"
+
+    def segments() -> set[str]:
+        return {name for name in os.listdir(SHM_DIR) if name.startswith(mine)}
+
+    before = segments()
+    for _ in range(50):
+        await cycle()
+    await wait_for_async(lambda: len(asyncio.all_tasks()) <= tasks)
+    await wait_for_async(lambda: set(os.listdir("/proc/self/fd")) == fds)
+    assert segments() == before
