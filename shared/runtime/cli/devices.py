@@ -51,7 +51,10 @@ def devices(as_json: bool, **kwargs: Any) -> None:
     for device in sorted(listed, key=lambda d: (d.get("type", ""), d.get("uid", ""))):
         values = device.get("values") or {}
         shown = " ".join(f"{name}={_short(value)}" for name, value in values.items())
-        rows.append((device.get("uid", "?"), device.get("type", "?"),
+        kind = str(device.get("type", "?"))
+        if device.get("generation") == "lowcar":
+            kind += " (lowcar)"  # type names exist in both generations
+        rows.append((device.get("uid", "?"), kind,
                      str(device.get("port") or "-"), shown))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
