@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -245,3 +247,38 @@ async def test_50_lowcar_plug_cycles_leave_nothing_behind(rig):
     await wait_for_async(lambda: len(asyncio.all_tasks()) <= tasks)
     await wait_for_async(lambda: set(os.listdir("/proc/self/fd")) == fds)
     assert segments() == before
+
+
+@pytest.mark.parametrize("faults", [Faults(garbage=True), Faults(bad_checksum=True)])
+async def test_garbage_and_bad_checksums_are_survived(rig, faults):
+    device = await plug_lowcar(rig, "KoalaBear", KOALA, faults=faults)
+    await rig.online(device)
+    buffer = rig.buffers.open_device(KOALA)
+    count = buffer.update_count
+    await wait_for_async(lambda: buffer.update_count > count + 10)
+    assert rig.manager.devices[str(KOALA)].decoder.bad_frames > 0 or faults.garbage
+
+
+async def test_a_stalled_service_does_not_declare_a_live_device_dead(rig):
+    """The device (its own thread and event loop, a firmware timeout longer than the stall)
+    keeps streaming while the service's event loop is frozen for longer than the 1 s silence
+    limit; the bytes that arrived are read before the silence is judged."""
+    device = VirtualLowcarDevice("KoalaBear", KOALA.value, timeout=5.0)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete,
+                              args=(device.connect(rig.address),), daemon=True)
+    thread.start()
+    try:
+        await wait_for_async(lambda: rig.infos.get(str(KOALA)))
+        session = rig.manager.devices[str(KOALA)]
+        time.sleep(1.5)  # the fault under test: this event loop (the service's) is frozen
+        buffer = rig.buffers.open_device(KOALA)
+        count = buffer.update_count
+        await wait_for_async(lambda: buffer.update_count > count + 5)
+        assert rig.manager.devices.get(str(KOALA)) is session
+        assert not session._gone.done() and device.timeouts == 0
+    finally:
+        for running in list(rig.manager.devices.values()):
+            await running.close("test over")  # the device's connection closes: its loop ends
+        thread.join(10)
+        loop.close()
