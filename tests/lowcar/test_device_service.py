@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -282,3 +284,18 @@ async def test_a_stalled_service_does_not_declare_a_live_device_dead(rig):
             await running.close("test over")  # the device's connection closes: its loop ends
         thread.join(10)
         loop.close()
+
+
+async def test_the_virtual_device_command_speaks_lowcar(rig):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "runtime", "virtual-device", "KoalaBear", "--generation",
+        "lowcar", "--uid", "4660", "--connect", rig.address,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        info = await wait_for_async(lambda: rig.infos.get(str(KOALA)))
+        assert (info.generation, info.type) == ("lowcar", "KoalaBear")
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = await process.communicate()
+    assert f"virtual lowcar.KoalaBear uid {KOALA}" in stderr.decode()
+    assert process.returncode == 0 and b"Traceback" not in stderr
