@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 0.04  #: seconds between DeviceData of the default subscription
 SILENCE_LIMIT = 1.0  #: a device silent this long is gone
-MAX_WRITE_PAYLOAD = 99
+MAX_WRITE_PAYLOAD = protocol.MAX_PAYLOAD_TO_DEVICE
 SUBSCRIBE_ATTEMPTS = 3
 COMPLAINT_PERIOD = 5.0  #: seconds between two log lines about bad frames of one device
 READ_CHUNK = 4096

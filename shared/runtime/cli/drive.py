@@ -19,7 +19,6 @@ import contextlib
 import logging
 import os
 import signal
-import string
 import sys
 import termios
 import time
@@ -29,6 +28,7 @@ from typing import TextIO
 
 import click
 
+from runtime.buffer.inputs import BUTTONS, KEYS
 from runtime.cli.common import connection_options
 from runtime.cli.main import main
 from runtime.exception import MessageError, MQTTConnectionError, RPCError
@@ -39,18 +39,10 @@ PERIOD = 0.05
 FIRST_HOLD = 0.7
 REPEAT_HOLD = 0.15
 
-#: Bit order of the keyboard bitmap (reference/device-catalog.md).
-KEYBOARD_KEYS = (
-    *string.ascii_lowercase, *"1234567890", ",", ".", "/", ";", "'", "[", "]",
-    "left_arrow", "right_arrow", "up_arrow", "down_arrow",
-)
+#: Bit order of the keyboard bitmap and of the gamepad buttons: one place, the input buffers.
+KEYBOARD_KEYS = KEYS
 KEY_BITS = {key: 1 << bit for bit, key in enumerate(KEYBOARD_KEYS)}
-#: Bit order of the gamepad buttons (reference/device-catalog.md).
-GAMEPAD_BUTTONS = (
-    "button_a", "button_b", "button_x", "button_y", "l_bumper", "r_bumper", "l_trigger",
-    "r_trigger", "button_back", "button_start", "l_stick", "r_stick", "dpad_up", "dpad_down",
-    "dpad_left", "dpad_right", "button_xbox",
-)
+GAMEPAD_BUTTONS = BUTTONS
 BUTTON_KEYS = {"j": "button_a", "k": "button_b", "l": "button_x", "i": "button_y"}
 ESCAPES = {
     "\x1b[A": "up_arrow", "\x1b[B": "down_arrow", "\x1b[C": "right_arrow", "\x1b[D": "left_arrow",
