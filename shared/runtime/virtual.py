@@ -17,11 +17,9 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import random
 import struct
 import time
-import tty
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,30 +153,10 @@ class VirtualDevice:
 
     async def serve_pty(self, link: str | Path, ready: asyncio.Event | None = None) -> None:
         """Open a pseudo-terminal, point ``link`` at its serial side, and serve on it."""
-        link = Path(link)
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        slave_name = os.ttyname(slave)
-        with contextlib.suppress(FileNotFoundError):
-            link.unlink()
-        link.symlink_to(slave_name)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        read_transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(master, "rb", buffering=0))
-        write_transport, write_protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(os.dup(master), "wb", buffering=0))
-        writer = asyncio.StreamWriter(write_transport, write_protocol, reader, loop)
-        if ready is not None:
-            ready.set()
-        try:
+        async with transport.open_pty(link) as (reader, writer):
+            if ready is not None:
+                ready.set()
             await self.serve(reader, writer)
-        finally:
-            read_transport.close()
-            os.close(slave)
-            with contextlib.suppress(FileNotFoundError):
-                if link.is_symlink():
-                    link.unlink()
 
     # -- protocol ------------------------------------------------------------------------------
 
