@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
+from runtime import transport
+from runtime.address import Address, AddressError
 from runtime.buffer import BufferStore, GamepadBuffer, KeyboardBuffer
 from runtime.catalog import Catalog, default_catalog
 from runtime.exception import BufferStoreError, DeviceError, MessageError
@@ -159,30 +159,21 @@ class SmartDeviceManager(Handler):
             if self._ports.get(port) is asyncio.current_task():
                 del self._ports[port]
 
-    async def open_virtual_devices(self, vsd_addr: str) -> asyncio.AbstractServer:
+    async def open_virtual_devices(self, vsd_addr: str | Address) -> asyncio.AbstractServer:
         """Accept virtual smart devices on ``unix:PATH`` or ``tcp:HOST:PORT``."""
-        kind, _, where = vsd_addr.partition(":")
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.run_device(reader, writer)
 
-        if kind == "unix" and where:
-            path = Path(where)
-            if path.is_socket():
-                path.unlink()
-            server = await asyncio.start_unix_server(accept, path=str(path))
-            os.chmod(path, 0o660)
-        elif kind == "tcp" and where.rpartition(":")[2].isdigit():
-            host, _, port = where.rpartition(":")
-            server = await asyncio.start_server(accept, host=host or "127.0.0.1", port=int(port))
-        else:
-            raise DeviceError(
-                f"bad virtual device address {vsd_addr!r}: expected unix:PATH or tcp:HOST:PORT",
-                address=vsd_addr,
-            )
+        try:
+            address = Address.parse(vsd_addr, ("unix", "tcp"))
+        except AddressError as exc:
+            raise DeviceError(f"bad virtual device address: {exc.message}",
+                              address=str(vsd_addr)) from None
+        server = await transport.listen(address, accept)
         self._servers.append(server)
-        log.info("accepting virtual smart devices on %s", vsd_addr)
+        log.info("accepting virtual smart devices on %s", address)
         return server
 
     async def run_device(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
