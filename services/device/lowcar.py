@@ -84,6 +84,8 @@ class LowcarSession:
         self.logs: list[str] = []  #: the device's last LOG lines
         self.written: dict[str, Any] = {}  #: what the device holds (what we last wrote)
         self.reset_by_device = False
+        self.transport_lost = False  #: the byte stream itself ended (not just silence)
+        self.stalls = 0  #: times the watchdog found the event loop had been paused
         self._gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._tasks: list[asyncio.Task[Any]] = []
         self._reads: list[asyncio.Future[dict[str, Any]]] = []
@@ -133,13 +135,18 @@ class LowcarSession:
         return await asyncio.shield(self._gone)
 
     @property
+    def gone(self) -> bool:
+        """Has the session ended (silence, RST, the link closed, or ``close``)?"""
+        return self._gone.done()
+
+    @property
     def stream_open(self) -> bool:
         """Can the port be probed again after this session (the stream is still there)?"""
-        return not (self.writer.is_closing() or self.reader.at_eof())
+        return not (self.transport_lost or self.writer.is_closing() or self.reader.at_eof())
 
-    async def close(self, reason: str = "closed", keep_stream: bool = False) -> None:
+    async def close(self, reason: str = "closed", *, keep_transport: bool = False) -> None:
         """End the session: RST to the device, buffer released; the stream too unless
-        ``keep_stream`` (to identify whatever answers next on it). Idempotent."""
+        ``keep_transport`` (to identify whatever answers next on it). Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -156,7 +163,7 @@ class LowcarSession:
         if self.buffer is not None:
             self.buffer.connected = False
             self.buffer.close()
-        if not keep_stream:
+        if not keep_transport or self.transport_lost:
             self.writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.writer.wait_closed(), 1.0)
@@ -242,11 +249,12 @@ class LowcarSession:
             if self.writer.transport.get_write_buffer_size() > 4096:
                 await self.writer.drain()
         except (ConnectionError, OSError) as exc:
-            self._lose(f"write failed: {exc}")
+            self._lose(f"write failed: {exc}", transport=True)
             raise DeviceError(f"{self.name} on {self.port}: write failed ({exc})",
                               uid=str(self.uid), port=self.port) from exc
 
-    def _lose(self, reason: str) -> None:
+    def _lose(self, reason: str, *, transport: bool = False) -> None:
+        self.transport_lost = self.transport_lost or transport
         if not self._gone.done():
             self._gone.set_result(reason)
 
@@ -318,14 +326,14 @@ class LowcarSession:
             while True:
                 data = await self.reader.read(READ_CHUNK)
                 if not data:
-                    self._lose("the connection closed")
+                    self._lose("the connection closed", transport=True)
                     return
                 self._feed(data)
         except (ConnectionError, OSError) as exc:
-            self._lose(f"read failed: {exc}")
+            self._lose(f"read failed: {exc}", transport=True)
         except Exception:
             log.exception("%s on %s: reading failed", self.name, self.port)
-            self._lose("internal error while reading")
+            self._lose("internal error while reading", transport=True)
 
     async def _ping_loop(self) -> None:
         while not self._gone.done():
@@ -335,10 +343,20 @@ class LowcarSession:
 
     async def _watchdog(self) -> None:
         """Dead after ``silence_limit`` s without a packet, judged after reading what arrived:
-        before a verdict the loop turns a few times so bytes already on the socket (after a
-        stall of this process, say) are decoded first."""
+
+        - a watchdog that wakes much later than it asked was paused with its whole process
+          (SIGSTOP, an overloaded robot): the device talked meanwhile into the kernel's buffer,
+          unread, so the silence clock restarts instead of firing;
+        - before a verdict the loop turns a few times, so bytes already received are decoded.
+        """
+        loop = asyncio.get_running_loop()
         while not self._gone.done():
+            asked = loop.time()
             await asyncio.sleep(CHECK_PERIOD)
+            if loop.time() - asked - CHECK_PERIOD > max(CHECK_PERIOD, 0.1):
+                self.stalls += 1
+                self.last_heard = max(self.last_heard, time.monotonic())
+                continue
             if time.monotonic() - self.last_heard <= self.silence_limit:
                 continue
             for _ in range(3):

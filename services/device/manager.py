@@ -250,7 +250,7 @@ class SmartDeviceManager(Handler):
                 with contextlib.suppress(Exception):
                     await self._clear_info(uid)
                 log.info("%s on %s removed: %s", name, port, reason)
-            await asyncio.shield(session.close(reason, keep_stream=True))
+            await asyncio.shield(session.close(reason, keep_transport=True))
         if session.stream_open and not self._stopping:
             log.info("%s: identifying the device again", port)
             return True

@@ -164,7 +164,7 @@ async def test_disable_zeroes_motors_sends_rst_and_the_device_comes_back(robot_n
         # a reset does not keep on purpose: here deadband_b.
         await wait_for_async(lambda: session.acks == 2 and device.enabled)
         await wait_for_async(lambda: device.values["deadband_b"] == pytest.approx(0.2))
-        assert not session._gone.done()
+        assert not session.gone
 
 
 async def test_a_device_rst_ends_the_session_which_answers_with_rst(robot_name):
@@ -173,7 +173,7 @@ async def test_a_device_rst_ends_the_session_which_answers_with_rst(robot_name):
         reason = await asyncio.wait_for(session.closed(), 10)
         assert reason == "the device reset itself (RST)" and session.reset_by_device
         assert device.timeouts == 1
-        await session.close("answering the RST", keep_stream=True)
+        await session.close("answering the RST", keep_transport=True)
         await wait_for_async(lambda: device.received[-1].type == LowcarMessage.RST)
 
 
