@@ -10,9 +10,10 @@ Order and timing (docs/devices.md, "Identifying a port"):
 3. The first *identity* packet decides, and nothing else does: a valid 10-byte ACK means lowcar,
    a valid 15-byte SubscriptionResponse means Hibike. A Hibike Error or HeartBeatRequest, a
    lowcar LOG, garbage or bad frames only prove that something is there.
-4. A lowcar device that streams DATA or LOG without an ACK is already enabled (it lost our
+4. A lowcar device that streams DEVICE_DATA without an ACK is already enabled (it lost our
    teardown RST, or its ACK was lost): it only ACKs the first PING after a reset, so it gets an
-   RST (at most once per probe pair) and the next PING gets its ACK.
+   RST (at most once per probe pair) and the next PING gets its ACK. (A LOG line alone proves
+   nothing: a device may log before it is enabled.)
 5. No identity within ``timeout`` seconds (10 s, the discovery timeout): the port is given up.
 
 Why both at once: each firmware ignores the other's ids (Hibike answers an Error at most), a
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 RETRY = 0.5  #: seconds between two probe pairs
 #: Lowcar traffic that only an enabled (already ACKed) device sends.
-_ENABLED_LOWCAR = (LowcarMessage.DEVICE_DATA, LowcarMessage.LOG)
+_ENABLED_LOWCAR = (LowcarMessage.DEVICE_DATA,)
 READ_CHUNK = 4096
 
 
