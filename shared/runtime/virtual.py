@@ -81,8 +81,8 @@ def make_virtual_uid(device_type: DeviceType, uid: str | int | None = None) -> i
         return device_type.make_uid(value.value).value
     if value.type_field != device_type.uid_type:
         raise DeviceError(
-            f"uid {value} is not a {device_type.qualified_name} uid (its device type is "
-            f"{value.type_field})",
+            f"uid {value} is not a {device_type.qualified_name} uid: it names a "
+            f"{value.generation} device of type {value.type_id}",
             uid=str(value),
         )
     return value.value
