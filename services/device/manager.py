@@ -375,6 +375,9 @@ class SmartDeviceManager(Handler):
             entry = self.info(client).to_wire()
             with contextlib.suppress(Exception):
                 entry["values"] = client.buffer.read() if client.buffer else {}
+                # a value the device never sent reads as 0: say so (``runtime devices``)
+                entry["never_received"] = [name for name in entry["values"]
+                                           if client.buffer and not client.buffer.timestamp(name)]
             result.append(entry)
         return result
 

@@ -172,7 +172,7 @@ class Dispatcher(Handler):
                                  wait=self._wait)
         aliases = AliasFile(Path(state_dir)) if state_dir is not None else None
         self.api = StudentAPI(buffers, aliases=aliases, actions=self.actions,
-                              print=self.console.print)
+                              print=self.console.print, log=self._log)
         self.match = Match(mode="idle", since=time.time())
         self._mode_lock = threading.Lock()
         self._waiter: Waiter | None = None
@@ -433,9 +433,10 @@ class Dispatcher(Handler):
             return
         log.warning("%s:%s: %s: %s", filename, lineno, category.__name__, text)
 
-    def _log(self, level: str, message: str, context: dict[str, Any]) -> None:
+    def _log(self, level: str, message: str, context: dict[str, Any],
+             logger: str = "student") -> None:
         """A student log record: to ``log/student``, the listeners and the local log."""
-        record = LogRecord(ts=time.time(), level=level, logger="student", message=message,
+        record = LogRecord(ts=time.time(), level=level, logger=logger, message=message,
                            context=context)
         student_log.log(logging.getLevelName(level.upper()) if level != "info" else logging.INFO,
                         "%s", message)
