@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from runtime import protocol
@@ -82,6 +82,8 @@ class SmartDeviceClient:
         self._last_complaint = -COMPLAINT_PERIOD
         self._complained_frames = 0
         self._widening: asyncio.Task[Any] | None = None
+        #: called after the subscription grew for student reads (the manager re-announces)
+        self.subscription_changed: Callable[[], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:
         return f"<SmartDeviceClient {self.name} on {self.port}>"
@@ -417,6 +419,8 @@ class SmartDeviceClient:
         async def widen() -> None:
             try:
                 await self.subscribe(names, interval)
+                if self.subscription_changed is not None:
+                    await self.subscription_changed()
                 log.info("%s: subscribed to %s for student code", self.name,
                          ", ".join(self._identified_type().names(wanted & ~subscribed)))
             except DeviceGone:

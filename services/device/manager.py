@@ -205,6 +205,7 @@ class SmartDeviceManager(Handler):
             if previous is not None:
                 await previous.close("it reconnected on another port")
             self.devices[uid] = client
+            client.subscription_changed = lambda: self._publish_info(client)
             try:
                 await client.subscribe(interval=self.subscription_interval)
             except DeviceError as exc:  # keep it: reads, writes and heartbeats still work
