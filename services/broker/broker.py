@@ -99,8 +99,9 @@ class Broker(Handler):
     # -- student code ----------------------------------------------------------------------
     @rpc
     async def lint(self) -> list[dict[str, Any]]:
-        """pylint's messages on the student program (JSON form, no score)."""
-        return await lint(self.student_code)
+        """pylint's messages on the student program (JSON form, no score), with the robot
+        checks (``robot-*``) against this robot's aliases."""
+        return await lint(self.student_code, aliases=aliases.load_aliases(self.state_dir))
 
     # -- input -----------------------------------------------------------------------------
     @rpc

@@ -197,7 +197,9 @@ class Dispatcher(Handler):
     @rpc(blocking=True)
     def upload(self, source: str) -> dict[str, Any]:
         """Check and store a new student program (used from the next mode start)."""
-        result = store_source(self.student_code, source)
+        aliases = self.api.devices.aliases
+        result = store_source(self.student_code, source,
+                              aliases.get() if aliases is not None else None)
         log.info("new student program stored in %s (sha256 %s)", self.student_code,
                  result["sha256"][:12])
         return result

@@ -186,10 +186,10 @@ class DeviceDirectory:
                 if number >> 72 == type_id and number & ID_MASK == device_id:
                     return uid
             raise self._unknown(name, "no connected device has that type id and id")
-        uid = self.aliases.resolve(name) if self.aliases is not None else None
-        if uid is None:
+        target = self.aliases.resolve(name) if self.aliases is not None else None
+        if target is None:
             raise self._unknown(name, "it is not an alias, a uid or '<type_id>_<id>'")
-        return uid
+        return target
 
     def _buffer(self, uid: str, name: Any, connected: bool = True) -> DeviceBuffer:
         """The live buffer of ``uid`` (re-attached if the device service replaced it); with
