@@ -437,7 +437,7 @@ class InputBuffers:
 class _Input:
     """Shared by Gamepad and Keyboard: teleop only; no input reads as nothing pressed."""
 
-    what = "input"
+    _what = "input"
 
     def __init__(self, api: StudentAPI) -> None:
         self._api = api
@@ -448,14 +448,14 @@ class _Input:
         mode = self._api.match.mode
         if mode is not Mode.TELEOP:
             raise ExecutionError(
-                f"{call}: the {self.what} can only be read in teleop (the robot is in {mode}); "
+                f"{call}: the {self._what} can only be read in teleop (the robot is in {mode}); "
                 "in autonomous the robot must drive itself", mode=str(mode))
 
 
 class Gamepad(_Input):
     """``Gamepad.get_value(name, index=0)``: buttons (bool) and joysticks (-1 to 1)."""
 
-    what = "gamepad"
+    _what = "gamepad"
 
     def get_value(self, name: str, index: int = 0) -> bool | float:
         self._check_teleop(f"Gamepad.get_value({name!r})")
@@ -487,7 +487,7 @@ def _neutral(name: Any) -> bool | float:
 class Keyboard(_Input):
     """``Keyboard.get_value(key)``: whether a key is held down."""
 
-    what = "keyboard"
+    _what = "keyboard"
 
     def get_value(self, key: str) -> bool:
         self._check_teleop(f"Keyboard.get_value({key!r})")
