@@ -40,12 +40,13 @@ from runtime.aliases import AliasFile
 from runtime.api import Mode, StudentAPI
 from runtime.buffer import WAKE_INPUT, BufferStore, Waiter
 from runtime.exception import ExecutionError, MessageError
-from runtime.messages import LogRecord, Match, validate
+from runtime.messages import GameState, LogRecord, Match, decode, validate
 from runtime.options import Options
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.executor.asyncexec import AsyncExecutor
 from runtime.service.executor.console import Console
 from runtime.service.executor.errors import ErrorReporter
+from runtime.service.executor.inputnotice import DriverInputNotice
 from runtime.service.executor.loader import MODES, load_module, store_source
 from runtime.service.executor.request import ExecutionRequest, Outcome
 from runtime.service.executor.sync import SyncExecutor, WaitResult
@@ -210,6 +211,14 @@ class Dispatcher(Handler):
         self._loop = asyncio.get_running_loop()
         await super().serve(connection, service_name)
         await connection.publish(connection.topics.match, self.match, qos=1, retain=True)
+        await connection.subscribe(connection.topics.game_state, self._on_game_state, qos=1)
+
+    def _on_game_state(self, topic: str, payload: bytes) -> None:
+        """Retained ``field/game_state``: student code reads it as ``Match.game_state``."""
+        try:
+            self.api.match.game_state = decode(GameState, payload).state if payload else None
+        except MessageError as exc:
+            log.warning("ignoring a bad game state on %s: %s", topic, exc.message)
 
     # -- mode changes (any thread) ---------------------------------------------------------------
     def change_mode(self, mode: Any, alliance: Any = None, start_pos: Any = None) -> Match:
@@ -268,6 +277,8 @@ class Dispatcher(Handler):
     def run(self) -> None:
         """Run student code as modes come, until :meth:`shutdown` (main thread only)."""
         self.actions.start()
+        notice = DriverInputNotice(lambda: str(self.match.mode), self.api.inputs.all,
+                                   lambda line: self._log("warning", line, {})).start()
         previous_showwarning = warnings.showwarning
         warnings.showwarning = self._show_warning
         try:
@@ -287,6 +298,7 @@ class Dispatcher(Handler):
             warnings.showwarning = previous_showwarning
             self._end_mode()
             self._unwatch_inputs()
+            notice.stop()
             self.actions.close()
             self.console.close()
 
