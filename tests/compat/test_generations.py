@@ -99,6 +99,18 @@ class Field:
         return any(seen == uid and name == param and got == pytest.approx(value)
                    for _, seen, name, got in self.history)
 
+    async def until(self, uid: str, param: str, value: float, console: Console,
+                    ever: bool = False) -> None:
+        """Wait until the device reports ``param`` at ``value`` (float32 on the wire), now or
+        (``ever``: a value held only briefly) at some point since the watch began."""
+        def reported() -> bool:
+            if ever:
+                return self.sent(uid, param, value)
+            return self.value(uid, param) == pytest.approx(value)
+        await wait_for_async(reported, timeout=30, message=lambda: (
+            f"{param} of {uid} is {self.value(uid, param)}, not {value}; console: "
+            f"{console.lines[-12:]}"))
+
     def value(self, uid: str, param: str) -> object:
         return self.values.get(uid, {}).get(param)
 
@@ -144,6 +156,7 @@ def robot(tmp_path_factory) -> Iterator[RunningRobot]:
 @pytest.fixture
 def console(robot: RunningRobot) -> Iterator[Console]:
     watching = Console(robot)
+    wait_for(lambda: watching.count("following the console of robot") == 1, timeout=30)
     yield watching
     watching.stop()
     robot.cli("mode", "idle")
@@ -166,9 +179,9 @@ async def test_a_2019_program_runs_as_written(robot: RunningRobot, console: Cons
     async with Field(robot) as field:
         await cli(robot, "mode", "auto", "--start-pos", "right")
         await console.wait("Autonomous from right")
-        await wait_for_async(lambda: field.value(YOGI, "duty_cycle") == 0.5, timeout=30)
+        await field.until(YOGI, "duty_cycle", 0.5, console, ever=True)
         await console.wait("Autonomous done")
-        await wait_for_async(lambda: field.value(YOGI, "duty_cycle") == 0.0, timeout=30)
+        await field.until(YOGI, "duty_cycle", 0.0, console)
         assert console.count("Field.starting_zone is the name of an earlier PiE runtime") == 1
         assert console.count("Robot.set_motor(device, value) is the name of an earlier") == 1
 
@@ -178,11 +191,10 @@ async def test_a_2019_program_runs_as_written(robot: RunningRobot, console: Cons
         await console.wait("motors held: no driver input")
         field.send_input(axes=(0, 0.5, 0, 0))
         await console.wait("driver input is back")
-        await wait_for_async(lambda: field.value(YOGI, "duty_cycle") == 0.5, timeout=30)
+        await field.until(YOGI, "duty_cycle", 0.5, console)
         pressed = time.monotonic()
         field.send_input(buttons=("button_a",), axes=(0, 0.5, 0, 0))  # A held: run every tick
-        await wait_for_async(lambda: field.value(ARM, "duty_cycle_a") == pytest.approx(0.3),
-                             timeout=30)
+        await field.until(ARM, "duty_cycle_a", 0.3, console)
         await console.wait("Robot.run(wave_arm): wave_arm is still running, so this call "
                            "does nothing")
         held_until = time.monotonic() + 1.0
@@ -201,18 +213,16 @@ async def test_a_2021_program_runs_as_written(robot: RunningRobot, console: Cons
     async with Field(robot) as field:
         await cli(robot, "mode", "auto", "--start-pos", "left", "--alliance", "blue")
         await console.wait("auto: start position left")
-        await wait_for_async(lambda: field.value(KOALA, "duty_cycle_a") == pytest.approx(0.4),
-                             timeout=30)
+        await field.until(KOALA, "duty_cycle_a", 0.4, console, ever=True)
         await console.wait("auto: stopped, encoder at")
         assert field.value(KOALA, "duty_cycle_b") == 0.0
         field.send_input(axes=(0, -0.25, 0, 0))
         await cli(robot, "mode", "teleop", "--alliance", "blue")
         await console.wait("teleop: alliance blue")
-        await wait_for_async(lambda: (field.value(KOALA, "duty_cycle_a"),
-                                      field.value(KOALA, "duty_cycle_b")) == (-0.25, 0.25),
-                             timeout=30)
+        await field.until(KOALA, "duty_cycle_a", -0.25, console)
+        await field.until(KOALA, "duty_cycle_b", 0.25, console)
         field.send_input(axes=(0, -0.25, 0, 0), keys=("w",))
-        await wait_for_async(lambda: field.value(KOALA, "duty_cycle_a") == 1.0, timeout=30)
+        await field.until(KOALA, "duty_cycle_a", 1.0, console)
         assert console.count("ERROR") == 0
         assert console.count("earlier PiE runtime") == 0  # nothing renamed in this generation
 
@@ -226,18 +236,16 @@ async def test_a_c_runtime_program_runs_as_written(robot: RunningRobot,
         await console.wait("Robot.start_pos is the name of an earlier PiE runtime")
         await console.wait("blink: on")
         await console.wait("blink: off")
-        await wait_for_async(lambda: field.sent(C_MOTOR, "duty_cycle_a", 0.6), timeout=30,
-                             message=lambda: f"{field.history[-20:]} {console.lines}")
-        await wait_for_async(lambda: field.value(C_MOTOR, "duty_cycle_a") == 0.0, timeout=30)
+        await field.until(C_MOTOR, "duty_cycle_a", 0.6, console, ever=True)
+        await field.until(C_MOTOR, "duty_cycle_a", 0.0, console)
         line = await console.wait("rotation: ")  # the Encoder's own value, read on the first call
         assert line.split("rotation: ")[1].lstrip("-").isdigit()
         assert console.count("did not send") == 0
 
         field.send_input(keys=("up_arrow",))
         await cli(robot, "mode", "teleop")
-        await wait_for_async(lambda: field.value(C_MOTOR, "duty_cycle_b") == pytest.approx(0.8),
-                             timeout=30)
+        await field.until(C_MOTOR, "duty_cycle_b", 0.8, console)
         field.send_input(buttons=("dpad_up",), axes=(0, 0, 0, -0.5))
-        await wait_for_async(lambda: field.value(C_MOTOR, "duty_cycle_b") == -0.5, timeout=30)
+        await field.until(C_MOTOR, "duty_cycle_b", -0.5, console)
         assert await console.wait("WARNING dpad up pressed")  # print(..., file=sys.stderr)
         assert console.count("ERROR") == 0

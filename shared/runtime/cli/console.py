@@ -83,6 +83,8 @@ async def _console(params: dict[str, Any], since: float | None, follow: bool,
         await connection.wait_connected(params["timeout"])
         if follow:
             await connection.subscribe(connection.topics.any_log, on_log)
+            click.echo(f"following the console of robot {params['robot']} (Ctrl-C to stop)",
+                       err=True)
         if since is not None:
             client = Client(connection)
             await client.start()
