@@ -109,9 +109,9 @@ def check_source(source: str, aliases: Mapping[str, str] | None = None,
 
 def check_module(module: nodes.Module, aliases: Mapping[str, str] | None = None,
                  catalog: Catalog | None = None) -> list[Finding]:
-    """Every finding on ``module``, in line order. ``aliases``: alias -> uid (None: unknown,
-    so device aliases are not checked)."""
-    checker = _Checker(module, aliases, catalog or default_catalog())
+    """Every finding on ``module``, in line order. ``aliases``: alias -> uid (None or empty:
+    unknown, or none set up yet, so device aliases are not checked)."""
+    checker = _Checker(module, aliases or None, catalog or default_catalog())
     return sorted(checker.run(), key=lambda f: (f.line, f.column, f.symbol))
 
 
@@ -132,6 +132,7 @@ class _Checker:
         self.aliases = aliases
         self.catalog = catalog
         self.members = api_members()
+        self._unknown_aliases: set[str] = set()  # each said once, at its first use
 
     def run(self) -> Iterator[Finding]:
         yield from self._mode_functions()
@@ -250,6 +251,9 @@ class _Checker:
         elif self.aliases is not None:
             uid = self.aliases.get(name)
             if uid is None:
+                if name in self._unknown_aliases:
+                    return None
+                self._unknown_aliases.add(name)
                 known = sorted(self.aliases)
                 yield _at("robot-unknown-device", arg,
                               f"no device alias {name!r} on this robot"
