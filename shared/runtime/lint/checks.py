@@ -18,14 +18,14 @@ import ast
 import difflib
 import enum
 import re
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import astroid
-from astroid import nodes
-from astroid.exceptions import AstroidError
+import astroid  # type: ignore[import-untyped]
+from astroid import nodes  # type: ignore[import-untyped]
+from astroid.exceptions import AstroidError  # type: ignore[import-untyped]
 
 from runtime.buffer.inputs import AXES, BUTTONS, KEYS
 from runtime.catalog import Catalog, DeviceType, default_catalog
@@ -120,8 +120,8 @@ def _at(symbol: str, node: nodes.NodeNG, message: str) -> Finding:
     return Finding(symbol, node.lineno or 1, node.col_offset or 0, message, node)
 
 
-def _did_you_mean(word: str, choices: object) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)  # type: ignore[call-overload]
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f": did you mean {close[0]}?" if close else ""
 
 

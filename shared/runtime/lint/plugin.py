@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from astroid import nodes
+from astroid import nodes  # type: ignore[import-untyped]
 from pylint.checkers import BaseChecker
 
 from runtime.lint.checks import MESSAGES, check_module
