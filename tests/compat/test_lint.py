@@ -155,3 +155,22 @@ def test_the_stub_lists_what_the_api_has(robot_name: str) -> None:
             assert public <= members_of, name
         else:
             assert public == members_of, name
+
+
+@pytest.mark.parametrize("name, meant", [
+    ("autonomou_setup", "autonomous_setup"), ("teleop_mian", "teleop_main"),
+    ("telop_main", "teleop_main"), ("autonomus", "autonomous"), ("teleop_setpu", "teleop_setup"),
+])
+def test_near_miss_mode_names_are_flagged(name: str, meant: str) -> None:
+    found = [f for f in check_source(f"def {name}():\n    pass\n")
+             if f.symbol == "robot-mode-misspelled"]
+    assert [(f.line, f.message) for f in found] == [
+        (1, f"{name} looks like a misspelled {meant}: Runtime calls only the exact names, so "
+            "this never runs")]
+
+
+@pytest.mark.parametrize("name", ["teleop_drive", "setup", "auto_helper", "teleop_loop",
+                                  "autonomous_routine", "main"])
+def test_helpers_with_mode_like_names_are_not(name: str) -> None:
+    assert not [f for f in check_source(f"def {name}():\n    pass\n")
+                if f.symbol == "robot-mode-misspelled"]
