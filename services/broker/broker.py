@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import aliases
+from runtime.lint import known_aliases
 from runtime.options import Options, get_option, load_options, set_options
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.broker.inputs import InputBridge
@@ -104,7 +105,7 @@ class Broker(Handler):
     async def lint(self) -> list[dict[str, Any]]:
         """pylint's messages on the student program (JSON form, no score), with the robot
         checks (``robot-*``) against this robot's aliases."""
-        return await lint(self.student_code, aliases=aliases.load_aliases(self.state_dir))
+        return await lint(self.student_code, aliases=known_aliases(self.state_dir))
 
     @rpc
     def console(self, since: float | None = None) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ from runtime.aliases import AliasFile
 from runtime.api import Mode, StudentAPI
 from runtime.buffer import WAKE_INPUT, BufferStore, Waiter
 from runtime.exception import ExecutionError, MessageError
+from runtime.lint import known_aliases
 from runtime.messages import GameState, LogRecord, Match, decode, validate
 from runtime.options import Options
 from runtime.remote import Connection, Handler, rpc
@@ -200,7 +201,7 @@ class Dispatcher(Handler):
         """Check and store a new student program (used from the next mode start)."""
         aliases = self.api.devices.aliases
         result = store_source(self.student_code, source,
-                              aliases.get() if aliases is not None else None)
+                              known_aliases(aliases.state_dir if aliases else None))
         log.info("new student program stored in %s (sha256 %s)", self.student_code,
                  result["sha256"][:12])
         return result
