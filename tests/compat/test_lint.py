@@ -174,3 +174,12 @@ def test_near_miss_mode_names_are_flagged(name: str, meant: str) -> None:
 def test_helpers_with_mode_like_names_are_not(name: str) -> None:
     assert not [f for f in check_source(f"def {name}():\n    pass\n")
                 if f.symbol == "robot-mode-misspelled"]
+
+
+def test_a_broken_aliases_file_means_aliases_are_not_checked(tmp_path: Path) -> None:
+    from runtime.lint import known_aliases
+
+    (tmp_path / "aliases.json").write_text("{not json")
+    assert known_aliases(tmp_path) is None
+    assert upload_check('Robot.get_value("kaola", "duty_cycle_a")\ndef teleop():\n    pass\n'
+                        "def autonomous():\n    pass\n", aliases=known_aliases(tmp_path)) == []
