@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from runtime.buffer import BUTTONS, KEYS
 from runtime.catalog import default_catalog
-from runtime.messages import DeviceData, GamepadInput, KeyboardInput, decode, encode
+from runtime.messages import (
+    DeviceData,
+    GamepadInput,
+    GameState,
+    KeyboardInput,
+    decode,
+    encode,
+)
 from runtime.remote import Connection
 from runtime.virtual import make_virtual_uid
 
@@ -217,8 +224,11 @@ async def test_a_2021_program_runs_as_written(robot: RunningRobot, console: Cons
         await console.wait("auto: stopped, encoder at")
         assert field.value(KOALA, "duty_cycle_b") == 0.0
         field.send_input(axes=(0, -0.25, 0, 0))
+        state = GameState(state="poison_ivy", ts=time.time())  # field control's, retained
+        await field.connection.publish(field.connection.topics.game_state, encode(state),
+                                       qos=1, retain=True)
         await cli(robot, "mode", "teleop", "--alliance", "blue")
-        await console.wait("teleop: alliance blue")
+        await console.wait("teleop: alliance blue game state poison_ivy")
         await field.until(KOALA, "duty_cycle_a", -0.25, console)
         await field.until(KOALA, "duty_cycle_b", 0.25, console)
         field.send_input(axes=(0, -0.25, 0, 0), keys=("w",))

@@ -23,7 +23,7 @@ def autonomous_main():
 
 
 def teleop_setup():
-    print("teleop: alliance", Match.alliance)
+    print("teleop: alliance", Match.alliance, "game state", Match.game_state)
 
 
 def teleop_main():
