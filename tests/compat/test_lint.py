@@ -36,6 +36,7 @@ def autonomous_main():
 
 
 def teleop_setup():
+    wave()
     Robot.get_value("koala", "dutycycle_a")
     Robot.set_value("kaola", "duty_cycle_a", 0.5)
     Robot.set_value(MOTORS, "enc_vel", 0.5)
@@ -50,16 +51,17 @@ EXPECTED = [
     (8, "robot-mode-misspelled", "autonomou_setup looks like a misspelled autonomous_setup"),
     (9, "robot-run-target", "Robot.run(wave), not Robot.run(wave())"),
     (13, "robot-run-target", "Robot.run needs a function (a def or an async def), not 3"),
-    (17, "robot-unknown-param", "KoalaBear has no param 'dutycycle_a': did you mean "
+    (17, "robot-coroutine-dropped", "wave() does nothing: wave is an async def"),
+    (18, "robot-unknown-param", "KoalaBear has no param 'dutycycle_a': did you mean "
                                 "duty_cycle_a?"),
-    (18, "robot-unknown-device", "no device alias 'kaola' on this robot: did you mean koala?"),
-    (19, "robot-unknown-param", "KoalaBear has no param 'enc_vel'"),
-    (22, "robot-async-mode-function", "teleop_main is an async def"),
-    (23, "robot-unknown-name", "Robot has no set_vlaue: did you mean set_value?"),
-    (23, "robot-unknown-name", "Gamepad has no get_valu: did you mean get_value?"),
-    (24, "robot-unknown-input", "Gamepad has no button or joystick 'butn_a': did you mean "
+    (19, "robot-unknown-device", "no device alias 'kaola' on this robot: did you mean koala?"),
+    (20, "robot-unknown-param", "KoalaBear has no param 'enc_vel'"),
+    (23, "robot-async-mode-function", "teleop_main is an async def"),
+    (24, "robot-unknown-name", "Robot has no set_vlaue: did you mean set_value?"),
+    (24, "robot-unknown-name", "Gamepad has no get_valu: did you mean get_value?"),
+    (25, "robot-unknown-input", "Gamepad has no button or joystick 'butn_a': did you mean "
                                 "button_a?"),
-    (24, "robot-unknown-name", "Match has no mdoe: did you mean mode?"),
+    (25, "robot-unknown-name", "Match has no mdoe: did you mean mode?"),
 ]
 
 
@@ -122,7 +124,8 @@ def _defines_mode(source: str, prefix: str) -> bool:
 
 PROGRAMS = sorted([SAMPLE, *ROOT.glob("tests/**/programs/*.py")])
 #: the findings that are right: these test programs contain the mistake on purpose
-ON_PURPOSE = {("async_main.py", 9, "robot-async-mode-function")}
+ON_PURPOSE = {("async_main.py", 9, "robot-async-mode-function"),
+              ("never_awaited.py", 10, "robot-coroutine-dropped")}
 
 
 @pytest.mark.parametrize("path", PROGRAMS, ids=[p.name for p in PROGRAMS])

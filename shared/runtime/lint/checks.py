@@ -49,6 +49,7 @@ MESSAGES = {
     "robot-unknown-input": ("E9507", "A gamepad or keyboard name that does not exist"),
     "robot-missing-mode": ("W9508", "A mode with no code to run"),
     "robot-both-styles": ("W9509", "Both setup/main and the one-function style for a mode"),
+    "robot-coroutine-dropped": ("W9510", "An async def called as a statement: it never runs"),
 }
 #: findings the executor's own upload check already reports in its words (loader.py)
 SHAPE_SYMBOLS = frozenset({"robot-async-mode-function", "robot-missing-mode",
@@ -140,6 +141,21 @@ class _Checker:
             yield from self._attribute(node)
         for call in self.module.nodes_of_class(nodes.Call):
             yield from self._call(call)
+        for statement in self.module.nodes_of_class(nodes.Expr):
+            yield from self._dropped(statement)
+
+    def _dropped(self, statement: nodes.Expr) -> Iterator[Finding]:
+        """``wave()`` on its own line, ``wave`` an ``async def``: nothing runs."""
+        call = statement.value
+        if not isinstance(call, nodes.Call):
+            return
+        called = _only(call.func)
+        if isinstance(called, nodes.AsyncFunctionDef):
+            label = call.func.as_string()
+            yield _at("robot-coroutine-dropped", call,
+                      f"{label}() does nothing: {label} is an async def, which runs only when "
+                      f"started with Robot.run({label}) (or awaited inside another async def: "
+                      f"await {label}())")
 
     # -- names of the API ------------------------------------------------------------------
     def _injected(self, node: nodes.NodeNG) -> str | None:
