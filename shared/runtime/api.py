@@ -2,13 +2,20 @@
 
 Students import nothing: the executor builds one :class:`StudentAPI` and puts its
 :meth:`StudentAPI.names` (``Robot``, ``Gamepad``, ``Keyboard``, ``Actions``, ``Mode``,
-``Alliance``, ``Match``, ``print``) into the student module before running it.
+``Alliance``, ``Match``, ``Field``, ``print``) into the student module before running it.
 
 - ``Robot.get_value(device, param)`` / ``Robot.set_value(device, param, value)`` read current
   values from and write desired values to the shared-memory device buffers (microseconds).
   ``device`` is a uid string, ``"<type_id>_<id>"`` or an alias; resolutions are cached and
-  re-checked every :data:`RECHECK` s (a device unplugged, an alias moved).
-- ``Robot.run`` / ``is_running`` / ``sleep`` go to the executor's action runner.
+  re-checked every :data:`RECHECK` s (a device unplugged, an alias moved). The first read of
+  a param marks it "wanted" in the buffer (the device service subscribes it) and, if the
+  device never sent it, waits up to :data:`FIRST_READ_WAIT` s for its value: a student never
+  reads a 0 the device did not send.
+- ``Robot.run`` / ``is_running`` / ``sleep`` go to the executor's action runner; ``run`` of a
+  running action does nothing and says so once per action and run (as earlier runtimes did).
+- Names of earlier PiE generations (``Robot.set_motor``, ``stop_motor``, ``emergency_stop``,
+  ``start_pos``, ``Field.starting_zone``; ``Robot.log`` of the C runtime) work; a renamed one
+  says once per run (:meth:`StudentAPI.enable` starts a run) which name to use now.
 - ``Gamepad`` and ``Keyboard`` work in teleop only; a disconnected input reads as released
   buttons and centred sticks, never as the last values it sent.
 - Safety: writes go through a gate. :meth:`StudentAPI.stop_motors` closes it and sets every
