@@ -50,7 +50,9 @@ def devices(as_json: bool, **kwargs: Any) -> None:
     rows = [("UID", "TYPE", "PORT", "VALUES")]
     for device in sorted(listed, key=lambda d: (d.get("type", ""), d.get("uid", ""))):
         values = device.get("values") or {}
-        shown = " ".join(f"{name}={_short(value)}" for name, value in values.items())
+        never = set(device.get("never_received") or ())  # the device has not sent these yet
+        shown = " ".join(f"{name}={NOT_RECEIVED if name in never else _short(value)}"
+                         for name, value in values.items())
         kind = str(device.get("type", "?"))
         if device.get("generation") == "lowcar":
             kind += " (lowcar)"  # type names exist in both generations
@@ -77,6 +79,9 @@ async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[s
         await connection.subscribe(connection.topics.any_device_info, on_info)
         await asyncio.sleep(settle)  # retained messages arrive right after subscribing
     return list(infos.values())
+
+
+NOT_RECEIVED = "(none)"  #: shown for a value the device never sent (not subscribed, not read)
 
 
 def _short(value: Any) -> str:
