@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from runtime.buffer import BufferStore
+from runtime.buffer.liveness import start_liveness
 from runtime.config import ServiceConfig
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.executor.dispatcher import Dispatcher, timeouts_from_options
@@ -64,6 +65,15 @@ class MQTTThread:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         config = self.config
+        # The device service stops the motors when this beat stops (frozen, stuck, killed).
+        beat = start_liveness(self.dispatcher.buffers, self._loop)
+        try:
+            await self._connected(config)
+        finally:
+            beat.stop()
+
+    async def _connected(self, config: ServiceConfig) -> None:
+        assert self._stop is not None
         async with Connection(config.mqtt, robot=config.robot, service="executor",
                               password_file=config.password_file) as connection:
             await self.dispatcher.serve(connection)

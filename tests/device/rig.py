@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.buffer import BufferStore
+from runtime.buffer.liveness import LivenessBeat, start_liveness
 from runtime.messages import DeviceInfo, Match, ServiceStatus, decode, encode
 from runtime.remote import Client, Connection
 from runtime.service.device import SmartDeviceManager
@@ -47,6 +48,7 @@ class DeviceRig:
         self.client = Client(self.client_connection)
         await self.client.start()
         self.input_store = BufferStore(self.robot)
+        self.beat: LivenessBeat | None = start_liveness(self.input_store)
         await self.executor_status("online")
         return self
 
@@ -102,6 +104,8 @@ class DeviceRig:
             task.cancel()
         await asyncio.gather(*(task for _, task in self.devices), return_exceptions=True)
         await self.manager.stop()
+        if self.beat is not None:
+            self.beat.stop()
         await self.client_connection.close()
         await self.connection.close()
         self.input_store.close()

@@ -194,6 +194,13 @@ class _Subscriber:
             self.worker.cancel()
 
 
+async def _logged(awaitable: Awaitable[Any], hook: Callable[..., Any]) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("on_connected hook %s failed", _name(hook))
+
+
 def _name(callback: Callable[..., Any]) -> str:
     return getattr(callback, "__qualname__", None) or repr(callback)
 
@@ -243,6 +250,23 @@ class Connection:
         self._refused = False
         self._established = False
         self._closing = False
+        self._connected_hooks: list[Callable[[], Awaitable[None] | None]] = []
+
+    def on_connected(self, hook: Callable[[], Awaitable[None] | None]) -> None:
+        """Call ``hook()`` after every (re)connection, once subscriptions and the status are
+        restored: services re-publish their retained state there (a restarted broker lost it).
+        Runs as a task of the connection; its failures are logged, never fatal."""
+        self._connected_hooks.append(hook)
+
+    def _run_connected_hooks(self) -> None:
+        for hook in self._connected_hooks:
+            try:
+                result = hook()
+            except Exception:
+                log.exception("on_connected hook %s failed", _name(hook))
+                continue
+            if inspect.isawaitable(result):
+                self.spawn(_logged(result, hook), name=f"on_connected {_name(hook)}")
 
     def __repr__(self) -> str:
         return f"Connection({self.url!r}, robot={self.robot!r}, client_id={self.client_id!r})"
@@ -506,6 +530,7 @@ class Connection:
                 self._refused = False
                 self._established = True
                 self.connected.set()
+                self._run_connected_hooks()
                 async for message in client.messages:
                     self._dispatch(message.topic.value, message.payload)  # type: ignore[arg-type]
             finally:
