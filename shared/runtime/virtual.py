@@ -112,11 +112,25 @@ class VirtualDevice:
         self.last_heartbeat_response = time.monotonic()
         self._writer: asyncio.StreamWriter | None = None
         self._phase = random.random() * 10
+        self._running = asyncio.Event()  #: cleared while paused (see ``pause``)
+        self._running.set()
 
     def __repr__(self) -> str:
         return f"<VirtualDevice {self.device_type.name} {self.uid}>"
 
     # -- running -------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Freeze like a stalled microcontroller (or a SIGSTOPped simulator): nothing is read,
+        answered or sent until ``resume``; what the host sends meanwhile waits in the stream."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Be the device on this stream until it closes."""
@@ -125,7 +139,12 @@ class VirtualDevice:
         tasks = [asyncio.create_task(job) for job in
                  (self._stream(), self._heartbeats(), self._physics())]
         try:
-            while data := await reader.read(4096):
+            while True:
+                await self._running.wait()
+                data = await reader.read(4096)
+                if not data:
+                    break
+                await self._running.wait()  # paused while this read was pending
                 for packet in self.decoder.feed(data):
                     self.received.append(packet)
                     del self.received[:-200]
@@ -246,6 +265,7 @@ class VirtualDevice:
 
     async def _stream(self) -> None:
         while True:
+            await self._running.wait()
             if self.delay_ms and self.params and not self.faults.unresponsive:
                 self._send_data(self.params)
                 await asyncio.sleep(self.delay_ms / 1000)
@@ -255,6 +275,7 @@ class VirtualDevice:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_period)
+            await self._running.wait()
             if self.faults.unresponsive:
                 continue
             self._send(protocol.heartbeat_request(0))
@@ -268,6 +289,7 @@ class VirtualDevice:
         start = time.monotonic()
         while True:
             await asyncio.sleep(PHYSICS_PERIOD)
+            await self._running.wait()
             self.step(PHYSICS_PERIOD, time.monotonic() - start)
 
     def step(self, dt: float, now: float) -> None:

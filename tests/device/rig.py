@@ -1,8 +1,10 @@
 """A device service in the test's own event loop, real broker, real buffers, virtual devices.
 
 The rig plays the other services' parts where a device test needs them: it publishes ``match``
-like the executor, owns a gamepad buffer like the broker service (live driver input), and calls
-the device RPC like a client.
+and a live executor's status and advances the liveness counter like a running executor (unless
+``play_executor=False``: then a real executor process is started with :class:`ExecutorProcess`),
+owns a gamepad buffer like the broker service (live driver input), and calls the device RPC like
+a client. A dying executor is never faked: tests SIGSTOP or SIGKILL a real one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +23,9 @@ from typing import Any
 
 from runtime.buffer import BufferStore
 from runtime.buffer.liveness import LivenessBeat, start_liveness
+from runtime.exception import RPCError
 from runtime.messages import DeviceInfo, Match, ServiceStatus, decode, encode
+from runtime.protocol import MessageType, Packet
 from runtime.remote import Client, Connection
 from runtime.service.device import SmartDeviceManager
 from runtime.virtual import Faults, VirtualDevice
@@ -34,7 +42,8 @@ class DeviceRig:
         self.infos: dict[str, DeviceInfo | None] = {}
         self.devices: list[tuple[VirtualDevice, asyncio.Task[None]]] = []
 
-    async def start(self, observer: Any = None, **manager_options: Any) -> DeviceRig:
+    async def start(self, observer: Any = None, play_executor: bool = True,
+                    **manager_options: Any) -> DeviceRig:
         self.buffers = BufferStore(self.robot)
         self.connection = Connection(self.url, robot=self.robot, service="device")
         await self.connection.start()
@@ -48,16 +57,19 @@ class DeviceRig:
         self.client = Client(self.client_connection)
         await self.client.start()
         self.input_store = BufferStore(self.robot)
-        self.beat: LivenessBeat | None = start_liveness(self.input_store)
-        await self.executor_status("online")
+        self.beat: LivenessBeat | None = None
+        if play_executor:
+            self.beat = start_liveness(self.input_store)
+            await self.executor_online()
         return self
 
-    async def executor_status(self, state: str, started: float = 0.0) -> None:
-        """Publish the executor's retained status, as the executor (or its last will) does."""
-        status = ServiceStatus(state=state, version="test", pid=1, started=started)
+    async def executor_online(self, started: float = 0.0) -> None:
+        """Publish a running executor's retained status (started at ``started``)."""
+        status = ServiceStatus(state="online", version="test", pid=1, started=started)
         await self.client_connection.publish(self.client_connection.topics.status("executor"),
                                              encode(status), qos=1, retain=True)
-        await wait_for_async(lambda: self.manager.executor_online == (state == "online"))
+        await wait_for_async(lambda: self.manager.executor_online
+                             and self.manager.executor_started == started)
 
     def _on_info(self, topic: str, payload: bytes) -> None:
         uid = topic.split("/")[-2]
@@ -114,3 +126,60 @@ class DeviceRig:
             for entry in self.socket_dir.iterdir():
                 entry.unlink()
             os.rmdir(self.socket_dir)
+
+
+class ExecutorProcess:
+    """A real ``runtime service executor`` process running ``student_code`` (a source text)."""
+
+    def __init__(self, rig: DeviceRig, student_code: str) -> None:
+        self.rig = rig
+        self.state_dir = Path(tempfile.mkdtemp(prefix="rt-exec-", dir="/tmp"))
+        (self.state_dir / "studentcode.py").write_text(student_code)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> ExecutorProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "service", "executor", "--mqtt", self.rig.url,
+             "--robot", self.rig.robot, "--state-dir", str(self.state_dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pid = self.process.pid
+        await wait_for_async(lambda: self.rig.manager.executor_online
+                             and self.rig.manager.liveness.silent_for() is not None,
+                             timeout=30, message=f"executor {pid} never came online")
+
+        async def answers() -> bool:  # "online" may precede its RPC subscriptions
+            with contextlib.suppress(RPCError):
+                await self.rig.client.call("executor", "get_mode", timeout=1.0)
+                return True
+            return False
+
+        await wait_for_async(answers, timeout=30, message=f"executor {pid} never answered")
+        return self
+
+    async def set_mode(self, mode: str) -> None:
+        await self.rig.client.call("executor", "set_mode", mode)
+        await wait_for_async(lambda: self.rig.manager.mode == mode)
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signum)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(10)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+HEARTBEATS = (MessageType.HEARTBEAT_REQUEST, MessageType.HEARTBEAT_RESPONSE)
+
+
+def commands(device: VirtualDevice) -> list[Packet]:
+    """What the host sent the device, heartbeat answers left out (they come every 200 ms)."""
+    return [p for p in device.received if p.type not in HEARTBEATS]
+
+
+def last_command(device: VirtualDevice) -> MessageType | None:
+    sent = commands(device)
+    return sent[-1].type if sent else None

@@ -84,21 +84,6 @@ async def test_idle_and_estop_zero_motors_and_disable(rig, mode):
     assert MessageType.DISABLE in kinds
 
 
-async def test_a_dead_executor_stops_the_motors(rig):
-    device = await rig.plug("KoalaBear", KOALA_UID)
-    await rig.online(device)
-    await rig.set_mode("auto")
-    rig.input_store.open_device(KOALA_UID).set("duty_cycle_b", 0.5)
-    await wait_for_async(lambda: device.values["duty_cycle_b"] == 0.5)
-    await rig.executor_status("offline")  # its last will: match still says auto
-    await wait_for_async(lambda: device.disabled and device.values["duty_cycle_b"] == 0.0)
-    rig.input_store.open_device(KOALA_UID).set("duty_cycle_b", 0.25)  # a stale writer
-    await wait_for_async(lambda: device.received[-1].type == MessageType.DEVICE_WRITE)
-    assert device.values["duty_cycle_b"] == 0.0
-    await rig.executor_status("online")
-    await wait_for_async(lambda: device.values["duty_cycle_b"] == 0.25)  # released
-
-
 async def test_a_restarted_executor_must_set_the_mode_again(rig):
     device = await rig.plug("KoalaBear", KOALA_UID)
     await rig.online(device)
@@ -107,7 +92,7 @@ async def test_a_restarted_executor_must_set_the_mode_again(rig):
     buffer.set("duty_cycle_a", 0.5)
     await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.5)
     # The executor restarts: online again, but the retained match is its predecessor's.
-    await rig.executor_status("online", started=20.0)
+    await rig.executor_online(started=20.0)
     await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.0)
     await rig.set_mode("auto", since=21.0)  # its own mode start: the motors may move again
     buffer.set("duty_cycle_a", 0.25)
