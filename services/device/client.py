@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -491,9 +492,14 @@ def _chunks(device_type: DeviceType, values: dict[str, Any]) -> list[dict[str, A
     return chunks
 
 
+_links = itertools.count(1)
+
+
 def _peer_name(writer: asyncio.StreamWriter) -> str:
+    """A name for a virtual device's connection, unique in this process (two connections to
+    one unix socket have the same address: the number tells them apart in log lines)."""
     peer = writer.get_extra_info("peername")
-    if peer:
-        return f"virtual:{peer}"
-    sock = writer.get_extra_info("sockname")
-    return f"virtual:{sock}" if sock else "virtual"
+    where = peer or writer.get_extra_info("sockname")
+    if isinstance(where, tuple):
+        where = ":".join(str(part) for part in where[:2])
+    return f"virtual:{where or 'link'}#{next(_links)}"

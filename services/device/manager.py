@@ -289,17 +289,20 @@ class SmartDeviceManager(Handler):
             reason = f"internal error: {exc}"
             keep_link = False
         finally:
-            if uid is not None and self.devices.get(uid) is client:
+            served = uid is not None and self.devices.get(uid) is client
+            if served:
+                assert uid is not None
                 del self.devices[uid]
                 if self.announcer is not None:
                     self.announcer.clear(uid)
-                released = self._released.pop(uid, None)
-                if released is not None:
-                    released.set()
                 again = keep_link and not client.transport_lost and not self._stopping
                 log.info("%s on %s removed: %s%s", client.name, client.port, reason,
                          "; pinging its link again" if again else "")
             await asyncio.shield(client.close(reason, keep_transport=keep_link))
+            if served:  # its buffer is released now: a refused link may take the uid
+                released = self._released.pop(str(uid), None)
+                if released is not None:
+                    released.set()
         return keep_link
 
     async def _claim(self, client: SmartDeviceClient) -> None:
