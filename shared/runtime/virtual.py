@@ -106,6 +106,8 @@ class VirtualDevice:
         self.delay_ms = 0
         self.disabled = False
         self.self_disables = 0  #: times it disabled itself for want of heartbeat responses
+        self.heartbeats_sent = 0  #: HeartBeatRequests it sent
+        self.heartbeat_responses = 0  #: HeartBeatResponses it received
         self.sent = 0
         self.received: list[Packet] = []
         self.decoder = protocol.StreamDecoder()
@@ -235,6 +237,7 @@ class VirtualDevice:
                 self._send(protocol.heartbeat_response(0))
             elif kind == MessageType.HEARTBEAT_RESPONSE:
                 self.last_heartbeat_response = time.monotonic()
+                self.heartbeat_responses += 1
             else:
                 self._send(protocol.error(0xFF))
         except ProtocolError as exc:
@@ -279,6 +282,7 @@ class VirtualDevice:
             if self.faults.unresponsive:
                 continue
             self._send(protocol.heartbeat_request(0))
+            self.heartbeats_sent += 1
             silent = time.monotonic() - self.last_heartbeat_response
             if silent >= SELF_DISABLE_AFTER and not self.disabled:
                 log.info("%s: no heartbeat response for a second: disabling", self)

@@ -76,8 +76,8 @@ class DeviceRig:
         self.infos[uid] = decode(DeviceInfo, payload) if payload else None
 
     async def plug(self, device_type: str, uid: int | str | None = None,
-                   faults: Faults = Faults()) -> VirtualDevice:
-        device = VirtualDevice(device_type, uid, faults=faults)
+                   faults: Faults = Faults(), **options: Any) -> VirtualDevice:
+        device = VirtualDevice(device_type, uid, faults=faults, **options)
         task = asyncio.create_task(device.connect(self.address))
         self.devices.append((device, task))
         return device
@@ -102,10 +102,12 @@ class DeviceRig:
         await wait_for_async(lambda: self.manager.mode == mode
                              and self.manager.mode_since == since)
 
-    def live_input(self) -> Any:
-        """Own gamepad 0 like the broker service, with fresh input: teleop may move motors."""
+    def live_input(self, ts: float | None = None) -> Any:
+        """Own gamepad 0 like the broker service, with input stamped ``ts`` (default: an hour
+        ahead, so it stays fresh for the whole test whatever the machine's load: tests of the
+        freshness rule give their own stamps)."""
         gamepad = self.input_store.gamepad(0, create=True)
-        gamepad.update(0, [0.0] * 4, time.time())
+        gamepad.update(0, [0.0] * 4, time.time() + 3600 if ts is None else ts)
         return gamepad
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
