@@ -49,21 +49,23 @@ class Faults:
     garbage: bool = False  #: sends random bytes between its frames
     silent_after: int | None = None  #: stops sending after this many packets
     bad_checksum: bool = False  #: corrupts the checksum of every other frame
+    lose_confirmations: int = 0  #: the first N subscription confirmations are never sent
 
     @classmethod
     def parse(cls, names: list[str]) -> Faults:
-        """From ``--fault`` values: unresponsive, garbage, bad-checksum, silent-after:N."""
+        """From ``--fault`` values: unresponsive, garbage, bad-checksum, silent-after:N,
+        lose-confirmations:N."""
         options: dict[str, Any] = {}
         for name in names:
             key, _, value = name.partition(":")
-            if key == "silent-after" and value.isdigit():
-                options["silent_after"] = int(value)
+            if key in ("silent-after", "lose-confirmations") and value.isdigit():
+                options[key.replace("-", "_")] = int(value)
             elif key in ("unresponsive", "garbage", "bad-checksum") and not value:
                 options[key.replace("-", "_")] = True
             else:
                 raise DeviceError(
-                    f"unknown fault {name!r}: use unresponsive, garbage, bad-checksum or "
-                    "silent-after:N", fault=name,
+                    f"unknown fault {name!r}: use unresponsive, garbage, bad-checksum, "
+                    "silent-after:N or lose-confirmations:N", fault=name,
                 )
         return cls(**options)
 
@@ -107,6 +109,7 @@ class VirtualDevice:
         self.disabled = False
         self.self_disables = 0  #: times it disabled itself for want of heartbeat responses
         self.heartbeats_sent = 0  #: HeartBeatRequests it sent
+        self.confirmations_lost = 0
         self.heartbeat_responses = 0  #: HeartBeatResponses it received
         self.sent = 0
         self.received: list[Packet] = []
@@ -224,7 +227,10 @@ class VirtualDevice:
             elif kind == MessageType.SUBSCRIPTION_REQUEST:
                 self.params, self.delay_ms = protocol.parse_subscription_request(packet.payload)
                 self.params &= (1 << len(self.device_type.params)) - 1
-                self._send(self._subscription_response())
+                if self.confirmations_lost < self.faults.lose_confirmations:
+                    self.confirmations_lost += 1  # applied, but the answer is lost on the way
+                else:
+                    self._send(self._subscription_response())
             elif kind == MessageType.DEVICE_READ:
                 self._send_data(protocol.parse_params(packet.payload))
             elif kind == MessageType.DEVICE_WRITE:
