@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import IO
 
 from runtime.buffer import BufferStore
 from runtime.messages import DeviceInfo, decode
@@ -34,17 +35,21 @@ class DeviceStack:
 
     async def start(self) -> DeviceStack:
         (self.dir / "state").mkdir()
-        self.service = subprocess.Popen(
-            [*RUNTIME, "service", "device", "--mqtt", self.url, "--robot", self.robot,
-             "--state-dir", str(self.dir / "state"), "--observer", "poll",
-             "--serial-glob", self.glob, "--virtual-listen", self.address],
-            stdout=subprocess.DEVNULL, stderr=open(self.dir / "device.log", "wb"))
+        with open(self.dir / "device.log", "wb") as log:  # the child keeps its own descriptor
+            self.service = self._start_service(log)
         self.watcher = Connection(self.url, robot=self.robot)
         await self.watcher.start()
         await self.watcher.subscribe(self.watcher.topics.any_device_info, self._on_info, qos=1)
         await wait_for_async(lambda: (self.dir / "vsd.sock").exists(), timeout=30,
                              message=self.log)
         return self
+
+    def _start_service(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [*RUNTIME, "service", "device", "--mqtt", self.url, "--robot", self.robot,
+             "--state-dir", str(self.dir / "state"), "--observer", "poll",
+             "--serial-glob", self.glob, "--virtual-listen", self.address],
+            stdout=subprocess.DEVNULL, stderr=log)
 
     def log(self) -> str:
         return (self.dir / "device.log").read_text(errors="replace")
