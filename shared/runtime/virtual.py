@@ -110,6 +110,7 @@ class VirtualDevice:
         self.self_disables = 0  #: times it disabled itself for want of heartbeat responses
         self.heartbeats_sent = 0  #: HeartBeatRequests it sent
         self.confirmations_lost = 0
+        self.data_sent = 0  #: DeviceData packets put on the wire
         self.heartbeat_responses = 0  #: HeartBeatResponses it received
         self.sent = 0
         self.received: list[Packet] = []
@@ -207,17 +208,19 @@ class VirtualDevice:
 
     # -- protocol ------------------------------------------------------------------------------
 
-    def _send(self, frame: bytes) -> None:
+    def _send(self, frame: bytes) -> bool:
+        """Put one frame on the wire (as the faults allow); whether it went."""
         writer = self._writer
         limit = self.faults.silent_after
         if writer is None or writer.is_closing() or (limit is not None and self.sent >= limit):
-            return
+            return False
         self.sent += 1
         if self.faults.bad_checksum and self.sent % 2 == 0:
             frame = _corrupt_checksum(frame)
         if self.faults.garbage:
             writer.write(bytes(random.randrange(1, 256) for _ in range(random.randrange(1, 12))))
         writer.write(frame)
+        return True
 
     def _handle(self, packet: Packet) -> None:
         kind = packet.type
@@ -257,8 +260,9 @@ class VirtualDevice:
         bitmap &= self.device_type.readable_bitmap
         if bitmap:
             names = self.device_type.names(bitmap)
-            self._send(protocol.device_data(self.device_type,
-                                            {name: self.values[name] for name in names}))
+            if self._send(protocol.device_data(self.device_type,
+                                               {name: self.values[name] for name in names})):
+                self.data_sent += 1
 
     def _apply(self, written: dict[str, Any]) -> None:
         self.disabled = False
