@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 BAUD_RATE = 115200
 INPUT_KEYS = ("0", "1", "2", "3", "keyboard")
 SAFETY_PERIOD = 0.02  #: seconds between two checks of the stop rules
+STALL = 0.1  #: a safety check this late means this process was paused (see _safety_loop)
 REPROBE_FIRST = 0.1  #: seconds before the second Ping of a link whose device went silent
 REPROBE_BACKOFF = 2.0  #: each later wait doubles, up to 1 s (a returning device is back in < 2 s)
 
@@ -437,12 +438,18 @@ class SmartDeviceManager(Handler):
                 log.warning("%s", exc.message)
 
     async def _safety_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            asked = loop.time()
+            await asyncio.sleep(self.safety_period)
+            if (loop.time() - asked - self.safety_period > STALL
+                    and self.verdict.rule != "executor-stuck"):
+                # This process was paused: the executor's counter may have moved unseen.
+                self.liveness.forgive()
             try:
                 await self._apply_stop_rules()
             except Exception:
                 log.exception("applying the stop rules failed")
-            await asyncio.sleep(self.safety_period)
 
     # -- RPC ---------------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ LIVENESS_PERIOD = 0.02
 #: Seconds without a beat after which the device service counts the executor as stopped and
 #: stops the motors (design.md: within 300 ms; the beat period and the device service's check
 #: period come on top of this).
-LIVENESS_TIMEOUT = 0.25
+LIVENESS_TIMEOUT = 0.2
 
 #: Bytes: the largest payload a host may send to a device (the firmware's buffer).
 MAX_WRITE_PAYLOAD = 99

@@ -6,7 +6,7 @@ executor's control process advances a counter in a shared-memory segment from it
 loop (:func:`start_liveness`), every ``LIVENESS_PERIOD`` (20 ms). Only a running loop advances
 it: a SIGSTOPped, deadlocked or killed executor, or a loop blocked by a long call, stops it. The
 device service reads it (:class:`LivenessMonitor`) and stops the motors and sends Disable when the
-counter has not moved for ``LIVENESS_TIMEOUT`` (250 ms), so motors stop within 300 ms.
+counter has not moved for ``LIVENESS_TIMEOUT`` (200 ms), so motors stop within 300 ms.
 
 A killed executor is seen at once: the segment's owner lock (``runtime.buffer.segment``) is
 released by the kernel when its process dies, so the monitor reports "no counter" immediately.
@@ -132,6 +132,11 @@ class LivenessMonitor:
         if counter != self._counter:
             self._counter, self._moved = counter, now
         return now - self._moved
+
+    def forgive(self) -> None:
+        """The reader itself was paused (its loop woke late): what it missed is no evidence
+        against the executor, so the silence clock restarts now."""
+        self._moved = self.clock()
 
     def _attach(self) -> LivenessBuffer | None:
         buffer = self._buffer
