@@ -292,7 +292,9 @@ class SmartDeviceClient:
         """Send 0 to every motor param, now."""
         device_type = self.device_type
         if device_type is not None and device_type.motor_params:
-            await self._send(protocol.device_write(device_type, motor_stop_values(device_type)))
+            zeros: dict[str | int, Any] = {
+                name: zero for name, zero in motor_stop_values(device_type).items()}
+            await self._send(protocol.device_write(device_type, zeros))
 
     async def hold_motors(self, held: bool) -> None:
         """While held, motor params are sent as 0 whatever the executor asks; on release the
@@ -474,10 +476,10 @@ class SmartDeviceClient:
 ERROR_CODES = {0xFD: "unexpected delimiter", 0xFE: "bad checksum", 0xFF: "generic error"}
 
 
-def _chunks(device_type: DeviceType, values: dict[str, Any]) -> list[dict[str, Any]]:
+def _chunks(device_type: DeviceType, values: dict[str, Any]) -> list[dict[str | int, Any]]:
     """Split a write so each DeviceWrite payload stays within the firmware's 99 bytes."""
-    chunks: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
+    chunks: list[dict[str | int, Any]] = []
+    current: dict[str | int, Any] = {}
     size = 2
     for param in device_type.params:
         if param.name not in values:

@@ -30,7 +30,7 @@ MAX_WRITE_PAYLOAD = 99
 
 
 
-def motor_stop_values(device_type: Any) -> dict[str | int, Any]:
+def motor_stop_values(device_type: Any) -> dict[str, Any]:
     """``{param: 0}`` for every motor param of a catalog ``DeviceType`` (``motor = true`` in
     catalog.toml, the one place that names motor params), each 0 of the param's own type. The
     one spelling of "motors to 0": the device service and the executor both send this."""

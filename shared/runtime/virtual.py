@@ -30,6 +30,7 @@ from cobs import cobs
 
 from runtime import protocol
 from runtime.catalog import Catalog, DeviceType, default_catalog
+from runtime.constants import motor_stop_values
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import MessageType, Packet
 
@@ -271,8 +272,7 @@ class VirtualDevice:
 
     def _disable(self) -> None:
         self.disabled = True
-        for param in self.device_type.motor_params:
-            self.values[param.name] = param.python_type(0)
+        self.values.update(motor_stop_values(self.device_type))
 
     # -- periodic behaviour ----------------------------------------------------------------------
 

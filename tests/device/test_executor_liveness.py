@@ -8,6 +8,7 @@ device; ``bench/liveness.py`` measures how fast it comes (design.md: within 300 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 import pytest
@@ -52,16 +53,21 @@ def _stopped(device) -> bool:
 
 
 async def test_a_frozen_executor_stops_the_motors_and_they_resume_when_it_runs_again(
-        executor_rig):
+        executor_rig, caplog):
+    caplog.set_level(logging.INFO, "runtime.service.device")
     rig, device, executor = executor_rig
+    caplog.clear()
     executor.signal(signal.SIGSTOP)
     await wait_for_async(lambda: _stopped(device), message=lambda: f"not stopped: "
                          f"{device.values['duty_cycle_a']}, verdict {rig.manager.verdict}")
     assert rig.manager.verdict.rule == "executor-stuck"
     assert rig.manager.mode == "auto" and rig.manager.executor_online  # nothing else told us
+    held = [r.getMessage() for r in caplog.records if "by rule executor-stuck" in r.getMessage()]
+    assert len(held) == 1 and f"KoalaBear {KOALA_UID}" in held[0]  # one line: rule and device
     executor.signal(signal.SIGCONT)
     await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.5)  # the same executor
     assert rig.manager.verdict.allowed
+    assert any("motors released" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_killed_executor_stops_the_motors_before_its_last_will(executor_rig):

@@ -61,7 +61,7 @@ class DeviceStack:
         self.history.setdefault(str(uid), []).append(bool(payload))
 
     def announced(self, uid: int | str) -> bool:
-        events = self.history.get(str(uid))
+        events = self.history.get(str(uid), [])
         return bool(events) and events[-1]
 
     def plug(self, device_type: str, uid: int, *, pty: str | None = None) -> subprocess.Popen:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 
 import pytest
 from runtime import protocol
@@ -36,7 +37,7 @@ def _uids() -> list[int]:
             protocol.make_uid(10, 1, 102)]
 
 
-async def _plug_three(stack: DeviceStack) -> list[tuple[int, object]]:
+async def _plug_three(stack: DeviceStack) -> list[tuple[int, subprocess.Popen[bytes]]]:
     koala, switch, yogi = _uids()
     plugged = [(koala, stack.plug("KoalaBear", koala)),
                (switch, stack.plug("LimitSwitch", switch, pty="ttyRES0")),
