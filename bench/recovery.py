@@ -73,14 +73,14 @@ async def main() -> None:
             await connection.subscribe(connection.topics.any_device_info, on_info, qos=1)
             for kind, (uid, process) in devices.items():
                 key = str(uid)
-                await until(lambda: announced.get(key, (False, 0))[0], what=f"{kind} online")
+                await until(lambda key=key: announced.get(key, (False, 0))[0], what=f"{kind} online")
                 samples = []
                 for _ in range(args.rounds):
                     os.kill(process.pid, signal.SIGSTOP)
-                    await until(lambda: not announced[key][0], what=f"{kind} dropped")
+                    await until(lambda key=key: not announced[key][0], what=f"{kind} dropped")
                     resumed = time.perf_counter()
                     os.kill(process.pid, signal.SIGCONT)
-                    await until(lambda: announced[key][0], what=f"{kind} back")
+                    await until(lambda key=key: announced[key][0], what=f"{kind} back")
                     samples.append((announced[key][1] - resumed) * 1000)
                 results[kind] = summary(samples)
                 figures = results[kind]
