@@ -73,7 +73,8 @@ async def main() -> None:
             await connection.subscribe(connection.topics.any_device_info, on_info, qos=1)
             for kind, (uid, process) in devices.items():
                 key = str(uid)
-                await until(lambda key=key: announced.get(key, (False, 0))[0], what=f"{kind} online")
+                await until(lambda key=key: announced.get(key, (False, 0))[0],
+                            what=f"{kind} online")
                 samples = []
                 for _ in range(args.rounds):
                     os.kill(process.pid, signal.SIGSTOP)
