@@ -77,6 +77,9 @@ class SmartDeviceClient:
         self.buffer: DeviceBuffer | None = None
         self.subscription: tuple[int, int] = (0, 0)
         self.last_packet = time.monotonic()
+        self.last_data = time.monotonic()  #: last DeviceData (a reset device stops streaming)
+        self.resubscribed = 0  #: subscriptions sent again because the data stopped
+        self.wanted: tuple[int, int] = (0, 0)  #: the subscription we asked for (and got)
         self.transport_lost = False  #: the byte stream itself ended (not just silence)
         self.stalls = 0  #: times the watchdog found the event loop had been paused
         self.heartbeats_answered = 0
@@ -230,6 +233,7 @@ class SmartDeviceClient:
             except TimeoutError:
                 continue
             if (response.params, response.delay_ms) == (bitmap, delay_ms):
+                self.wanted = (bitmap, delay_ms)
                 return response.params, response.delay_ms
         raise DeviceError(f"{self.name} did not confirm the subscription within {timeout:g} s",
                           uid=str(self.uid))
@@ -375,6 +379,7 @@ class SmartDeviceClient:
             self.writer.write(protocol.heartbeat_response(0))  # at once, before anything else
             self.heartbeats_answered += 1
         elif kind == MessageType.DEVICE_DATA:
+            self.last_data = self.last_packet
             if self.buffer is not None and self.device_type is not None:
                 values = protocol.parse_values(self.device_type, packet.payload)
                 self.buffer.update(values)
@@ -383,7 +388,9 @@ class SmartDeviceClient:
         elif kind == MessageType.SUBSCRIPTION_RESPONSE:
             response = protocol.parse_subscription_response(packet.payload)
             if self.uid is not None and response.uid != self.uid:
-                raise ProtocolError(f"uid changed from {self.uid} to {response.uid}")
+                # another device behind the same link (swapped or re-flashed): a new session
+                self._lose(f"a device with another uid ({response.uid}) answers on its link")
+                return
             self.subscription = (response.params, response.delay_ms)
             if self.buffer is not None:
                 self.buffer.subscription = self.subscription
@@ -430,7 +437,10 @@ class SmartDeviceClient:
                 self.stalls += 1
                 self.last_packet = max(self.last_packet, time.monotonic())
                 continue
-            if self.uid is None or time.monotonic() - self.last_packet <= self.silence_limit:
+            if self.uid is None:
+                continue
+            if time.monotonic() - self.last_packet <= self.silence_limit:
+                await self._check_stream()
                 continue
             before = self.last_packet
             with contextlib.suppress(DeviceError):
@@ -439,6 +449,23 @@ class SmartDeviceClient:
             if self.last_packet == before:
                 silent = time.monotonic() - self.last_packet
                 self._lose(f"no packet for {silent:.1f} s")
+
+    async def _check_stream(self) -> None:
+        """A device that talks (heartbeats) but stopped streaming its subscription was reset
+        (the firmware forgets its subscription): subscribe it again, at most once per
+        ``silence_limit``. The answer also tells whether it is still the same device."""
+        params, delay_ms = self.wanted
+        now = time.monotonic()
+        if not (params and delay_ms) or self.buffer is None:
+            return
+        if now - self.last_data <= max(self.silence_limit, 4 * delay_ms / 1000):
+            return
+        self.last_data = now  # the clock for the next attempt
+        self.resubscribed += 1
+        log.info("%s on %s stopped streaming its subscription (reset?): subscribing again",
+                 self.name, self.port)
+        with contextlib.suppress(DeviceError):
+            await self._send(protocol.subscription_request(params, delay_ms))
 
     async def _write_loop(self) -> None:
         """Send desired values as soon as they are set (woken by the buffer)."""

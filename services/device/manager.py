@@ -233,7 +233,7 @@ class SmartDeviceManager(Handler):
                                            silence_limit=self.silence_limit,
                                            motors_allowed=lambda: self.verdict.allowed,
                                            poll_interval=self.poll_interval)
-                if not await self._serve_device(client, first) or client.transport_lost:
+                if not await self._serve_device(client, first, port) or client.transport_lost:
                     return
                 first = False
         finally:
@@ -241,7 +241,8 @@ class SmartDeviceManager(Handler):
                 await asyncio.shield(client.close("its link ended"))
             writer.close()
 
-    async def _serve_device(self, client: SmartDeviceClient, first: bool) -> bool:
+    async def _serve_device(self, client: SmartDeviceClient, first: bool,
+                            port: str | None) -> bool:
         """One device's session on a link; True if the link may serve another one."""
         uid: str | None = None
         reason = "the device service stopped"
@@ -260,8 +261,8 @@ class SmartDeviceManager(Handler):
                 return False
             except (DeviceError, BufferStoreError) as exc:
                 log.warning("%s", exc.message)
-                if client.port is not None:
-                    self.rejected.add(client.port)
+                if port is not None:  # a serial port: left alone until it is re-plugged
+                    self.rejected.add(port)
                 return False
             uid = str(client.uid)
             self.devices[uid] = client

@@ -139,6 +139,14 @@ class VirtualDevice:
     def paused(self) -> bool:
         return not self._running.is_set()
 
+    def reset(self, uid: int | None = None) -> None:
+        """Reboot like the firmware (subscription forgotten, motors off), optionally flashed
+        with another ``uid`` (a different device behind the same link)."""
+        if uid is not None:
+            self.uid = make_virtual_uid(self.device_type, uid)
+        self.params, self.delay_ms = 0, 0
+        self._disable()
+
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Be the device on this stream until it closes."""
         self._writer = writer

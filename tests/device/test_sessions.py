@@ -133,3 +133,24 @@ async def test_devices_outlive_the_broker_and_are_announced_when_it_returns(
         assert set(rig.manager.devices) == {str(before.uid), str(during.uid)}  # never removed
     finally:
         await rig.stop()
+
+
+async def test_a_device_reset_behind_its_link_is_subscribed_again(rig, caplog):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    buffer = rig.buffers.open_device(KOALA_UID)
+    device.reset()  # it keeps sending heartbeats, but no more data
+    count = buffer.update_count
+    await wait_for_async(lambda: buffer.update_count > count + 3)  # streaming again
+    assert rig.manager.devices[str(KOALA_UID)].resubscribed >= 1
+    assert rig.infos[str(KOALA_UID)] is not None
+
+
+async def test_another_device_behind_the_same_link_is_a_new_session(rig):
+    device = await rig.plug("KoalaBear", KOALA_UID)
+    await rig.online(device)
+    other = protocol.make_uid(13, 1, 4444)
+    device.reset(uid=other)  # re-flashed: it answers with another uid now
+    await wait_for_async(lambda: rig.infos.get(str(KOALA_UID), "absent") is None)
+    await rig.online(device)
+    assert str(other) in rig.manager.devices and str(KOALA_UID) not in rig.manager.devices
