@@ -51,6 +51,11 @@ class DeviceStack:
              "--serial-glob", self.glob, "--virtual-listen", self.address],
             stdout=subprocess.DEVNULL, stderr=log)
 
+    def restart_service(self) -> None:
+        """Start the service again (after it died), appending to its log."""
+        with open(self.dir / "device.log", "ab") as log:
+            self.service = self._start_service(log)
+
     def log(self) -> str:
         return (self.dir / "device.log").read_text(errors="replace")
 
