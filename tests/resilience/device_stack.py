@@ -31,18 +31,25 @@ class DeviceStack:
         self.history: dict[str, list[bool]] = {}  #: uid -> announced (True) / cleared (False)
         self.devices: list[subprocess.Popen[bytes]] = []
         self.service: subprocess.Popen[bytes] | None = None
+        self.watcher: Connection | None = None
         self.store = BufferStore(robot)
 
-    async def start(self) -> DeviceStack:
+    async def start(self, watch: bool = True) -> DeviceStack:
+        """Start the service; with ``watch``, follow the infos from now (else call ``watch``
+        once the broker is up)."""
         (self.dir / "state").mkdir()
         with open(self.dir / "device.log", "wb") as log:  # the child keeps its own descriptor
             self.service = self._start_service(log)
-        self.watcher = Connection(self.url, robot=self.robot)
-        await self.watcher.start()
-        await self.watcher.subscribe(self.watcher.topics.any_device_info, self._on_info, qos=1)
+        if watch:
+            await self.watch()
         await wait_for_async(lambda: (self.dir / "vsd.sock").exists(), timeout=30,
                              message=self.log)
         return self
+
+    async def watch(self) -> None:
+        self.watcher = Connection(self.url, robot=self.robot)
+        await self.watcher.start()
+        await self.watcher.subscribe(self.watcher.topics.any_device_info, self._on_info, qos=1)
 
     def _start_service(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -60,6 +67,7 @@ class DeviceStack:
         return (self.dir / "device.log").read_text(errors="replace")
 
     def _on_info(self, topic: str, payload: bytes) -> None:
+        assert self.watcher is not None
         uid = self.watcher.topics.parse(topic).uid
         if payload:
             decode(DeviceInfo, payload)  # a valid info, or the test fails loudly
@@ -100,6 +108,7 @@ class DeviceStack:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait(10)
-        await self.watcher.close()
+        if self.watcher is not None:
+            await self.watcher.close()
         self.store.close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -17,6 +17,7 @@ from runtime.messages import DeviceInfo, decode
 from runtime.remote import Connection
 from runtime.service.device.announce import PUBLISH_TIMEOUT
 
+from tests.resilience.device_stack import DeviceStack
 from tests.support.wait import wait_for_async
 
 KOALA_UID = protocol.make_uid(13, 1, 5150)
@@ -67,3 +68,28 @@ async def test_devices_outlive_a_broker_outage_and_are_announced_again(rig, mosq
     finally:
         station.cancel()
         await asyncio.gather(station, return_exceptions=True)
+
+
+async def test_a_device_service_started_before_the_broker_announces_its_devices(
+        mosquitto_broker, robot_name):
+    """The robot boots before its broker: devices found meanwhile are announced when it is up."""
+    mosquitto_broker.stop()
+    stack = DeviceStack(mosquitto_broker.url, robot_name)
+    try:
+        await stack.start(watch=False)
+        stack.plug("LimitSwitch", protocol.make_uid(0, 1, 301), pty="ttyRES0")
+        stack.plug("KoalaBear", protocol.make_uid(13, 1, 302))
+        uids = [protocol.make_uid(0, 1, 301), protocol.make_uid(13, 1, 302)]
+        for uid in uids:  # served without a broker (their buffers exist and fill)
+            await wait_for_async(lambda uid=uid: stack.updates(uid) > 0, timeout=30,
+                                 message=stack.log)
+        assert "waiting for broker" in stack.log()
+        await asyncio.sleep(OUTAGE)  # longer than any publish timeout: nothing gives up
+        mosquitto_broker.start()
+        await stack.watch()
+        for uid in uids:
+            await wait_for_async(lambda uid=uid: stack.announced(uid), timeout=30,
+                                 message=stack.log)
+        assert "removed" not in stack.log()
+    finally:
+        await stack.stop()
