@@ -18,6 +18,7 @@ from typing import Any
 from runtime.buffer import BufferStore
 from runtime.buffer.liveness import start_liveness
 from runtime.config import ServiceConfig
+from runtime.exception import BufferStoreError
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.executor.dispatcher import Dispatcher, timeouts_from_options
 from runtime.service.executor.sync import EXECUTOR_SIGNALS, start_thread
@@ -66,11 +67,17 @@ class MQTTThread:
         self._stop = asyncio.Event()
         config = self.config
         # The device service stops the motors when this beat stops (frozen, stuck, killed).
-        beat = start_liveness(self.dispatcher.buffers, self._loop)
+        try:
+            beat = start_liveness(self.dispatcher.buffers, self._loop)
+        except BufferStoreError as exc:  # another executor of this robot owns it
+            log.error("%s (the device service follows the liveness counter of that one, not "
+                      "this executor)", exc.message)
+            beat = None
         try:
             await self._connected(config)
         finally:
-            beat.stop()
+            if beat is not None:
+                beat.stop()
 
     async def _connected(self, config: ServiceConfig) -> None:
         assert self._stop is not None
