@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import time
 
+import pytest
 from runtime import protocol
 from runtime.config import ServiceConfig
+from runtime.exception import RPCError
 from runtime.protocol import MessageType
 from runtime.service.device import EventObserver, PollingObserver
 from runtime.service.device.app import make_observer
 from runtime.virtual import Faults
 
-from tests.device.rig import commands
+from tests.device.rig import DeviceRig, commands
 from tests.support.wait import wait_for_async
 
 
@@ -67,3 +69,18 @@ async def test_no_disable_at_discovery_while_running(rig):
     device = await rig.plug("YogiBear", protocol.make_uid(10, 1, 6))
     await rig.online(device)
     assert MessageType.DISABLE not in [p.type for p in commands(device)]
+
+
+async def test_read_waits_up_to_a_second_for_the_device(mosquitto_broker, robot_name):
+    rig = DeviceRig(mosquitto_broker.url, robot_name)
+    await rig.start(silence_limit=30.0)  # the stalled device stays connected meanwhile
+    try:
+        device = await rig.plug("KoalaBear")
+        await rig.online(device)
+        device.pause()
+        with pytest.raises(RPCError, match="did not answer a read within 1 s"):
+            await rig.call("read", str(device.uid), ["enc_a"])
+        device.resume()
+        assert "enc_a" in await rig.call("read", str(device.uid), ["enc_a"])
+    finally:
+        await rig.stop()
