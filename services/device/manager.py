@@ -5,7 +5,7 @@ each *link* (a port or a connection) for as long as it exists: identify the devi
 default params, announce its retained ``device/<uid>/info``; when the device goes silent, clear
 the info and ping the same link again with backoff, so a device that resets or stalls comes back
 by itself. It also enforces the stop rules (``safety.StopRules``) on its own, so the robot stops
-even if the executor is stuck or dead.
+even if the executor is stuck or dead (``guard.MotorGuard``).
 """
 
 from __future__ import annotations
@@ -20,30 +20,22 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from runtime.buffer import BufferStore, GamepadBuffer, KeyboardBuffer
+from runtime.buffer import BufferStore
 from runtime.buffer.liveness import LivenessMonitor
 from runtime.catalog import Catalog, default_catalog
-from runtime.exception import BufferStoreError, DeviceError, MessageError
-from runtime.messages import (
-    DeviceInfo,
-    Match,
-    ParamInfo,
-    ServiceStatus,
-    SubscriptionInfo,
-    decode,
-)
+from runtime.exception import BufferStoreError, DeviceError
+from runtime.messages import DeviceInfo, ParamInfo, SubscriptionInfo
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.device.announce import InfoAnnouncer
 from runtime.service.device.client import DeviceGone, SmartDeviceClient
+from runtime.service.device.guard import PERIOD as SAFETY_PERIOD
+from runtime.service.device.guard import MotorGuard
 from runtime.service.device.observers import Observer
-from runtime.service.device.safety import InputState, SafetyState, StopRules, Verdict
+from runtime.service.device.safety import StopRules
 
 log = logging.getLogger(__name__)
 
 BAUD_RATE = 115200
-INPUT_KEYS = ("0", "1", "2", "3", "keyboard")
-SAFETY_PERIOD = 0.02  #: seconds between two checks of the stop rules
-STALL = 0.1  #: a safety check this late means this process was paused (see _safety_loop)
 REPROBE_FIRST = 0.1  #: seconds before the second Ping of a link whose device went silent
 REPROBE_BACKOFF = 2.0  #: each later wait doubles, up to 1 s (a returning device is back in < 2 s)
 
@@ -74,21 +66,14 @@ class SmartDeviceManager(Handler):
         self.silence_limit = silence_limit
         self.subscription_interval = subscription_interval
         self.catalog = catalog or default_catalog()
-        self.rules = rules or StopRules()
-        self.liveness = liveness or LivenessMonitor(buffers.robot)
-        self.safety_period = safety_period
         self.devices: dict[str, SmartDeviceClient] = {}
-        self.mode = "idle"
-        self.executor_online = False  #: from its retained status; motors stay at 0 without it
-        self.executor_started = 0.0  #: when the running executor started (its status)
-        self.mode_since = 0.0  #: when the current mode began (``match.since``)
-        self.verdict: Verdict = self.rules.check(SafetyState())
+        #: the stop rules, applied to every device (``guard.MotorGuard``)
+        self.guard = MotorGuard(buffers, self.devices.values, rules, liveness, safety_period)
         self.connection: Connection | None = None
         self.announcer: InfoAnnouncer | None = None
         self.rejected: set[str] = set()  # ports that are not Smart Devices (until re-plugged)
         self._ports: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._inputs: dict[str, GamepadBuffer | KeyboardBuffer] = {}
         self._device_tasks: set[asyncio.Task[Any]] = set()
         self._released: dict[str, asyncio.Event] = {}  # uid -> set when its link lets it go
         self._servers: list[asyncio.AbstractServer] = []
@@ -103,10 +88,8 @@ class SmartDeviceManager(Handler):
         connection.on_connected(self.announcer.republish_all)
         self.announcer.start()
         await self.serve(connection)
-        await connection.subscribe(connection.topics.match, self._on_match, qos=1)
-        await connection.subscribe(connection.topics.status("executor"), self._on_executor,
-                                   qos=1)
-        self._spawn(self._safety_loop(), "device safety")
+        await self.guard.follow(connection)
+        self._spawn(self.guard.run(), "device safety")
 
     async def stop(self) -> None:
         """Disable and release every device, stop listening."""
@@ -127,10 +110,7 @@ class SmartDeviceManager(Handler):
                              return_exceptions=True)
         if self.announcer is not None:
             await self.announcer.stop()
-        for buffer in self._inputs.values():
-            self.buffers.forget(buffer)
-        self._inputs.clear()
-        self.liveness.close()
+        self.guard.close()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -231,7 +211,7 @@ class SmartDeviceManager(Handler):
             while not self._stopping:
                 client = SmartDeviceClient(reader, writer, port, catalog=self.catalog,
                                            silence_limit=self.silence_limit,
-                                           motors_allowed=lambda: self.verdict.allowed,
+                                           motors_allowed=lambda: self.guard.allowed,
                                            poll_interval=self.poll_interval)
                 if not await self._serve_device(client, first, port) or client.transport_lost:
                     return
@@ -273,10 +253,11 @@ class SmartDeviceManager(Handler):
             except DeviceError as exc:  # keep it: reads, writes and heartbeats still work
                 log.warning("%s; its values will not stream", exc.message)
             held = ""
-            if not self.verdict.allowed:
+            verdict = self.guard.verdict
+            if not verdict.allowed:
                 await client.hold_motors(True)
                 await client.disable()
-                held = f" (motors held at 0 and disabled: {self.verdict})"
+                held = f" (motors held at 0 and disabled: {verdict})"
             self._announce(client)
             log.info("%s connected on %s%s", client.name, client.port, held)
             reason = await client.closed()
@@ -353,104 +334,6 @@ class SmartDeviceManager(Handler):
         """Its retained info, published now or as soon as the broker is back (never waits)."""
         if self.announcer is not None:
             self.announcer.announce(self.info(client))
-
-    # -- stop rules --------------------------------------------------------------------------------
-
-    async def _on_match(self, topic: str, payload: bytes) -> None:
-        if not payload:
-            return
-        try:
-            match = decode(Match, payload)
-        except MessageError as exc:
-            log.warning("ignoring a bad match message on %s: %s", topic, exc.message)
-            return
-        self.mode, self.mode_since = match.mode, match.since
-        await self._apply_stop_rules()
-
-    async def _on_executor(self, topic: str, payload: bytes) -> None:
-        """A dead executor cannot stop what it started: its motors stop here."""
-        online = False
-        if payload:
-            try:
-                status = decode(ServiceStatus, payload)
-            except MessageError as exc:
-                log.warning("ignoring a bad executor status on %s: %s", topic, exc.message)
-                return
-            online = status.state == "online"
-            if online:
-                self.executor_started = status.started
-        self.executor_online = online
-        await self._apply_stop_rules()
-
-    def safety_state(self) -> SafetyState:
-        """What the stop rules look at, read now from the match, statuses and buffers."""
-        return SafetyState(
-            mode=self.mode, mode_since=self.mode_since, executor_online=self.executor_online,
-            executor_started=self.executor_started,
-            executor_silent_for=self.liveness.silent_for(),
-            inputs=tuple(InputState(b.connected, b.ts) for b in self._input_buffers()
-                         if not b.closed),
-            now=time.time(),
-        )
-
-    def _input_buffers(self) -> list[GamepadBuffer | KeyboardBuffer]:
-        """The input buffers, (re)attached when missing or replaced by a restarted broker."""
-        found = []
-        for key in INPUT_KEYS:
-            buffer = self._inputs.get(key)
-            if buffer is None or not buffer.is_live():
-                if buffer is not None:
-                    self.buffers.forget(self._inputs.pop(key))
-                try:
-                    buffer = (self.buffers.keyboard() if key == "keyboard"
-                              else self.buffers.gamepad(int(key)))
-                except BufferStoreError:
-                    continue
-                self._inputs[key] = buffer
-            found.append(buffer)
-        return found
-
-    def motors_allowed(self) -> bool:
-        """May motors move now? (Every stop rule passes: see ``safety.StopRules``.)"""
-        return self.rules.check(self.safety_state()).allowed
-
-    async def _apply_stop_rules(self) -> None:
-        """Check the rules; on a new verdict, one log line naming the rule and the devices,
-        motors held or released, and a Disable when the holding rule asks for one."""
-        verdict = self.rules.check(self.safety_state())
-        previous = self.verdict
-        if verdict == previous:
-            return
-        self.verdict = verdict
-        clients = list(self.devices.values())
-        names = ", ".join(c.name for c in clients) or "no device connected"
-        if verdict.allowed:
-            log.info("motors released (%s): every stop rule passes", names)
-        else:
-            (log.warning if verdict.rule in ("executor-gone", "executor-stuck") else log.info)(
-                "motors held at 0%s (%s) by %s", " and disabled" if verdict.disable else "",
-                names, verdict)
-        for client in clients:
-            try:
-                await client.hold_motors(not verdict.allowed)
-                if verdict.disable:
-                    await client.disable()
-            except DeviceError as exc:
-                log.warning("%s", exc.message)
-
-    async def _safety_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            asked = loop.time()
-            await asyncio.sleep(self.safety_period)
-            if (loop.time() - asked - self.safety_period > STALL
-                    and self.verdict.rule != "executor-stuck"):
-                # This process was paused: the executor's counter may have moved unseen.
-                self.liveness.forgive()
-            try:
-                await self._apply_stop_rules()
-            except Exception:
-                log.exception("applying the stop rules failed")
 
     # -- RPC ---------------------------------------------------------------------------------------
 

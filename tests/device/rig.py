@@ -68,8 +68,8 @@ class DeviceRig:
         status = ServiceStatus(state="online", version="test", pid=1, started=started)
         await self.client_connection.publish(self.client_connection.topics.status("executor"),
                                              encode(status), qos=1, retain=True)
-        await wait_for_async(lambda: self.manager.executor_online
-                             and self.manager.executor_started == started)
+        await wait_for_async(lambda: self.manager.guard.executor_online
+                             and self.manager.guard.executor_started == started)
 
     def _on_info(self, topic: str, payload: bytes) -> None:
         uid = topic.split("/")[-2]
@@ -99,8 +99,8 @@ class DeviceRig:
         match = Match(mode=mode, since=since)
         await self.client_connection.publish(self.client_connection.topics.match,
                                              encode(match), qos=1, retain=True)
-        await wait_for_async(lambda: self.manager.mode == mode
-                             and self.manager.mode_since == since)
+        await wait_for_async(lambda: self.manager.guard.mode == mode
+                             and self.manager.guard.mode_since == since)
 
     def live_input(self, ts: float | None = None) -> Any:
         """Own gamepad 0 like the broker service, with input stamped ``ts`` (default: an hour
@@ -145,8 +145,8 @@ class ExecutorProcess:
              "--robot", self.rig.robot, "--state-dir", str(self.state_dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pid = self.process.pid
-        await wait_for_async(lambda: self.rig.manager.executor_online
-                             and self.rig.manager.liveness.silent_for() is not None,
+        await wait_for_async(lambda: self.rig.manager.guard.executor_online
+                             and self.rig.manager.guard.liveness.silent_for() is not None,
                              timeout=30, message=f"executor {pid} never came online")
 
         async def answers() -> bool:  # "online" may precede its RPC subscriptions
@@ -160,7 +160,7 @@ class ExecutorProcess:
 
     async def set_mode(self, mode: str) -> None:
         await self.rig.client.call("executor", "set_mode", mode)
-        await wait_for_async(lambda: self.rig.manager.mode == mode)
+        await wait_for_async(lambda: self.rig.manager.guard.mode == mode)
 
     def signal(self, signum: int) -> None:
         assert self.process is not None

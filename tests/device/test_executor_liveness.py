@@ -59,14 +59,15 @@ async def test_a_frozen_executor_stops_the_motors_and_they_resume_when_it_runs_a
     caplog.clear()
     executor.signal(signal.SIGSTOP)
     await wait_for_async(lambda: _stopped(device), message=lambda: f"not stopped: "
-                         f"{device.values['duty_cycle_a']}, verdict {rig.manager.verdict}")
-    assert rig.manager.verdict.rule == "executor-stuck"
-    assert rig.manager.mode == "auto" and rig.manager.executor_online  # nothing else told us
+                         f"{device.values['duty_cycle_a']}, verdict {rig.manager.guard.verdict}")
+    assert rig.manager.guard.verdict.rule == "executor-stuck"
+    guard = rig.manager.guard
+    assert guard.mode == "auto" and guard.executor_online  # nothing else told us
     held = [r.getMessage() for r in caplog.records if "by rule executor-stuck" in r.getMessage()]
     assert len(held) == 1 and f"KoalaBear {KOALA_UID}" in held[0]  # one line: rule and device
     executor.signal(signal.SIGCONT)
     await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.5)  # the same executor
-    assert rig.manager.verdict.allowed
+    assert rig.manager.guard.verdict.allowed
     assert any("motors released" in r.getMessage() for r in caplog.records)
 
 
@@ -74,7 +75,7 @@ async def test_a_killed_executor_stops_the_motors_before_its_last_will(executor_
     rig, device, executor = executor_rig
     executor.signal(signal.SIGKILL)
     await wait_for_async(lambda: _stopped(device))
-    assert rig.manager.verdict.rule in ("executor-stuck", "executor-gone")
+    assert rig.manager.guard.verdict.rule in ("executor-stuck", "executor-gone")
     rig.input_store.open_device(KOALA_UID).set("duty_cycle_a", 0.25)  # a stale writer
     await wait_for_async(lambda: last_command(device) == MessageType.DEVICE_WRITE)
     assert device.values["duty_cycle_a"] == 0.0
@@ -87,7 +88,7 @@ async def test_a_restarted_executor_drives_only_after_its_own_mode(executor_rig)
     executor.process.wait(10)
     again = await ExecutorProcess(rig, DRIVE).start()
     try:
-        await wait_for_async(lambda: rig.manager.verdict.rule in ("stale-match", "mode"))
+        await wait_for_async(lambda: rig.manager.guard.verdict.rule in ("stale-match", "mode"))
         await again.set_mode("auto")
         await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.5)
     finally:

@@ -61,12 +61,12 @@ async def test_teleop_without_driver_input_holds_motors_at_zero(rig):
     executor.set("duty_cycle_a", 0.4)
     await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.0
                          and executor.get("duty_cycle_a") == 0.0)  # sent as 0, reported back
-    assert rig.manager.verdict.rule == "no-input"
+    assert rig.manager.guard.verdict.rule == "no-input"
     gamepad = rig.live_input()  # fresh for an hour: only `connected` can stop it below
     await wait_for_async(lambda: device.values["duty_cycle_a"] == pytest.approx(0.4))
     gamepad.connected = False  # the broker service saw the driver station go
     await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.0)
-    assert rig.manager.verdict.rule == "no-input"
+    assert rig.manager.guard.verdict.rule == "no-input"
     rig.input_store.forget(gamepad)  # the broker service restarts: a new gamepad segment
     rig.live_input()
     await wait_for_async(lambda: device.values["duty_cycle_a"] == pytest.approx(0.4))
@@ -82,7 +82,7 @@ async def test_stale_driver_input_holds_motors_although_connected(rig):
     await wait_for_async(lambda: device.values["duty_cycle_b"] == pytest.approx(-0.3))
     gamepad.update(0, [0.0] * 4, time.time() - 60)  # still connected, last input a minute old
     await wait_for_async(lambda: device.values["duty_cycle_b"] == 0.0)
-    assert gamepad.connected and rig.manager.verdict.rule == "no-input"
+    assert gamepad.connected and rig.manager.guard.verdict.rule == "no-input"
 
 
 @pytest.mark.parametrize("mode", ["idle", "estop"])

@@ -43,7 +43,7 @@ async def test_devices_outlive_a_broker_outage_and_are_announced_again(rig, mosq
         mosquitto_broker.stop()  # retained messages are lost with it
         await wait_for_async(lambda: not rig.connection.connected.is_set())
         await wait_for_async(lambda: before.values["duty_cycle_a"] == 0.0)  # no input: held
-        assert rig.manager.verdict.rule == "no-input"
+        assert rig.manager.guard.verdict.rule == "no-input"
         during = await rig.plug("LimitSwitch")
         await wait_for_async(lambda: str(during.uid) in rig.manager.devices)
         # the fault lasts longer than any publish timeout (and than the 10 s after which the
