@@ -92,11 +92,15 @@ class DeviceRig:
 
     async def online(self, device: VirtualDevice) -> DeviceInfo:
         """Wait for the device's retained info; return it."""
-        return await wait_for_async(lambda: self.infos.get(str(device.uid)),
+        info = await wait_for_async(lambda: self.infos.get(str(device.uid)) is not None,
                                     message=f"{device} never announced")
+        assert info
+        announced = self.infos[str(device.uid)]
+        assert announced is not None
+        return announced
 
     async def set_mode(self, mode: str, since: float = 0.0) -> None:
-        match = Match(mode=mode, since=since)
+        match = Match.model_validate({"mode": mode, "since": since})
         await self.client_connection.publish(self.client_connection.topics.match,
                                              encode(match), qos=1, retain=True)
         await wait_for_async(lambda: self.manager.guard.mode == mode
@@ -149,13 +153,14 @@ class ExecutorProcess:
                              and self.rig.manager.guard.liveness.silent_for() is not None,
                              timeout=30, message=f"executor {pid} never came online")
 
-        async def answers() -> bool:  # "online" may precede its RPC subscriptions
-            with contextlib.suppress(RPCError):
+        deadline = time.monotonic() + 30
+        while True:  # "online" may precede its RPC subscriptions
+            try:
                 await self.rig.client.call("executor", "get_mode", timeout=1.0)
-                return True
-            return False
-
-        await wait_for_async(answers, timeout=30, message=f"executor {pid} never answered")
+                break
+            except RPCError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"executor {pid} never answered") from None
         return self
 
     async def set_mode(self, mode: str) -> None:

@@ -43,8 +43,8 @@ async def _plug_three(stack: DeviceStack) -> list[tuple[int, subprocess.Popen[by
                (switch, stack.plug("LimitSwitch", switch, pty="ttyRES0")),
                (yogi, stack.plug("YogiBear", yogi, pty="ttyRES1"))]
     for uid, _ in plugged:
-        await wait_for_async(lambda uid=uid: stack.announced(uid), timeout=30,
-                             message=lambda: f"not announced; log:\n{stack.log()}")
+        await wait_for_async(lambda uid=uid: stack.announced(uid), timeout=30,  # type: ignore[misc]
+                             message=stack.log)
     return plugged
 
 
