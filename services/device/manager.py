@@ -246,6 +246,7 @@ class SmartDeviceManager(Handler):
                 return False
             uid = str(client.uid)
             self.devices[uid] = client
+            client.subscription_changed = lambda: self._publish_info(client)
             try:
                 await client.subscribe(interval=self.subscription_interval)
             except DeviceGone:
@@ -361,6 +362,9 @@ class SmartDeviceManager(Handler):
             entry = self.info(client).to_wire()
             with contextlib.suppress(Exception):
                 entry["values"] = client.buffer.read() if client.buffer else {}
+                # a value the device never sent reads as 0: say so (``runtime devices``)
+                entry["never_received"] = [name for name in entry["values"]
+                                           if client.buffer and not client.buffer.timestamp(name)]
             result.append(entry)
         return result
 
