@@ -15,6 +15,8 @@ Order and timing (docs/devices.md, "Identifying a port"):
    RST (at most once per probe pair) and the next PING gets its ACK. (A LOG line alone proves
    nothing: a device may log before it is enabled.)
 5. No identity within ``timeout`` seconds (10 s, the discovery timeout): the port is given up.
+   A link whose device went silent is probed again with ``timeout=None`` (while the link
+   lasts) and a growing pause (``backoff``, up to 1 s) between probe pairs.
 
 Why both at once: each firmware ignores the other's ids (Hibike answers an Error at most), a
 lowcar device must ACK within 1 s of the first PING and a Hibike one answers its Ping in
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from dataclasses import dataclass, field
 
 from runtime import protocol
@@ -64,17 +67,19 @@ async def identify(
     writer: asyncio.StreamWriter,
     port: str,
     *,
-    timeout: float = 10.0,
+    timeout: float | None = 10.0,
     retry: float = RETRY,
+    backoff: float = 1.0,
 ) -> Identity:
     """Probe the port for either generation (see the module docstring).
 
-    ``NotASmartDevice`` if nothing identifies itself within ``timeout``; ``DeviceError`` if the
-    stream closes first.
+    ``NotASmartDevice`` if nothing identifies itself within ``timeout`` (None: probe while the
+    link lasts, the pause between probe pairs multiplied by ``backoff`` up to 1 s);
+    ``DeviceError`` if the stream closes first.
     """
     loop = asyncio.get_running_loop()
     decoder = StreamDecoder(EITHER_MESSAGE_TYPES)
-    deadline = loop.time() + timeout
+    deadline = math.inf if timeout is None else loop.time() + timeout
     next_probe = loop.time()
     hints: set[str] = set()
     next_reset = loop.time()
@@ -86,6 +91,8 @@ async def identify(
             except (ConnectionError, OSError) as exc:
                 raise DeviceError(f"{port}: cannot probe: {exc}", port=port) from exc
             next_probe = now + retry
+            if backoff > 1.0:
+                retry = min(retry * backoff, max(RETRY, 1.0))
         wait = min(next_probe, deadline) - loop.time()
         data = b""
         with contextlib.suppress(TimeoutError):

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from runtime.buffer import WAKE_DESIRED, BufferStore, DeviceBuffer, Waiter
@@ -85,6 +85,8 @@ class LowcarSession:
         self.written: dict[str, Any] = {}  #: what the device holds (what we last wrote)
         self.reset_by_device = False
         self.transport_lost = False  #: the byte stream itself ended (not just silence)
+        #: set by the manager like SmartDeviceClient's; lowcar subscriptions never change
+        self.subscription_changed: Callable[[], Awaitable[None]] | None = None
         self.stalls = 0  #: times the watchdog found the event loop had been paused
         self._gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -116,6 +118,10 @@ class LowcarSession:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def discover(self, buffers: BufferStore, **_: Any) -> DeviceBuffer:
+        """``attach`` (the ACK has been seen: nothing to ask the device)."""
+        return self.attach(buffers)
+
+    def attach(self, buffers: BufferStore) -> DeviceBuffer:
         """Create the device's buffer and start the session (the ACK has been seen)."""
         self.buffer = buffers.create_device(str(self.uid), self.device_type)
         self.buffer.subscription = self.subscription
