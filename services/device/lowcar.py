@@ -29,6 +29,7 @@ from typing import Any
 
 from runtime.buffer import WAKE_DESIRED, BufferStore, DeviceBuffer, Waiter
 from runtime.catalog import Catalog, DeviceType, default_catalog
+from runtime.constants import motor_stop_values
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import Packet, lowcar
 from runtime.protocol.lowcar import LowcarMessage
@@ -226,7 +227,7 @@ class LowcarSession:
 
     async def stop_motors(self) -> None:
         """Send 0 to every motor param, now."""
-        motors = {p.name: p.python_type(0) for p in self.device_type.motor_params}
+        motors = motor_stop_values(self.device_type)
         if motors:
             await self._send(lowcar.device_write(self.device_type, motors))
             self.written.update(motors)

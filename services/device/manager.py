@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 from runtime import transport
 from runtime.address import Address, AddressError
@@ -39,7 +39,7 @@ from runtime.service.device.safety import StopRules
 log = logging.getLogger(__name__)
 
 #: One device's conversation, in its generation's protocol (the manager drives both alike).
-Session = SmartDeviceClient | LowcarSession
+Session: TypeAlias = SmartDeviceClient | LowcarSession
 
 BAUD_RATE = 115200
 REPROBE_FIRST = 0.1  #: seconds before the second Ping of a link whose device went silent
