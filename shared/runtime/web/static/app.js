@@ -57,6 +57,7 @@ function connect() {
         say(`Logged in as "${user}": watching only, the controls are disabled.`, "warning", "role");
       }
       refreshAliases();
+      refreshValues();
       if (!program.source) loadProgram(true);
     } else if (!link.refused) {
       setConnection("disconnected", "disconnected: retrying…");
@@ -218,6 +219,17 @@ async function refreshAliases() {
     devices.setAliases(await state.link.call("broker", "list_aliases"));
   } catch (error) {
     say(`Aliases not read: ${error.message}`, "warning", "alias");
+  }
+}
+
+// device/<uid>/data carries changes only: the values before we came, once, from the broker.
+async function refreshValues() {
+  if (state.readOnly) return; // a watching login may not call; values come with each change
+  try {
+    const values = await state.link.call("broker", "values");
+    for (const [uid, params] of Object.entries(values)) devices.data(uid, { params }, true);
+  } catch (error) {
+    say(`Device values not read: ${error.message}`, "warning", "values");
   }
 }
 

@@ -54,10 +54,12 @@ export class DeviceTable {
     this._render(uid, device);
   }
 
-  data(uid, data) {
+  // New values; ``initial`` ones (a snapshot) never overwrite a value already seen live.
+  data(uid, data, initial = false) {
     const device = this.devices.get(uid);
     if (!device || !data || !data.params) return;
     for (const [name, value] of Object.entries(data.params)) {
+      if (initial && name in device.values) continue;
       device.values[name] = value;
       const cell = device.cells[name];
       if (cell) cell.textContent = format(value);
