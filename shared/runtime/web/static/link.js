@@ -23,7 +23,8 @@ const REFUSED = {
   2: "the client id was refused",
   3: "the broker is unavailable",
   4: "wrong login or password",
-  5: "this login is not allowed to connect",
+  // Mosquitto and amqtt answer a wrong password with 5 too on MQTT 3.1.1.
+  5: "wrong login or password, or this login may not connect",
 };
 
 export class Link extends EventTarget {
