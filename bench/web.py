@@ -41,13 +41,14 @@ from runtime.remote import Client, Connection
 from runtime.virtual import VirtualDevice
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stats import summary  # noqa: E402
+from stats import summary
 
 FAKE_GAMEPAD = """
 window.testPads = [null, null, null, null];
 window.setTestPad = (axes) => {
   window.testPads[0] = {id: "bench", index: 0, connected: true, mapping: "standard", axes,
-    timestamp: performance.now(), buttons: Array.from({length: 17}, () => ({pressed: false, value: 0}))};
+    timestamp: performance.now(),
+    buttons: Array.from({length: 17}, () => ({pressed: false, value: 0}))};
   return performance.timeOrigin + performance.now();
 };
 navigator.getGamepads = () => window.testPads;
@@ -138,7 +139,8 @@ async def main() -> None:
                     window.published = [];
                     window.driverStation.driver.send = (topic, value, qos) => {
                       if (topic.startsWith('input/gamepad') && value)
-                        window.published.push([value.axes[1], performance.timeOrigin + performance.now()]);
+                        window.published.push(
+                          [value.axes[1], performance.timeOrigin + performance.now()]);
                       return send(topic, value, qos);
                     }; }""")
                 marks: list[float] = []
