@@ -245,8 +245,10 @@ async function changeAlias(uid, old, name) {
 }
 
 async function loadProgram(quiet = false) {
+  const before = program.source;
   try {
     const program_ = await state.link.call("executor", "program");
+    if (quiet && program.source !== before) return; // typed into meanwhile: keep that
     program.source = program_.source;
     if (!quiet) say(`Loaded the robot's program (sha256 ${program_.sha256.slice(0, 12)}…)`);
   } catch (error) {
