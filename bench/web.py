@@ -26,6 +26,7 @@ import json
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,8 +34,9 @@ import time
 import uuid
 from pathlib import Path
 
+import paho.mqtt.client as paho
 from playwright.async_api import async_playwright
-from runtime.messages import GamepadInput
+from runtime.messages import GamepadInput, encode
 from runtime.mqtt_server import free_port
 from runtime.protocol import MessageType
 from runtime.remote import Client, Connection
@@ -89,6 +91,26 @@ async def measure(device: TimedKoala, changes: int, change) -> list[float]:  # t
     return samples
 
 
+def ws_publisher(robot: str, ws_port: int, topic: str):  # type: ignore[no-untyped-def]
+    """A paho client over WebSockets (the page's transport, without the browser)."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, transport="websockets",
+                         client_id=f"bench-ws-{robot}")
+    client.ws_set_options(path="/mqtt")
+    client.connect("127.0.0.1", ws_port)
+    sock = client.socket()
+    raw = getattr(sock, "_socket", sock)  # paho wraps the socket for WebSockets
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.loop_start()
+
+    async def change(value: float) -> float:
+        started = time.time()
+        pad = GamepadInput(buttons=0, axes=[0.0, value, 0.0, 0.0], ts=started)
+        client.publish(topic, encode(pad))
+        return started
+
+    return change
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=200)
@@ -125,6 +147,9 @@ async def main() -> None:
                 return started
 
             python = await measure(device, args.changes, python_change)
+            await connection.publish(connection.topics.gamepad(0), b"", qos=1)
+            python_ws = await measure(device, args.changes,
+                                      ws_publisher(robot, ws_port, connection.topics.gamepad(0)))
             await connection.publish(connection.topics.gamepad(0), b"", qos=1)
 
             async with async_playwright() as playwright:
@@ -165,7 +190,8 @@ async def main() -> None:
         process.send_signal(signal.SIGINT)
         process.wait(30)
         shutil.rmtree(state, ignore_errors=True)
-    results = {"python": summary(python), "page": summary(page_samples),
+    results = {"python": summary(python), "python_ws": summary(python_ws),
+               "page": summary(page_samples),
                "page_publish": summary(publish_samples)}
     for name, figures in results.items():
         print(f"{name:>12}: median {figures['median']:.2f} ms, p99 {figures['p99']:.2f} ms, "

@@ -22,16 +22,23 @@ const sha256 = (data) => createHash("sha256").update(data).digest("hex");
 // mqtt.js's browser bundle carries a `process` shim whose nextTick is setTimeout(fn, 0): every
 // packet write waits for a timer (clamped to >= 4 ms once timers nest), which made a gamepad
 // change take ~5 ms longer to leave the page than a Python client's. Node runs nextTick
-// callbacks before any other I/O, i.e. as microtasks: the shims (two in mqtt 5.16) are made to do the same.
+// callbacks before any other I/O, i.e. as microtasks: the shims (three in mqtt 5.16) are made to do the same.
 const NEXT_TICK = /(\.length===1&&!\w+&&)setTimeout\((\w+),0\)/g;
+// and process/browser.js's runTimeout(drainQueue), which nextTick uses
+const RUN_TIMEOUT = /if\((\w+)===setTimeout\)return setTimeout\((\w+),0\);/g;
 const microtaskNextTick = {
   name: "mqtt-next-tick",
   setup(b) {
     b.onLoad({ filter: /mqtt[\\/]dist[\\/]mqtt\.esm\.js$/ }, (args) => {
       const text = readFileSync(args.path, "utf8");
-      const found = text.match(NEXT_TICK) || [];
-      if (!found.length) throw new Error("mqtt.esm.js: its process.nextTick shim was not found");
-      return { contents: text.replace(NEXT_TICK, "$1queueMicrotask($2)"), loader: "js" };
+      const found = (text.match(NEXT_TICK) || []).length;
+      const runTimeout = (text.match(RUN_TIMEOUT) || []).length;
+      if (!found || !runTimeout) {
+        throw new Error(`mqtt.esm.js: process.nextTick shims not found (${found}, ${runTimeout})`);
+      }
+      const contents = text.replace(NEXT_TICK, "$1queueMicrotask($2)")
+        .replace(RUN_TIMEOUT, "if($1===setTimeout)return queueMicrotask($2);");
+      return { contents, loader: "js" };
     });
   },
 };
