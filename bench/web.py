@@ -7,7 +7,8 @@ virtual KoalaBear in this process that notes when a DeviceWrite carrying the exp
 ``duty_cycle_a`` arrives. Two paths, ``--changes`` stick moves each:
 
 - python: a Python MQTT client (``runtime.remote.Connection``) publishes ``input/gamepad/0``;
-  from just before the publish.
+  from just before the publish. python_ws: the same from a paho client over WebSockets (the
+  page's transport without the browser: tells the broker's WebSocket path from the page's).
 - page: Debian's chromium (Playwright) runs the driver station; the test gamepad behind
   ``navigator.getGamepads`` changes; from the moment it changed in the page (the page polls
   the Gamepad API every 5 ms, as it must: the API has no change events), and also from the

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 ANONYMOUS_PLUGINS: dict[str, Any] = {
     "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
 }
-AMQTT_LOGGERS = ("amqtt", "transitions")
+AMQTT_LOGGERS = ("amqtt", "transitions", "websockets")  # websockets: its WebSocket listener
 FILES_PLUGIN = "runtime.mqtt_auth.MosquittoFilesPlugin"
 
 
