@@ -34,6 +34,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 from playwright.async_api import async_playwright
@@ -99,7 +100,7 @@ def ws_publisher(robot: str, ws_port: int, topic: str):  # type: ignore[no-untyp
     client.ws_set_options(path="/mqtt")
     client.connect("127.0.0.1", ws_port)
     sock = client.socket()
-    raw = getattr(sock, "_socket", sock)  # paho wraps the socket for WebSockets
+    raw: Any = getattr(sock, "_socket", sock)  # paho wraps the socket for WebSockets
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.loop_start()
 
