@@ -184,10 +184,10 @@ class EmbeddedBroker:
                 reason = ("the address is already in use: is another MQTT broker (a system "
                           "Mosquitto?) or robot running? Pick another with --listen HOST:PORT, "
                           "or use that broker with --mqtt URL")
-            where = f"{self.host}:{self.port}" + (
-                f" (WebSockets {self.ws_port})" if self.ws_port is not None else "")
+            also = (f" (its WebSocket listener wants port {self.ws_port} too: --ws-port)"
+                    if self.ws_port is not None else "")
             raise MQTTConnectionError(
-                f"embedded MQTT broker cannot listen on {where}: {reason}",
+                f"embedded MQTT broker cannot listen on {self.host}:{self.port}: {reason}{also}",
                 host=self.host, port=self.port,
             ) from None
         self._broker = broker
