@@ -338,6 +338,7 @@ $("#login").onsubmit = (event) => {
 window.addEventListener("keydown", onKeyDown);
 window.addEventListener("keyup", (event) => driver.unpress(keyName(event)));
 window.addEventListener("blur", () => { driver.release(); showSending(); });
+window.addEventListener("pagehide", () => driver.release()); // tab closed: say the input is gone
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState !== "visible") driver.release();
   showSending();
