@@ -194,6 +194,7 @@ function onKeyDown(event) {
     return;
   }
   if (typing(event.target)) return;
+  if (event.repeat && ["Enter", "T", "t", "A"].includes(event.key)) return; // one press, one call
   if (event.key === " ") {
     event.preventDefault();
     estop();
