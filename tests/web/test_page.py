@@ -120,3 +120,38 @@ def test_student_print_reaches_the_console_and_lint_marks_a_misspelled_name(
     page.click("#btn-sample")
     page.click("#btn-upload")
     expect(page.locator("#upload-result")).to_contain_text("uploaded, sha256 ")
+
+
+def test_the_keyboard_drives_as_runtime_drive_does(page: Page, station: Station):
+    page.click("#btn-idle")
+    page.keyboard.press("Shift+T")  # T: teleop, as in `runtime drive`
+    wait_for(lambda: station.mode() == "teleop")
+    page.keyboard.down("w")  # W: left stick up
+    wait_for(lambda: station.read(KOALA, "duty_cycle_a") == pytest.approx(0.5))
+    page.keyboard.down("j")  # J: button A (the sample's full speed)
+    wait_for(lambda: station.read(KOALA, "duty_cycle_a") == pytest.approx(1.0))
+    page.keyboard.up("j")
+    page.keyboard.up("w")
+    wait_for(lambda: station.read(KOALA, "duty_cycle_a") == 0.0)
+    page.keyboard.press("Enter")  # Enter: idle
+    wait_for(lambda: station.mode() == "idle")
+
+
+def test_aliases_are_edited_and_params_plotted_from_the_device_table(page: Page,
+                                                                     station: Station):
+    switch = page.locator("#devices tr", has_text="LimitSwitch")
+    uid = switch.get_attribute("data-uid")
+    alias = switch.locator("input.alias")
+    alias.fill("bumper")
+    alias.press("Tab")  # a change event, as when the student leaves the field
+    wait_for(lambda: station.call("broker", "list_aliases").get("bumper") == uid)
+    alias.fill("")
+    alias.press("Tab")
+    wait_for(lambda: "bumper" not in station.call("broker", "list_aliases"))
+    expect(page.locator("#devices input.alias").first).to_have_value("koala")
+
+    page.check(f'input[data-plot="{KOALA}/duty_cycle_a"]')
+    page.check(f'input[data-plot="{uid}/switch0"]')
+    expect(page.locator("#plot .uplot canvas")).to_have_count(1)
+    expect(page.locator("#plot .u-legend")).to_contain_text("koala duty_cycle_a")
+    wait_for(lambda: page.evaluate("window.driverStation.plot.t.length") > 3)
