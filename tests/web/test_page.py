@@ -46,10 +46,10 @@ def test_the_page_lists_the_simulated_devices_with_live_values(page: Page, stati
     station.call("executor", "set_mode", "teleop")
     page.locator("#mode").wait_for()
     expect(page.locator("#mode")).to_have_attribute("data-mode", "teleop")
-    screenshot(page, "driver-station.png")
 
 
 def test_teleop_and_a_gamepad_drive_the_koalabear(page: Page, station: Station):
+    page.check(f'input[data-plot="{KOALA}/duty_cycle_a"]')
     page.click("#btn-teleop")
     wait_for(lambda: station.mode() == "teleop")
     page.evaluate("setTestPad([0, -0.8, 0, 0], [])")  # left stick up (the API's -y)
@@ -59,6 +59,8 @@ def test_teleop_and_a_gamepad_drive_the_koalabear(page: Page, station: Station):
     page.evaluate("setTestPad([0, 0.5, 0, 0], [0])")  # stick down, A held: full speed
     wait_for(lambda: station.read(KOALA, "duty_cycle_a") == pytest.approx(-0.5, abs=1e-3))
     expect(page.locator("#buttons .button").first).to_have_class(re.compile(r"\bon\b"))
+    wait_for(lambda: page.evaluate("window.driverStation.plot.t.length") > 20)
+    screenshot(page, "driver-station.png")
 
     page.keyboard.press(" ")  # space: estop
     wait_for(lambda: station.mode() == "estop")
