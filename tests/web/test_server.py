@@ -36,7 +36,8 @@ def test_the_page_its_modules_and_config_are_served():
         kind, body = get(f"http://127.0.0.1:{server.port}/config.json?x=1")
         assert kind == "application/json"
         assert json.loads(body) == {"robot": "koala", "ws_port": 9123, "ws_url": None,
-                                    "version": WebConfig().version}
+                                    "version": WebConfig().version,
+                                    "rpc_as_login": WebConfig().rpc_as_login}
         assert get(f"http://127.0.0.1:{server.port}/sample.py")[1] == SAMPLE.read_bytes()
         with pytest.raises(urllib.error.HTTPError) as missing:
             get(f"http://127.0.0.1:{server.port}/../../pyproject.toml")

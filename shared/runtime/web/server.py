@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runtime import __version__
 from runtime.exception import MQTTConnectionError
+from runtime.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ class WebConfig(BaseModel):
     ws_port: int = Field(default=DEFAULT_WS_PORT, ge=1, le=65535)
     ws_url: str | None = None
     version: str = __version__
+    #: Executor requests of a logged-in page go to ``as/<login>/rpc/executor/<method>`` (the
+    #: executor's per-login request topics, docs/deployment.md "Authority") when this
+    #: Runtime has them; the plain ``rpc/executor/<method>`` otherwise.
+    rpc_as_login: bool = hasattr(Topics, "rpc_as")
 
 
 class _Handler(SimpleHTTPRequestHandler):

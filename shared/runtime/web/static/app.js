@@ -46,7 +46,8 @@ function connect() {
   state.readOnly = user === "monitor";
   document.body.dataset.readonly = String(state.readOnly);
   $("#login-user").value = user;
-  const link = new Link({ url, robot: config.robot, username: user, password });
+  const link = new Link({ url, robot: config.robot, username: user, password,
+    rpcAsLogin: Boolean(config.rpc_as_login) });
   state.link = link;
   setConnection("connecting", `connecting to ${url}…`);
   link.addEventListener("state", ({ detail: connected }) => {

@@ -28,8 +28,11 @@ const REFUSED = {
 };
 
 export class Link extends EventTarget {
-  constructor({ url, robot, username = "", password = "" }) {
+  // rpcAsLogin: executor requests of a login go to as/<login>/rpc/executor/<method>, the topic
+  // the broker's ACL lets only that login write (the executor's authority comes from it).
+  constructor({ url, robot, username = "", password = "", rpcAsLogin = false }) {
     super();
+    this.rpcAsLogin = rpcAsLogin;
     this.url = url;
     this.robot = robot;
     this.prefix = `runtime/${robot}/`;
@@ -88,13 +91,19 @@ export class Link extends EventTarget {
           (this.username ? ` (may login "${this.username}" call it?)` : ""), "NoAnswer"));
       }, timeout);
       this.pending.set(id, { resolve, reject, timer });
-      this.publish(`rpc/${service}/${method}`, { id, reply_to: this.replyTopic, args, kwargs },
+      this.publish(this.requestTopic(service, method), { id, reply_to: this.replyTopic, args, kwargs },
         { qos: 1 }).catch((error) => {
         clearTimeout(timer);
         this.pending.delete(id);
         reject(new RPCError(`${service}.${method} not sent: ${error.message}`));
       });
     });
+  }
+
+  requestTopic(service, method) {
+    const asLogin = this.rpcAsLogin && service === "executor" && this.username &&
+      this.username !== "operator"; // a local operator's requests are the plain ones
+    return `${asLogin ? `as/${this.username}/` : ""}rpc/${service}/${method}`;
   }
 
   close() {
