@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 from runtime.web import STATIC
@@ -52,3 +55,18 @@ def test_the_page_loads_nothing_from_outside_the_robot():
         text = path.read_text()
         assert "http://" not in text.replace("http://localhost", "") and "https://" not in text, \
             f"{path.name} refers to another host"
+
+
+def test_the_wheel_ships_the_page_and_its_libraries(tmp_path):
+    """The image installs a wheel (Dockerfile): the page must be in it, not only in the tree."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("pie_runtime-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for path in STATIC.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            name = "runtime/web/" + path.relative_to(STATIC.parent).as_posix()
+            assert name in names, f"{name} is not in the wheel: see package-data in pyproject"
