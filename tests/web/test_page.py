@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from runtime.catalog import default_catalog
+from runtime.virtual import make_virtual_uid
 
+from tests.e2e.robot import RUNTIME
 from tests.support.wait import wait_for
 from tests.web.conftest import KOALA, Station, screenshot
 
@@ -157,3 +161,34 @@ def test_aliases_are_edited_and_params_plotted_from_the_device_table(page: Page,
     expect(page.locator("#plot .uplot canvas")).to_have_count(1)
     expect(page.locator("#plot .u-legend")).to_contain_text("koala duty_cycle_a")
     wait_for(lambda: page.evaluate("window.driverStation.plot.t.length") > 3)
+
+
+def test_an_unplugged_device_stays_listed_as_unplugged(page: Page, station: Station):
+    line = station.robot.wait_for_line("virtual devices")
+    address = line.split()[2]
+    uid = str(make_virtual_uid(default_catalog().get("LimitSwitch"), 77))
+    device = subprocess.Popen([*RUNTIME, "virtual-device", "LimitSwitch", "--uid", "77",
+                               "--connect", address],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        row = page.locator(f'#devices tr[data-uid="{uid}"]')
+        expect(row).to_have_attribute("data-plugged", "true")
+    finally:
+        device.terminate()
+        device.wait(10)
+    expect(row).to_have_attribute("data-plugged", "false")
+    expect(row.locator(".type")).to_have_text("LimitSwitch (unplugged)")
+
+
+def test_the_console_keeps_records_in_time_order_and_highlights_errors(page: Page):
+    page.evaluate("""() => {
+        const add = (ts, level, message) => window.driverStation.console.add(
+            {ts, level, logger: "student", message, context: {}});
+        add(10.0, "INFO", "first");
+        add(10.2, "ERROR", "third: line 4 went wrong");
+        add(10.1, "INFO", "second (it came late)");
+    }""")
+    items = page.locator("#console li")
+    expect(items).to_have_text(["first", "second (it came late)", "third: line 4 went wrong"])
+    expect(items.nth(2)).to_have_class(re.compile(r"\berror\b"))
+    expect(items.nth(2).locator("a.line-link")).to_have_attribute("data-line", "4")
