@@ -13,6 +13,8 @@ virtual KoalaBear in this process that notes when a DeviceWrite carrying the exp
   ``navigator.getGamepads`` changes; from the moment it changed in the page (the page polls
   the Gamepad API every 5 ms, as it must: the API has no change events), and also from the
   page's publish (``page_publish``), which leaves the polling out.
+- estop: ``--estops`` times, driving at full stick, the space bar in the page -> the first
+  DeviceWrite of ``duty_cycle_a = 0`` or Disable at the device ("within one frame": 16.7 ms).
 
 Both clocks are the machine's wall clock (the browser's ``performance.timeOrigin + now()``).
 The sample program sets ``duty_cycle_a = joystick_left_y * 0.5``; teleop_main runs on every
@@ -72,8 +74,9 @@ class TimedKoala(VirtualDevice):
     def _handle(self, packet) -> None:  # type: ignore[no-untyped-def]
         now = time.time()
         super()._handle(packet)
-        if (packet.type == MessageType.DEVICE_WRITE and self.target is not None
-                and abs(self.values["duty_cycle_a"] - self.target) < 1e-6):
+        stopped = packet.type == MessageType.DISABLE and self.target == 0.0
+        if stopped or (packet.type == MessageType.DEVICE_WRITE and self.target is not None
+                       and abs(self.values["duty_cycle_a"] - self.target) < 1e-6):
             self.arrival = now
             self.target = None
             self.arrived.set()
@@ -113,9 +116,33 @@ def ws_publisher(robot: str, ws_port: int, topic: str):  # type: ignore[no-untyp
     return change
 
 
+async def estop_latency(page, client: Client, device: TimedKoala,  # type: ignore[no-untyped-def]
+                        rounds: int) -> list[float]:
+    """Space bar in the page (driving at full stick) -> the motor's 0 or Disable at the device."""
+    samples = []
+    for _ in range(rounds):
+        await client.call("executor", "set_mode", "idle")
+        await client.call("executor", "set_mode", "teleop")
+        device.arrived.clear()
+        device.target = 0.5
+        await page.evaluate("setTestPad([0, -1, 0, 0])")
+        await asyncio.wait_for(device.arrived.wait(), 5)
+        device.arrived.clear()
+        device.target = 0.0
+        pressed = await page.evaluate("""() => {
+            const at = performance.timeOrigin + performance.now();
+            window.dispatchEvent(new KeyboardEvent("keydown", {key: " "}));
+            return at; }""")
+        await asyncio.wait_for(device.arrived.wait(), 5)
+        samples.append((device.arrival - pressed / 1000) * 1000)
+        await page.evaluate("setTestPad([0, 0, 0, 0])")
+    return samples
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--estops", type=int, default=50)
     args = parser.parse_args()
     robot = f"bench{uuid.uuid4().hex[:6]}"
     port, web_port, ws_port = free_port(), free_port(), free_port()
@@ -179,6 +206,7 @@ async def main() -> None:
 
                 page_samples = await measure(device, args.changes, page_change)
                 published = await page.evaluate("window.published")
+                estops = await estop_latency(page, client, device, args.estops)
                 await browser.close()
             await client.call("executor", "set_mode", "idle")
         # page publish -> DeviceWrite: the first publish after each change.
@@ -194,7 +222,7 @@ async def main() -> None:
         shutil.rmtree(state, ignore_errors=True)
     results = {"python": summary(python), "python_ws": summary(python_ws),
                "page": summary(page_samples),
-               "page_publish": summary(publish_samples)}
+               "page_publish": summary(publish_samples), "estop": summary(estops)}
     for name, figures in results.items():
         print(f"{name:>12}: median {figures['median']:.2f} ms, p99 {figures['p99']:.2f} ms, "
               f"max {figures['max']:.2f} ms ({figures['samples']} changes)")
