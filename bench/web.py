@@ -14,7 +14,8 @@ virtual KoalaBear in this process that notes when a DeviceWrite carrying the exp
   the Gamepad API every 5 ms, as it must: the API has no change events), and also from the
   page's publish (``page_publish``), which leaves the polling out.
 - estop: ``--estops`` times, driving at full stick, the space bar in the page -> the first
-  DeviceWrite of ``duty_cycle_a = 0`` or Disable at the device ("within one frame": 16.7 ms).
+  DeviceWrite of ``duty_cycle_a = 0`` or Disable at the device ("within one frame": 16.7 ms);
+  estop_python: the same stop asked by a Python client's ``set_mode("estop")``.
 
 Both clocks are the machine's wall clock (the browser's ``performance.timeOrigin + now()``).
 The sample program sets ``duty_cycle_a = joystick_left_y * 0.5``; teleop_main runs on every
@@ -117,8 +118,9 @@ def ws_publisher(robot: str, ws_port: int, topic: str):  # type: ignore[no-untyp
 
 
 async def estop_latency(page, client: Client, device: TimedKoala,  # type: ignore[no-untyped-def]
-                        rounds: int) -> list[float]:
-    """Space bar in the page (driving at full stick) -> the motor's 0 or Disable at the device."""
+                        rounds: int, press) -> list[float]:
+    """Driving at full stick from the page, ``press()`` (returns when, wall clock) -> the
+    motor's 0 or Disable at the device."""
     samples = []
     for _ in range(rounds):
         await client.call("executor", "set_mode", "idle")
@@ -129,12 +131,9 @@ async def estop_latency(page, client: Client, device: TimedKoala,  # type: ignor
         await asyncio.wait_for(device.arrived.wait(), 5)
         device.arrived.clear()
         device.target = 0.0
-        pressed = await page.evaluate("""() => {
-            const at = performance.timeOrigin + performance.now();
-            window.dispatchEvent(new KeyboardEvent("keydown", {key: " "}));
-            return at; }""")
+        pressed = await press()
         await asyncio.wait_for(device.arrived.wait(), 5)
-        samples.append((device.arrival - pressed / 1000) * 1000)
+        samples.append((device.arrival - pressed) * 1000)
         await page.evaluate("setTestPad([0, 0, 0, 0])")
     return samples
 
@@ -153,15 +152,13 @@ async def main() -> None:
         [sys.executable, "-m", "runtime", "up", "--robot", robot, "--state-dir", str(state),
          "--listen", f"127.0.0.1:{port}", "--web", f"127.0.0.1:{web_port}", "--ws-port",
          str(ws_port), "--virtual-listen", f"unix:{socket_path}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=(state / "up.log").open("w"), stderr=subprocess.STDOUT)  # a file: never blocks
     device = TimedKoala()
     try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if "Runtime is up" in line:
-                break
-        else:
-            raise SystemExit("runtime up did not start")
+        while "Runtime is up" not in (state / "up.log").read_text():
+            if process.poll() is not None:
+                raise SystemExit("runtime up did not start:\n" + (state / "up.log").read_text())
+            await asyncio.sleep(0.1)
         device_task = asyncio.create_task(device.connect(f"unix:{socket_path}"))
         async with Connection(url, robot=robot) as connection:
             client = Client(connection)
@@ -206,7 +203,21 @@ async def main() -> None:
 
                 page_samples = await measure(device, args.changes, page_change)
                 published = await page.evaluate("window.published")
-                estops = await estop_latency(page, client, device, args.estops)
+
+                async def space_bar() -> float:
+                    return await page.evaluate("""() => {
+                        const at = performance.timeOrigin + performance.now();
+                        window.dispatchEvent(new KeyboardEvent("keydown", {key: " "}));
+                        return at; }""") / 1000
+
+                async def python_estop() -> float:
+                    started = time.time()
+                    connection.spawn(client.call("executor", "set_mode", "estop"))
+                    return started
+
+                estops = await estop_latency(page, client, device, args.estops, space_bar)
+                python_estops = await estop_latency(page, client, device, args.estops,
+                                                    python_estop)
                 await browser.close()
             await client.call("executor", "set_mode", "idle")
         # page publish -> DeviceWrite: the first publish after each change.
@@ -222,7 +233,8 @@ async def main() -> None:
         shutil.rmtree(state, ignore_errors=True)
     results = {"python": summary(python), "python_ws": summary(python_ws),
                "page": summary(page_samples),
-               "page_publish": summary(publish_samples), "estop": summary(estops)}
+               "page_publish": summary(publish_samples), "estop": summary(estops),
+               "estop_python": summary(python_estops)}
     for name, figures in results.items():
         print(f"{name:>12}: median {figures['median']:.2f} ms, p99 {figures['p99']:.2f} ms, "
               f"max {figures['max']:.2f} ms ({figures['samples']} changes)")

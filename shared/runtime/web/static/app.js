@@ -151,8 +151,8 @@ async function setMode(mode) {
 }
 
 function estop() {
+  driver.release(); // first: "input gone" already stops the motors in teleop
   setMode("estop");
-  driver.release();
 }
 
 function sending() {
