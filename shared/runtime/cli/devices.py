@@ -12,9 +12,10 @@ from typing import Any
 import click
 
 from runtime.catalog import default_catalog
+from runtime.cli.errors import NOT_RUNNING_HINT, fail
 from runtime.cli.main import main
-from runtime.cli.robot import common, fail, robot_options
-from runtime.exception import MessageError, MQTTConnectionError, RPCError, RuntimeBaseException
+from runtime.cli.robot import common, robot_options
+from runtime.exception import MessageError, MQTTConnectionError, RPCError
 from runtime.messages import DeviceInfo, decode
 from runtime.remote import Connection, call_sync
 
@@ -35,7 +36,7 @@ def devices(as_json: bool, **kwargs: Any) -> None:
         listed = call_sync(params["mqtt"], "device", "list", robot=params["robot"],
                            timeout=params["timeout"], password_file=params["password_file"])
     except MQTTConnectionError as exc:
-        fail(f"{exc.message} (is the robot running? start one with `runtime up`)")
+        fail(f"{exc.message} ({NOT_RUNNING_HINT})")
     except RPCError as exc:
         click.echo(f"note: the device service did not answer ({exc.message}); showing the "
                    "devices it announced, without values", err=True)
@@ -101,8 +102,8 @@ def virtual_device(device_type: str, uid: str | None, address: str | None, link:
     try:
         device = VirtualDevice(default_catalog().get(device_type), uid,
                                faults=Faults.parse(list(faults)))
-    except (RuntimeBaseException, ValueError) as exc:
-        fail(getattr(exc, "message", str(exc)))
+    except ValueError as exc:  # a bad --uid or --fault (Runtime's own errors: the boundary)
+        fail(str(exc))
     click.echo(f"virtual {device.device_type.name} uid {device.uid} "
                + (f"connecting to {address}" if address else f"on {link}"), err=True)
     async def serve() -> None:
@@ -114,8 +115,5 @@ def virtual_device(device_type: str, uid: str | None, address: str | None, link:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve())
-    except (OSError, RuntimeBaseException) as exc:
-        fail(getattr(exc, "message", None) or str(exc))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())  # a refused connection: one line from the error boundary

@@ -29,7 +29,8 @@ from typing import TextIO
 
 import click
 
-from runtime.cli.common import connection_options
+from runtime.cli.common import connection_options, password_file_option
+from runtime.cli.errors import NOT_RUNNING_HINT, fail
 from runtime.cli.main import main
 from runtime.exception import MessageError, MQTTConnectionError, RPCError
 from runtime.messages import GamepadInput, KeyboardInput, Match, decode
@@ -227,15 +228,13 @@ async def drive_robot(mqtt: str, robot: str, password_file: Path | None, index: 
 @main.command()
 @click.option("--gamepad", "index", type=click.IntRange(0, 3), default=0, show_default=True,
               help="Which gamepad this terminal is.")
-@click.option("--password-file", type=click.Path(path_type=Path), default=None,
-              envvar="RUNTIME_PASSWORD_FILE", help="File holding the MQTT password.")
+@password_file_option
 @connection_options
 def drive(index: int, password_file: Path | None, mqtt: str, robot: str) -> None:
     """Drive the robot from the keyboard (a small terminal driver station)."""
     fd = sys.stdin.fileno()
     if not os.isatty(fd):
-        click.echo("error: runtime drive needs a terminal (its input is not a TTY)", err=True)
-        sys.exit(1)
+        fail("runtime drive needs a terminal (its input is not a TTY)")
     logging.getLogger("runtime.remote").setLevel(logging.ERROR)
     saved = termios.tcgetattr(fd)
     try:
@@ -243,8 +242,8 @@ def drive(index: int, password_file: Path | None, mqtt: str, robot: str) -> None
         asyncio.run(drive_robot(mqtt, robot, password_file, index, fd, sys.stdout))
     except MQTTConnectionError as exc:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-        click.echo(f"\nerror: {exc.message} (is the robot running?)", err=True)
-        sys.exit(1)
+        sys.stdout.write("\n")
+        fail(f"{exc.message} ({NOT_RUNNING_HINT})")
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
     click.echo("\nbye")
