@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from runtime.catalog import default_catalog
-from runtime.cli.errors import NOT_RUNNING_HINT, fail
+from runtime.cli.errors import fail, unreachable
 from runtime.cli.main import main
 from runtime.cli.robot import common, robot_options
 from runtime.exception import MessageError, MQTTConnectionError, RPCError
@@ -36,7 +36,7 @@ def devices(as_json: bool, **kwargs: Any) -> None:
         listed = call_sync(params["mqtt"], "device", "list", robot=params["robot"],
                            timeout=params["timeout"], password_file=params["password_file"])
     except MQTTConnectionError as exc:
-        fail(f"{exc.message} ({NOT_RUNNING_HINT})")
+        unreachable(exc)
     except RPCError as exc:
         click.echo(f"note: the device service did not answer ({exc.message}); showing the "
                    "devices it announced, without values", err=True)

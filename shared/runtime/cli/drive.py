@@ -30,7 +30,7 @@ from typing import TextIO
 import click
 
 from runtime.cli.common import connection_options, password_file_option
-from runtime.cli.errors import NOT_RUNNING_HINT, fail
+from runtime.cli.errors import fail, unreachable
 from runtime.cli.main import main
 from runtime.exception import MessageError, MQTTConnectionError, RPCError
 from runtime.messages import GamepadInput, KeyboardInput, Match, decode
@@ -243,7 +243,7 @@ def drive(index: int, password_file: Path | None, mqtt: str, robot: str) -> None
     except MQTTConnectionError as exc:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
         sys.stdout.write("\n")
-        fail(f"{exc.message} ({NOT_RUNNING_HINT})")
+        unreachable(exc)
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
     click.echo("\nbye")

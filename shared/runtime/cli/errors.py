@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 import click
 
-from runtime.exception import RuntimeBaseException
+from runtime.exception import MQTTConnectionError, RuntimeBaseException
 
 #: Added to "cannot connect" errors of the commands that talk to a robot.
 NOT_RUNNING_HINT = "is the robot running? start one with `runtime up`"
@@ -38,6 +38,13 @@ class CommandError(click.ClickException):
 def fail(message: str) -> NoReturn:
     """Stop the command with ``error: message`` (printed by the boundary)."""
     raise CommandError(message)
+
+
+def unreachable(exc: MQTTConnectionError) -> NoReturn:
+    """Stop a command that talks to a robot: the connection error, and the likely cause when
+    nothing answered (not for a bad URL or a refused login)."""
+    hint = f" ({NOT_RUNNING_HINT})" if exc.message.startswith("cannot connect") else ""
+    fail(exc.message + hint)
 
 
 def emit(message: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from runtime.cli.common import connection_options, password_file_option
-from runtime.cli.errors import NOT_RUNNING_HINT, fail
+from runtime.cli.errors import fail, unreachable
 from runtime.cli.main import main
 from runtime.exception import MQTTConnectionError
 from runtime.remote import call_sync
@@ -46,7 +46,7 @@ def robot_call(params: dict[str, Any], service: str, method: str, *args: Any,
             password_file=params["password_file"],
         )
     except MQTTConnectionError as exc:
-        fail(f"{exc.message} ({NOT_RUNNING_HINT})")
+        unreachable(exc)
 
 
 def common(kwargs: dict[str, Any]) -> dict[str, Any]:
