@@ -21,7 +21,7 @@ from runtime.cli.robot import common, robot_options
 from runtime.cli.table import DeviceRow, render
 from runtime.exception import MessageError, MQTTConnectionError, RPCError
 from runtime.messages import DeviceData, DeviceInfo, decode
-from runtime.remote import Connection, call_sync
+from runtime.remote import Client, Connection, call_sync
 
 
 @main.command()
@@ -120,6 +120,14 @@ async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
         names = await asyncio.to_thread(_aliases, params)
         await connection.subscribe(connection.topics.any_device_info, on_info)
         await connection.subscribe(connection.topics.any_device_data, on_data)
+        # device/+/data carries changes only: the values so far come from the device service
+        with contextlib.suppress(RPCError):
+            for device in await Client(connection).call("device", "list",
+                                                        timeout=params["timeout"]):
+                row = rows.setdefault(str(device.get("uid")), DeviceRow(uid=str(device["uid"])))
+                row.type, row.port = device.get("type", row.type), device.get("port")
+                for param, value in (device.get("values") or {}).items():
+                    row.values.setdefault(param, value)
         changed.set()
         while not stop.is_set():
             if changed.is_set():
