@@ -65,7 +65,9 @@ ESCAPES = {
 }
 COMMANDS = {"q": "quit", "\x03": "quit", "\x04": "quit", " ": "estop", "\r": "idle",
             "\n": "idle", "T": "teleop", "A": "auto"}
-KEY_LABELS = {" ": "Space", "\r": "Enter", "\n": "Enter", "T": "Shift-T", "A": "Shift-A"}
+#: How the docs and the status line name the command keys.
+KEY_LABELS = {" ": "Space", "\r": "Enter", "\n": "Enter", "T": "Shift-T", "A": "Shift-A",
+              "q": "q", "\x03": "Ctrl-C", "\x04": "Ctrl-D"}
 CONFIRM_WINDOW = 3.0
 NOTE_TIME = 5.0
 HELP = ("WASD: left stick, arrows: right stick, J K L I: A B X Y, "
