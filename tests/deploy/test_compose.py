@@ -111,6 +111,7 @@ def test_compose_config_is_valid_and_complete(tmp_path: Path) -> None:
         assert environment["RUNTIME_MQTT"] == f"mqtt://{name}:{password}@127.0.0.1:1883"
         assert "/var/lib/runtime" in {volume["target"] for volume in _volumes(service)}
         assert service["build"]["network"] == "host"
+        assert service["build"]["args"]["PYTHON_IMAGE"] == "python:3.11-slim"  # .env may swap
     device = services["device"]
     assert device["environment"]["RUNTIME_VIRTUAL_LISTEN"] == "tcp:127.0.0.1:5600"
     device_mounts = {volume["target"]: volume for volume in _volumes(device)}
