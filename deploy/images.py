@@ -90,9 +90,10 @@ def docker_env() -> dict[str, str]:
     return {**os.environ, "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
 
 
-def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command; AssertionError with its output if it fails."""
-    result = subprocess.run(args, capture_output=True, text=True, env=docker_env(), **kwargs)
+    result = subprocess.run(args, capture_output=True, text=True, env=docker_env(),
+                            timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(
             f"{' '.join(args[:4])}... failed ({result.returncode}):\n"

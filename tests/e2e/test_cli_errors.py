@@ -46,7 +46,8 @@ def in_process(args: list[str], capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit) as exit_:
         main.main(args, prog_name="runtime")
     out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(["runtime", "-", "-", *args], exit_.value.code, out, err)
+    code = exit_.value.code if isinstance(exit_.value.code, int) else 1
+    return subprocess.CompletedProcess(["runtime", "-", "-", *args], code, out, err)
 
 
 def assert_one_line(result: subprocess.CompletedProcess[str], *fragments: str,

@@ -188,7 +188,7 @@ def virtual_device(device_type: str, uid: str | None, address: str | None, link:
                + (f"connecting to {address}" if address else f"on {link}"), err=True)
     async def serve() -> None:
         task = asyncio.ensure_future(device.connect(address) if address
-                                     else device.serve_pty(link))
+                                     else device.serve_pty(str(link)))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: the pty link goes too
             loop.add_signal_handler(signum, task.cancel)

@@ -65,9 +65,8 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, RuntimeBaseException):
         return exc.message
     if isinstance(exc, OSError):
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        where = exc.filename if exc.filename is not None else None
-        return f"{where}: {reason}" if where is not None else reason
+        reason: str = exc.strerror or str(exc) or type(exc).__name__
+        return f"{exc.filename}: {reason}" if exc.filename is not None else reason
     return (f"unexpected {type(exc).__name__}: {exc} (a bug in Runtime; run with "
             "RUNTIME_DEBUG=1 for the traceback)")
 
