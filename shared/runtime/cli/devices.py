@@ -129,14 +129,23 @@ async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
                 for param, value in (device.get("values") or {}).items():
                     row.values.setdefault(param, value)
         changed.set()
+        drawn = 0.0
         while not stop.is_set():
-            if changed.is_set():
+            now = time.monotonic()
+            if changed.is_set() or now - drawn >= 1.0:  # at least every second: the age
                 changed.clear()
+                drawn = now
                 for uid, row in rows.items():
                     row.name = names.get(uid)
+                last = max((max(row.changed.values(), default=0.0) for row in rows.values()),
+                           default=0.0)
+                age = (f", no data for {now - last:.0f} s" if last and now - last > 2.0
+                       else "")
                 title = (f"{params['robot']}: {len(rows)} device{'s' * (len(rows) != 1)} "
-                         f"at {time.strftime('%H:%M:%S')} (Ctrl-C quits)")
+                         f"at {time.strftime('%H:%M:%S')}{age} (Ctrl-C quits)")
                 lines = [title, *render(list(rows.values()), _width(), all_params)]
+                if not connection.connected.is_set():
+                    lines[0] += "  NO BROKER CONNECTION (reconnecting)"
                 text = ("\033[H\033[J" if tty else "\n") + "\n".join(lines) + "\n"
                 with contextlib.suppress(OSError, ValueError):
                     out.write(text)

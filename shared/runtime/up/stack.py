@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from runtime import aliases
 from runtime.config import ServiceConfig
-from runtime.exception import MessageError, RuntimeBaseException
+from runtime.exception import MessageError, MQTTConnectionError, RuntimeBaseException
 from runtime.messages import DeviceInfo, ServiceStatus, decode
 from runtime.mqtt_server import EmbeddedBroker
 from runtime.options import Options, load_options
@@ -136,7 +136,15 @@ class Stack:
                 self.broker = EmbeddedBroker(*self.listen,
                                              password_file=self.broker_password_file,
                                              acl_file=self.broker_acl_file)
-                await self.broker.start()
+                try:
+                    await self.broker.start()
+                except MQTTConnectionError as exc:
+                    if "already in use" in exc.message:  # the usual cause, and the way out
+                        raise MQTTConnectionError(
+                            f"{exc.message} (another `runtime up`, or a compose deployment's "
+                            "Mosquitto? give this one --listen 127.0.0.1:PORT, or join that "
+                            "broker with --mqtt URL)", **exc.context) from None
+                    raise
                 self.url = with_user(self.broker.url, self.broker_user)
             self._monitor = Connection(self.url, robot=self.config.robot,
                                        password_file=self.config.password_file,
