@@ -34,7 +34,7 @@ class RobotStatus:
     answered_at: float | None = None  # monotonic time of the last answer
     mode: str | None = None
     since: float = 0.0  # wall-clock start of the mode (``match.since``)
-    code_error: str | None = None  # first line of the student error since the mode started
+    code_error: str | None = None  # last line (the exception) of the student's first error
     devices: set[str] = field(default_factory=set)
 
     def answered(self, now: float, rtt: float, match: dict[str, object]) -> None:
