@@ -134,3 +134,30 @@ async def test_the_status_line_follows_the_robot_and_turns_red_when_it_dies(
         if robot.process.poll() is None:
             robot.stop()
         reclaim(robot_name)  # a killed robot leaves its buffers behind
+
+
+def test_the_status_line_from_the_robots_state():
+    """RobotStatus, table by table: what the driver reads for each state of the robot."""
+    from runtime.cli.drive_status import STALE_AFTER, RobotStatus
+
+    status = RobotStatus()
+    assert status.line(0.0, colour=False) == "NO BROKER CONNECTION (reconnecting)"
+    status.connected = True
+    assert status.line(0.0, colour=False) == "ROBOT NEVER ANSWERED"
+    status.answered(10.0, 0.0008, {"mode": "teleop", "since": 100.0})
+    status.on_device("1", True)
+    status.on_device("2", True)
+    status.on_device("1", False)
+    assert status.line(10.5, colour=False) == \
+        "connected, rtt 0.8 ms, TELEOP, code running, 1 device"
+    status.on_student_log("ERROR", "Traceback...\nZeroDivisionError: division by zero", 99.0)
+    assert "code running" in status.line(10.5, colour=False)  # an error of the previous run
+    status.on_student_log("ERROR", "Traceback...\nZeroDivisionError: division by zero", 101.0)
+    line = status.line(10.5, colour=True)
+    assert "code ERROR: ZeroDivisionError: division by zero" in line and "\x1b[1;31m" in line
+    status.answered(11.0, 0.001, {"mode": "teleop", "since": 105.0})  # a new run: no error yet
+    assert "code running" in status.line(11.0, colour=False)
+    status.answered(11.0, 0.001, {"mode": "idle", "since": 106.0})
+    assert "IDLE, code stopped" in status.line(11.0, colour=False)
+    assert status.line(11.0 + STALE_AFTER + 2, colour=False) == \
+        "ROBOT NOT ANSWERING FOR 4 S, last mode idle"
