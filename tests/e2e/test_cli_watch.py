@@ -138,3 +138,21 @@ async def test_monitor_hides_driver_input_unless_asked(amqtt_broker, robot_name,
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.wait(), 20)
         reader.cancel()
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 160])
+def test_the_table_fits_any_width_and_hides_nothing_with_all(width):
+    from runtime.cli.table import DeviceRow, render
+
+    koala = DeviceRow(uid=KOALA, type="KoalaBear", port="/dev/ttyACM0", name="left_drive_motor",
+                      values={f"param_{i}": i * 0.123456 for i in range(21)})
+    koala.update({"param_20": 5.0}, now=1.0)  # changed last: first
+    switch = DeviceRow(uid=str(1 << 64), type="LimitSwitch", values={"switch0": True})
+    lines = render([koala, switch], width)
+    assert all(len(line) <= width for line in lines)
+    row = next(line for line in lines if "KoalaBear" in line)
+    assert row.split()[3] == "param_20=5" and re.search(r" \+\d+$", row)  # how many hidden
+    assert "ttyACM0" in row and "switch0=1" in lines[-1]
+    everything = render([koala, switch], width, all_params=True)
+    assert all(len(line) <= width for line in everything)
+    assert all(f"param_{i}=" in "\n".join(everything) for i in range(21))
