@@ -64,7 +64,8 @@ def devices(as_json: bool, watch: bool, all_params: bool, **kwargs: Any) -> None
     names = _aliases(params)
     rows = [DeviceRow(uid=str(device.get("uid", "?")), type=device.get("type", "?"),
                       port=device.get("port"), name=names.get(str(device.get("uid"))),
-                      values=dict(device.get("values") or {}))
+                      values=dict(device.get("values") or {}),
+                      never=set(device.get("never_received") or ()))
             for device in listed]
     for line in render(rows, _width(), all_params):
         click.echo(line)
@@ -126,8 +127,12 @@ async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
                                                         timeout=params["timeout"]):
                 row = rows.setdefault(str(device.get("uid")), DeviceRow(uid=str(device["uid"])))
                 row.type, row.port = device.get("type", row.type), device.get("port")
+                never = set(device.get("never_received") or ())
                 for param, value in (device.get("values") or {}).items():
-                    row.values.setdefault(param, value)
+                    if param not in row.values:
+                        row.values[param] = value
+                        if param in never:
+                            row.never.add(param)
         changed.set()
         drawn = 0.0
         while not stop.is_set():

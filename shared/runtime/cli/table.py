@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Shown for a value the device never sent (not subscribed, never read): not a fake 0.
+NOT_RECEIVED = "(none)"
 #: Widest name and type cells (a full uid is 23-27 digits: names beat uids where there is one).
 NAME_WIDTH = 26
 TYPE_WIDTH = 13
@@ -28,11 +30,13 @@ class DeviceRow:
     name: str | None = None  # its alias, if it has one
     values: dict[str, Any] = field(default_factory=dict)
     changed: dict[str, float] = field(default_factory=dict)  # param -> when it last changed
+    never: set[str] = field(default_factory=set)  # params the device never sent (not 0: unknown)
 
     def update(self, values: dict[str, Any], now: float) -> bool:
         """Take new values; True if any of them changed."""
         changed = False
         for param, value in values.items():
+            self.never.discard(param)
             if param not in self.values or self.values[param] != value:
                 self.changed[param] = now
                 changed = True
@@ -83,7 +87,8 @@ def render(rows: list[DeviceRow], width: int = 100, all_params: bool = False) ->
 
     lines = [(prefix("DEVICE", "TYPE", "PORT") + "VALUES (most recently changed first)")[:width]]
     for row in ordered:
-        cells = [f"{param}={short(row.values[param])}" for param in row.ordered()]
+        cells = [f"{param}={NOT_RECEIVED if param in row.never else short(row.values[param])}"
+                 for param in row.ordered()]
         chunks: list[str] = []
         current = ""
         limit = room if all_params else room - len(" +99")  # room to say how many are hidden
