@@ -25,7 +25,7 @@ ROBOT_COMMANDS = (
     ["mode", "idle"], ["devices"], ["devices", "--watch"], ["lint"], ["option", "get"],
     ["option", "set", "data_rate=10"], ["alias", "list"], ["alias", "set", "koala", "42"],
     ["upload", __file__], ["call", "executor", "get_mode"], ["monitor"], ["health", "broker"],
-    ["drive"],
+    ["drive"], ["console", "--no-follow"],
 )
 
 
