@@ -207,3 +207,13 @@ def test_koalabear_ramps_inverts_and_snaps_inside_the_deadband():
     assert device.values["velocity_b"] == 0.0 and device.values["pid_kp_b"] == pytest.approx(
         0.045) and device.values["pid_enabled_b"] is False
     assert device.values["deadband_b"] == 0.3  # a reset keeps it
+
+
+async def test_an_enabled_device_whose_ack_was_lost_is_reset_and_identified():
+    """It streams DEVICE_DATA but ignores PINGs (it ACKs only the first after a reset)."""
+    device = VirtualLowcarDevice("KoalaBear")
+    device.enabled = True  # as if its ACK had been lost on the wire
+    async with connected(device, "socket") as ((reader, writer), port):
+        identity = await identify(reader, writer, port, retry=0.2)
+    assert identity.generation == "lowcar" and identity.uid == device.uid
+    assert device.resets == 1 and device.acks == 1
