@@ -54,11 +54,14 @@ async def connected(device: VirtualDevice | VirtualLowcarDevice,
         yield stream, port
     finally:
         stream[1].close()
+        with contextlib.suppress(Exception):
+            await stream[1].wait_closed()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         if server is not None:
             server.close()
+            await server.wait_closed()
 
 
 @pytest.mark.parametrize("how", ["socket", "pty"])
