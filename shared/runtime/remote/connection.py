@@ -5,7 +5,7 @@ aiomqtt does not reconnect, restore subscriptions or route messages to callbacks
 adds exactly that:
 
 - a supervisor task connects, and after any loss reconnects with exponential backoff (0.1 s
-  doubling to 2 s) and re-subscribes every filter (waiting for the broker's SUBACK); a refused
+  doubling to 1 s) and re-subscribes every filter (waiting for the broker's SUBACK); a refused
   login is logged once as one clear line and retried;
 - after every (re)connection the ``on_connected`` hooks run (each service re-publishes ALL its
   retained state there: the broker may have restarted and lost it), and only then is the
@@ -59,7 +59,7 @@ Callback = Callable[[str, bytes], Awaitable[None] | None]
 ConnectedHook = Callable[[], Awaitable[None] | None]
 
 BACKOFF_FIRST = 0.1
-BACKOFF_MAX = 2.0
+BACKOFF_MAX = 1.0  # a returning broker is found within ~1 s
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 CALLBACK_QUEUE_LIMIT = 10_000
 WAITING_REPEAT = 30.0  # seconds between "still waiting for broker" lines
