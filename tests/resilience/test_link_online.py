@@ -54,8 +54,10 @@ async def test_a_call_made_the_instant_a_service_is_online_is_answered(
 
 @pytest.mark.parametrize("name", sorted(CALLS))
 async def test_a_service_started_before_its_broker_waits_and_says_so(
-    mqtt_broker, robot_name, tmp_path, name
+    mosquitto_broker, robot_name, tmp_path, name
 ):
+    """(On Mosquitto only: waiting does not depend on the broker, and each run costs 6 s.)"""
+    mqtt_broker = mosquitto_broker
     await asyncio.to_thread(mqtt_broker.stop)
     async with ServiceProcess(name, mqtt_broker.url, robot_name, tmp_path) as service:
         await wait_for_async(lambda: service.said("waiting for broker at"), timeout=60,
