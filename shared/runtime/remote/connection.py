@@ -252,6 +252,7 @@ class Connection:
         self.last_error: MQTTConnectionError | None = None
         self.last_reason: str | None = None  # short form of last_error, for wait_connected
         self.dropped = 0  # QoS 0 messages dropped while disconnected
+        self.failed_attempts = 0  # connection attempts that failed since the last success
         self._subscribers: dict[str, list[_Subscriber]] = {}
         self._qos: dict[str, int] = {}
         self._matcher = MQTTMatcher()
@@ -607,6 +608,7 @@ class Connection:
                 if self.last_error is not None or self._waiting_since is not None:
                     log.info("connected to MQTT broker %s", self.address)
                 self._waiting_since = None
+                self.failed_attempts = 0
                 self.last_error = self.last_reason = None
                 self._refused = False
                 self._established = True
@@ -656,5 +658,6 @@ class Connection:
         self.last_error = MQTTConnectionError(message, broker=str(self.address))
         self.last_reason = reason
         self._refused = refused
+        self.failed_attempts += 1
         self._attempt.set()
         (log.warning if changed else log.debug)("%s (retrying)", message)
