@@ -130,7 +130,8 @@ class _CheckedBroker(Broker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.workarounds:
-            self._subscriptions = _SnapshotDict(self._subscriptions)
+            subscriptions: dict[str, Any] = getattr(self, "_subscriptions")  # noqa: B009 (untyped)
+            self._subscriptions = _SnapshotDict(subscriptions)
 
     async def _client_connected(self, listener_name: str, reader: ReaderAdapter,
                                 writer: WriterAdapter) -> None:

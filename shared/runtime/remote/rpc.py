@@ -174,7 +174,7 @@ class _Server:
         self.validators[method_name].check(bound)
         if inspect.iscoroutinefunction(method):
             return await method(*bound.args, **bound.kwargs)
-        if method.__rpc__["blocking"]:
+        if getattr(method, "__rpc__", {}).get("blocking"):
             return await asyncio.to_thread(method, *bound.args, **bound.kwargs)
         result = method(*bound.args, **bound.kwargs)
         if inspect.isawaitable(result):
