@@ -17,6 +17,7 @@ from runtime.cli.robot import common, fail, robot_options
 from runtime.exception import MessageError, MQTTConnectionError, RPCError, RuntimeBaseException
 from runtime.messages import DeviceInfo, decode
 from runtime.remote import Connection, call_sync
+from runtime.topics import parse_topic
 
 
 @main.command()
@@ -65,7 +66,8 @@ async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[s
     def on_info(topic: str, payload: bytes) -> None:
         if payload:
             with contextlib.suppress(MessageError):
-                infos[topic.split("/")[-2]] = decode(DeviceInfo, payload).to_wire()
+                uid = parse_topic(topic).uid
+                infos[str(uid)] = decode(DeviceInfo, payload).to_wire()
 
     async with Connection(params["mqtt"], robot=params["robot"], connect_timeout=0,
                           password_file=params["password_file"]) as connection:
