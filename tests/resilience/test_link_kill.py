@@ -9,9 +9,11 @@ segment is left without a live owner. Durations are printed for docs/reliability
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 from runtime.buffer import BufferStore
@@ -47,7 +49,9 @@ async def kill_and_wait(robot: RunningRobot, driver: Driver, name: str) -> str:
 
     online = await wait_for_async(online_again, timeout=30,
                                   message=lambda: f"{name} not online again: {driver.status}")
-    await wait_for_async(lambda: koala_listed(robot), timeout=30, message=robot.output)
+    assert online is not None
+    back: Callable[[], Awaitable[bool]] = functools.partial(koala_listed, robot)
+    await wait_for_async(back, timeout=30, message=robot.output)  # type: ignore[arg-type]
     listed = time.monotonic()
     with BufferStore(robot.robot) as store:
         stale = store.reclaim()

@@ -16,7 +16,8 @@ from tests.resilience.services import ServiceProcess
 from tests.support.wait import wait_for_async
 
 #: one cheap method per service, called the moment it says online
-CALLS = {"broker": ("list_aliases", {}), "device": ("list", []), "executor": ("get_mode", {})}
+CALLS: dict[str, tuple[str, object]] = {
+    "broker": ("list_aliases", {}), "device": ("list", []), "executor": ("get_mode", {})}
 STUDENT_CODE = "def teleop_main():\n    x = undefined_name\n"
 
 
