@@ -3,8 +3,8 @@
 ``runtime up --mqtt`` on a real Mosquitto, which the test kills with SIGKILL (its retained
 messages die with it) and restarts on the same port. Expected: motors at 0 soon after the last
 input got through (the device service's input-freshness rule, which needs no broker); every
-service back online after the broker returns, with its retained status; teleop resumes with
-fresh input; no service crashed. Durations are printed (docs/reliability.md lists them), not
+service back online after the broker returns, with its retained status, and the devices' infos
+re-published; teleop resumes with fresh input; no service crashed. Durations are printed (docs/reliability.md lists them), not
 asserted.
 """
 
@@ -15,8 +15,9 @@ import signal
 import time
 
 import pytest
+from runtime.remote import Connection
 
-from tests.resilience.rig import SERVICES, Driver, MotorProbe, service_pids, start_robot
+from tests.resilience.rig import KOALA, SERVICES, Driver, MotorProbe, service_pids, start_robot
 from tests.support.brokers import MosquittoTestBroker
 from tests.support.wait import wait_for_async
 
@@ -53,6 +54,12 @@ async def test_broker_killed_for_5_s_during_teleop(tmp_path):
             await wait_for_async(lambda: set(driver.online_since(back)) >= set(SERVICES),
                                  timeout=20, message=lambda: f"{driver.status}")
             online = driver.online_since(back)
+            # retained state back: a client connecting now sees the devices' infos again
+            async with Connection(robot.url, robot=robot.robot, connect_timeout=20) as late:
+                infos: dict[str, bytes] = {}
+                await late.subscribe(late.topics.any_device_info,
+                                     lambda topic, payload: infos.update({topic: payload}), qos=1)
+                await wait_for_async(lambda: late.topics.device_info(KOALA) in infos, timeout=20)
             # teleop resumes under the stop rules: fresh input, executor alive, mode teleop
             await wait_for_async(lambda: probe.latest() == pytest.approx(0.4), timeout=20,
                                  message=robot.output)
