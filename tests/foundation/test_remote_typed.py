@@ -86,3 +86,28 @@ async def test_a_task_set_holds_logs_and_cancels(caplog):
     assert "task failing failed" in caplog.text and "task bug" in caplog.text
     await tasks.cancel_all()
     assert waiting.cancelled() and len(tasks) == 0
+
+
+async def test_a_flood_of_concurrent_callbacks_is_bounded(mqtt_broker, robot_name, caplog,
+                                                         monkeypatch):
+    from runtime.remote import connection as module
+
+    monkeypatch.setattr(module, "CONCURRENT_LIMIT", 10)
+    async with Connection(mqtt_broker.url, robot=robot_name, connect_timeout=20) as conn:
+        release = asyncio.Event()
+        started: list[bytes] = []
+
+        async def slow(topic: str, payload: bytes) -> None:
+            started.append(payload)
+            await release.wait()
+
+        await conn.subscribe(conn.topics.any_log, slow, qos=1, concurrent=True)
+        for i in range(25):
+            await conn.publish(conn.topics.log("flood"), b"%d" % i, qos=1)
+        await wait_for_async(lambda: "dropping a message" in caplog.text)
+        assert len(started) == 10  # the rest were dropped, not queued without bound
+        release.set()
+        await wait_for_async(lambda: not conn._tasks or all(
+            "callback" not in t.get_name() for t in conn._tasks))
+        await conn.publish(conn.topics.log("flood"), b"after", qos=1)
+        await wait_for_async(lambda: started[-1:] == [b"after"])  # serving again

@@ -4,8 +4,8 @@
 messages die with it) and restarts on the same port. Expected: motors at 0 soon after the last
 input got through (the device service's input-freshness rule, which needs no broker); every
 service back online after the broker returns, with its retained status, and the devices' infos
-re-published; teleop resumes with fresh input; no service crashed. Durations are printed (docs/reliability.md lists them), not
-asserted.
+re-published; teleop resumes with fresh input; no service crashed. Durations are printed
+(docs/reliability.md lists them), not asserted.
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ adds exactly that:
   callback never sees it;
 - callbacks ``callback(topic, payload)`` may be sync or async, and can never kill the loop:
   sync callbacks run inline (keep them short), async ones run in order on one worker task per
-  subscription (a slow subscription does not delay the others), or each as its own task with
-  ``concurrent=True`` (RPC handlers);
+  subscription (a slow subscription does not delay the others; at most 10,000 waiting), or
+  each as its own task with ``concurrent=True`` (RPC handlers; at most 1,000 running at once:
+  a flood beyond that is dropped and said, rate-limited, instead of growing without bound);
 - with ``service=`` set, the last will marks ``service/<name>/status`` offline (retained, QoS 1)
   and a clean exit publishes offline itself.
 
@@ -72,6 +73,7 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 1.0  # a returning broker is found within ~1 s
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 CALLBACK_QUEUE_LIMIT = 10_000
+CONCURRENT_LIMIT = 1_000  # callbacks of one concurrent subscription running at once (RPCs)
 WAITING_REPEAT = 30.0  # seconds between "still waiting for broker" lines
 
 
@@ -168,6 +170,10 @@ class _Subscriber:
         self.concurrent = concurrent
         self.queue: asyncio.Queue[tuple[str, bytes]] | None = None
         self.worker: asyncio.Task[None] | None = None
+        self.running = 0  # concurrent callbacks not finished yet
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self.running -= 1
 
     def deliver(self, topic: str, payload: bytes) -> None:
         """Hand one message to the callback without ever raising."""
@@ -181,7 +187,14 @@ class _Subscriber:
                 self.connection.spawn(self._await(topic, result), name=f"callback {topic}")
             return
         if self.concurrent:
-            self.connection.spawn(self._run(topic, payload), name=f"callback {topic}")
+            if self.running >= CONCURRENT_LIMIT:  # a flood: bounded, said (rate-limited)
+                self.connection.complaints.report(
+                    self.filter, f"{CONCURRENT_LIMIT} calls of {_name(self.callback)} still run "
+                    f"for {self.filter}: dropping a message on {topic}")
+                return
+            self.running += 1
+            task = self.connection.spawn(self._run(topic, payload), name=f"callback {topic}")
+            task.add_done_callback(self._finished)
             return
         if self.queue is None:
             self.queue = asyncio.Queue(CALLBACK_QUEUE_LIMIT)
