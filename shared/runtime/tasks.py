@@ -29,6 +29,10 @@ class TaskSet:
         task = asyncio.ensure_future(coro)
         if name:
             task.set_name(name)
+        return self.add(task)
+
+    def add(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+        """Hold a task started elsewhere (e.g. ``asyncio.current_task()`` of a server handler)."""
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
