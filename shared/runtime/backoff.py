@@ -10,6 +10,12 @@ from __future__ import annotations
 import asyncio
 
 
+def backoff_delay(failures: int, first: float, maximum: float, factor: float = 2.0) -> float:
+    """The delay after ``failures`` consecutive failures (1, 2, ...): ``first``, doubling, capped
+    at ``maximum``. (``Backoff`` counts the failures for you.)"""
+    return min(maximum, first * factor ** max(0, failures - 1))
+
+
 class Backoff:
     """``delay = backoff.next()`` after each failure; ``backoff.reset()`` after a success."""
 
@@ -20,14 +26,11 @@ class Backoff:
         self.maximum = maximum
         self.factor = factor
         self.failures = 0
-        self._delay = first
 
     def next(self) -> float:
         """The delay before the next attempt (grows for the one after)."""
-        delay = self._delay
         self.failures += 1
-        self._delay = min(self._delay * self.factor, self.maximum)
-        return delay
+        return backoff_delay(self.failures, self.first, self.maximum, self.factor)
 
     async def sleep(self) -> None:
         """``await asyncio.sleep(self.next())``."""
@@ -36,4 +39,3 @@ class Backoff:
     def reset(self) -> None:
         """A success: the next failure waits ``first`` again."""
         self.failures = 0
-        self._delay = self.first
