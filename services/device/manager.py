@@ -35,6 +35,7 @@ from runtime.service.device.identify import Identity, NotASmartDevice, identify
 from runtime.service.device.lowcar import LowcarSession
 from runtime.service.device.observers import Observer
 from runtime.service.device.safety import StopRules
+from runtime.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,8 @@ class SmartDeviceManager(Handler):
         self.announcer: InfoAnnouncer | None = None
         self.rejected: set[str] = set()  # ports that are not Smart Devices (until re-plugged)
         self._ports: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._device_tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log)
+        self._device_tasks = TaskSet(log)  # one per link being served
         self._released: dict[str, asyncio.Event] = {}  # uid -> set when its link lets it go
         self._servers: list[asyncio.AbstractServer] = []
         self._stopping = False
@@ -102,16 +103,12 @@ class SmartDeviceManager(Handler):
         self._stopping = True
         for server in self._servers:
             server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         clients = list(self.devices.values())
         for client in clients:
             with contextlib.suppress(DeviceError):
                 await client.disable()
-        for task in list(self._device_tasks):
-            task.cancel()
-        await asyncio.gather(*self._device_tasks, return_exceptions=True)
+        await self._device_tasks.cancel_all()
         await asyncio.gather(*(c.close("the device service stopped") for c in clients),
                              return_exceptions=True)
         if self.announcer is not None:
@@ -119,10 +116,7 @@ class SmartDeviceManager(Handler):
         self.guard.close()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coro, name=name)
 
     # -- opening devices -------------------------------------------------------------------------
 
@@ -203,7 +197,6 @@ class SmartDeviceManager(Handler):
         task = asyncio.current_task()
         if task is not None:
             self._device_tasks.add(task)
-            task.add_done_callback(self._device_tasks.discard)
         first = True
         client: Session | None = None
         where = port or _peer_name(writer)

@@ -23,6 +23,7 @@ from runtime.cli.table import DeviceRow, render
 from runtime.exception import MessageError, MQTTConnectionError, RPCError
 from runtime.messages import DeviceData, DeviceInfo, decode
 from runtime.remote import Client, Connection, call_sync
+from runtime.topics import parse_topic
 
 
 @main.command()
@@ -93,6 +94,14 @@ def _aliases(params: dict[str, Any]) -> dict[str, str]:
     return {str(uid): name for name, uid in sorted(aliases.items(), reverse=True)}
 
 
+def _uid(topic: str) -> str | None:
+    """The uid of a ``device/<uid>/...`` topic, None if it is not a valid one."""
+    try:
+        return parse_topic(topic).uid
+    except MessageError:
+        return None
+
+
 async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
                  period: float = 0.25) -> None:
     """Redraw the table whenever values changed (at most every ``period`` s) until a signal."""
@@ -102,7 +111,9 @@ async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
     tty = out.isatty()
 
     def on_info(topic: str, payload: bytes) -> None:
-        uid = topic.split("/")[-2]
+        uid = _uid(topic)
+        if uid is None:
+            return
         if not payload:
             rows.pop(uid, None)
         else:
@@ -113,7 +124,9 @@ async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
         changed.set()
 
     def on_data(topic: str, payload: bytes) -> None:
-        uid = topic.split("/")[-2]
+        uid = _uid(topic)
+        if uid is None:
+            return
         with contextlib.suppress(MessageError):
             data = decode(DeviceData, payload)
             if rows.setdefault(uid, DeviceRow(uid=uid)).update(data.params, time.monotonic()):
@@ -172,8 +185,10 @@ async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[s
 
     def on_info(topic: str, payload: bytes) -> None:
         if payload:
+            uid = _uid(topic)
             with contextlib.suppress(MessageError):
-                infos[topic.split("/")[-2]] = decode(DeviceInfo, payload).to_wire()
+                if uid is not None:
+                    infos[uid] = decode(DeviceInfo, payload).to_wire()
 
     async with Connection(params["mqtt"], robot=params["robot"], connect_timeout=0,
                           password_file=params["password_file"]) as connection:
