@@ -17,7 +17,7 @@ import enum
 import struct
 
 from google.protobuf.message import DecodeError, Message
-from runtime.exception import RuntimeBaseException
+from runtime.exception import MessageError
 from runtime.service.gateway.proto import pie_client_pb2 as pb
 
 HEADER = struct.Struct("<BH")
@@ -55,7 +55,7 @@ CLIENT_MESSAGES: dict[MessageType, tuple[type[Message], int]] = {
 }
 
 
-class FrameError(RuntimeBaseException, ValueError):
+class FrameError(MessageError):
     """A client sent something that is not a valid frame: the connection is closed."""
 
 
