@@ -6,7 +6,7 @@ length and that many bytes of protobuf. Old Dawn versions write the high length 
 a length is never trusted past the bytes that arrived: the reader waits for them (with a
 deadline, so a client that stalls mid-frame, a slow-loris, is dropped).
 
-Errors are :class:`FrameError` (a ``ValueError``): the caller closes the connection and logs
+Errors are :class:`FrameError` (a ``MessageError``): the caller closes the connection and logs
 the sentence, the service carries on.
 """
 
