@@ -348,7 +348,8 @@ class Gateway(Handler):
         """A line for the client (Dawn shows LOG lines; Shepherd only gets the log line)."""
         log.info("to %s: %s", link.name, text)
         if link.identity is Identity.DAWN:
-            link.send(MessageType.LOG, translate.log_text([f"[gateway] {text}"]))
+            for message in translate.log_frames([f"[gateway] {text}"]):
+                link.send(MessageType.LOG, message)
 
     def _complain(self, text: str, interval: float = 5.0) -> None:
         now = time.monotonic()
@@ -420,11 +421,27 @@ class Gateway(Handler):
             return
         entry = translate.custom_entry(record)
         if entry is not None:
-            self.custom[entry[0]] = entry[1]
+            self._log_value(*entry)
             return
         dawn = self.links.get(Identity.DAWN)
         if dawn is not None:
-            dawn.send(MessageType.LOG, translate.log_text(translate.record_lines(record)))
+            for text in translate.log_frames(translate.record_lines(record)):
+                dawn.send(MessageType.LOG, text)
+
+    def _log_value(self, key: str, value: Any) -> None:
+        """A ``Robot.log`` entry for CustomData: a known key is updated; a new one is kept
+        only while there is room (``MAX_CUSTOM_ENTRIES``) and its key is short enough, so
+        DEVICE_DATA always fits its frame whatever a student's loop logs."""
+        if key in self.custom:
+            self.custom[key] = value
+        elif len(key) > translate.MAX_CUSTOM_KEY:
+            self._complain(f"Robot.log key of {len(key)} characters not shown to Dawn (at most "
+                           f"{translate.MAX_CUSTOM_KEY})")
+        elif len(self.custom) >= translate.MAX_CUSTOM_ENTRIES:
+            self._complain(f"Robot.log: more than {translate.MAX_CUSTOM_ENTRIES} keys; new keys "
+                           "are not shown to Dawn")
+        else:
+            self.custom[key] = value
 
     async def _send_device_data(self) -> None:
         """DEVICE_DATA to Dawn every ``data_interval`` seconds while it is connected."""
@@ -442,8 +459,8 @@ class Gateway(Handler):
             try:
                 message = translate.dev_data(self.devices.values(), self.custom, time_ms)
                 dawn.send(MessageType.DEVICE_DATA, message)
-            except Exception:
-                log.exception("gateway bug building DEVICE_DATA")
+            except Exception as exc:  # said once every few seconds, not 25 times a second
+                self._complain(f"gateway bug building DEVICE_DATA: {type(exc).__name__}: {exc}")
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
