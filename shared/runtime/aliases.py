@@ -38,7 +38,9 @@ def check_name(name: object) -> str:
 def check_uid(uid: object) -> str:
     """The canonical decimal form of a device uid (string of digits or int below 2**88)."""
     text = str(uid).strip() if isinstance(uid, str | int) and not isinstance(uid, bool) else ""
-    if not text.isdecimal() or int(text) >= 1 << UID_BITS:
+    # a uid has at most 27 digits: past 4300, int() itself refuses (a ValueError, not this)
+    if not (text.isascii() and text.isdecimal()) or len(text.lstrip("0")) > 27 or \
+            int(text) >= 1 << UID_BITS:
         raise DeviceError(
             f"{uid!r} is not a device uid: expected its decimal form (as in device/<uid>/info), "
             f"a whole number below 2**{UID_BITS}",

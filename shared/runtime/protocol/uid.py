@@ -68,7 +68,7 @@ def parse_uid(text: str | int) -> int:
         return _check(text)
     if isinstance(text, str):
         stripped = text.strip()
-        if stripped.isascii() and stripped.isdigit():
+        if stripped.isascii() and stripped.isdigit() and len(stripped.lstrip("0")) <= 27:
             return _check(int(stripped))
     raise ProtocolError(
         f"device uid {text!r} is not a decimal number from 0 to 2**88-1 "
