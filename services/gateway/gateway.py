@@ -122,6 +122,11 @@ class Gateway(Handler):
         self._gamepads_used: set[int] = set()
         self._complaints: dict[str, float] = {}
         self._game_state: bytes | None = None
+        #: the latest set_mode request not yet sent (link, mode, kwargs), its waiters, the
+        #: task sending them (see ``_change_mode``)
+        self._mode_wanted: tuple[ClientLink | None, str, dict[str, Any]] | None = None
+        self._mode_waiters: list[asyncio.Future[None]] = []
+        self._mode_worker: asyncio.Task[Any] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, connection: Connection) -> None:
@@ -330,6 +335,37 @@ class Gateway(Handler):
         self._gamepads_used.clear()
 
     async def _change_mode(self, link: ClientLink | None, mode: str, **kwargs: Any) -> None:
+        """Ask the executor for ``mode``; returns once a call made after this request is done.
+
+        Calls are serialised and coalesced: at most one ``set_mode`` is in flight and the
+        latest request replaces any still waiting (a stop asked after a start wins). A storm
+        of connections (each disconnect asks for idle) is then a handful of calls, not one
+        per connection all at once."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._mode_waiters.append(done)
+        self._mode_wanted = (link, mode, kwargs)
+        if self._mode_worker is None or self._mode_worker.done():
+            self._mode_worker = self._spawn(self._send_modes(), "gateway set_mode")
+        await asyncio.shield(done)
+
+    async def _send_modes(self) -> None:
+        """The one task that calls ``set_mode``: the latest request, until none is left."""
+        try:
+            while self._mode_wanted is not None:
+                (link, mode, kwargs), self._mode_wanted = self._mode_wanted, None
+                waiters, self._mode_waiters = self._mode_waiters, []
+                try:
+                    await self._call_set_mode(link, mode, **kwargs)
+                finally:
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_result(None)
+        finally:
+            for waiter in self._mode_waiters:  # cancelled (the gateway stops): nobody waits
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _call_set_mode(self, link: ClientLink | None, mode: str, **kwargs: Any) -> None:
         try:
             if self._set_mode is not None:
                 await self._set_mode(mode, **kwargs)
