@@ -123,5 +123,5 @@ class LintRuns:
         this = asyncio.current_task()
         if self._next is this:
             self._next = None
-        self._running = this  # type: ignore[assignment]
+        self._running = this
         return await lint(student_code, aliases=aliases)
