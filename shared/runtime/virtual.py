@@ -75,7 +75,13 @@ def make_virtual_uid(device_type: DeviceType, uid: str | int | None = None) -> i
     """A full uid for ``device_type`` from a full uid, just the 64-bit id part, or at random."""
     if uid is None:
         return protocol.make_uid(device_type.id, 1, random.getrandbits(64))
-    value = int(uid)
+    text = str(uid).strip()
+    if isinstance(uid, bool) or not (text.isascii() and text.isdigit()) or len(text) > 40:
+        raise DeviceError(
+            f"uid {uid!r} is not a device uid: give the full decimal uid (as in "
+            "device/<uid>/info) or just its 64-bit id part", uid=str(uid)[:60],
+        )
+    value = int(text)
     if value < 1 << 64:
         return protocol.make_uid(device_type.id, 1, value)
     if value >> 72 != device_type.id or value >= 1 << 88:
@@ -178,14 +184,21 @@ class VirtualDevice:
     async def connect(self, address: str) -> None:
         """Connect to a device service's ``unix:PATH`` / ``tcp:HOST:PORT`` and serve."""
         kind, _, where = address.partition(":")
-        if kind == "unix":
-            reader, writer = await asyncio.open_unix_connection(where)
-        elif kind == "tcp":
-            host, _, port = where.rpartition(":")
-            reader, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
-        else:
+        host, _, port = where.rpartition(":")
+        unix = kind == "unix" and bool(where)
+        tcp = kind == "tcp" and port.isascii() and port.isdigit()
+        if not (unix or tcp):
             raise DeviceError(f"bad address {address!r}: expected unix:PATH or tcp:HOST:PORT",
                               address=address)
+        try:
+            if kind == "unix":
+                reader, writer = await asyncio.open_unix_connection(where)
+            else:
+                reader, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+        except OSError as exc:  # no device service there: say where was tried
+            raise DeviceError(f"cannot connect to a device service at {address}: "
+                              f"{exc.strerror or exc} (is it running, and is this its "
+                              "--virtual-listen address?)", address=address) from None
         await self.serve(reader, writer)
 
     async def serve_pty(self, link: str | Path, ready: asyncio.Event | None = None) -> None:
