@@ -47,8 +47,9 @@ async def service(mosquitto_broker: TestBroker, robot_name: str,
 
 
 def info(uid: int, type_name: str, type_id: int, params: list[dict[str, Any]]) -> DeviceInfo:
-    return DeviceInfo(uid=str(uid), type=type_name, type_id=type_id, port=None, params=params,
-                      subscription={"params": [], "interval_ms": 40})
+    return DeviceInfo.model_validate({"uid": str(uid), "type": type_name, "type_id": type_id,
+                                      "port": None, "params": params,
+                                      "subscription": {"params": [], "interval_ms": 40}})
 
 
 async def test_an_info_with_unknown_params_leaves_every_device_publishing(
