@@ -22,7 +22,7 @@ def virtual_device(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_bad_uid_is_named(uid: str, tmp_path: Path) -> None:
     result = virtual_device("KoalaBear", "--uid", uid, "--connect", f"unix:{tmp_path}/none")
     assert result.returncode != 0
-    assert f"uid '{uid}' is not a device uid" in result.stderr
+    assert f"'{uid}' is not a device uid" in result.stderr
     assert "Traceback" not in result.stderr and "invalid literal" not in result.stderr
 
 
