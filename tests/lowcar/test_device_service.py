@@ -11,7 +11,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from runtime.buffer.segment import SHM_DIR
@@ -30,13 +29,9 @@ SWITCH = Uid.lowcar(1, 1, 77)
 
 
 @pytest.fixture
-async def rig(mosquitto_broker, robot_name) -> AsyncIterator[DeviceRig]:
-    rig = DeviceRig(mosquitto_broker.url, robot_name)
-    await rig.start(discovery_timeout=5.0)
-    try:
-        yield rig
-    finally:
-        await rig.stop()
+def rig_discovery_timeout() -> float:
+    """These tests give a new port 5 s to identify (the shared ``rig`` defaults to 1 s)."""
+    return 5.0
 
 
 async def plug_lowcar(rig: DeviceRig, type_name: str, uid: Uid | None = None,
