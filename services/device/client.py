@@ -80,6 +80,7 @@ class SmartDeviceClient(DeviceSession):
         self._heartbeat: asyncio.Future[float] | None = None
         self._reads: list[tuple[int, asyncio.Future[dict[str, Any]]]] = []  # (bitmap, answer)
         self._widening: asyncio.Task[Any] | None = None
+        self._started = False
 
     @property
     def name(self) -> str:
@@ -91,7 +92,8 @@ class SmartDeviceClient(DeviceSession):
 
     def start(self) -> None:
         """Start reading frames and watching for silence."""
-        if not self._tasks:
+        if not self._started:
+            self._started = True
             self._spawn(self._read_loop(), "read")
             self._spawn(self._watchdog(self.silence_limit / 4), "watch")
 

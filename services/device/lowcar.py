@@ -223,7 +223,11 @@ class LowcarSession(DeviceSession):
                 if not self.device_type.by_name[name].motor}
         self.written.clear()
         if keep:
-            self._spawn(self._write_values(keep), "restore")
+            self._spawn(self._write_back(keep), "restore")
+
+    async def _write_back(self, values: dict[str, Any]) -> None:
+        with contextlib.suppress(DeviceError):  # gone meanwhile: the next session starts over
+            await self._write_values(values)
 
     async def _ping_loop(self) -> None:
         while not self._gone.done():

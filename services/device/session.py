@@ -32,6 +32,7 @@ from runtime.catalog import Catalog, DeviceType, default_catalog
 from runtime.complaints import Complaints
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import Packet
+from runtime.tasks import TaskSet
 
 READ_CHUNK = 4096
 COMPLAINT_PERIOD = 5.0  #: seconds between two log lines about bad frames of one device
@@ -85,7 +86,7 @@ class DeviceSession:
         #: called after the subscription changed (the manager re-announces the device)
         self.subscription_changed: Callable[[], Awaitable[None]] | None = None
         self._gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks = TaskSet(logger)
         self._held_motors = False
         self._closed = False
         self._complaints = Complaints(logger, interval=COMPLAINT_PERIOD)
@@ -115,11 +116,7 @@ class DeviceSession:
             return
         self._closed = True
         self._lose(reason)
-        current = asyncio.current_task()
-        others = [task for task in self._tasks if task is not current]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+        await self._tasks.cancel_all()
         self._farewell()
         if self.buffer is not None:
             self.buffer.connected = False
@@ -140,10 +137,7 @@ class DeviceSession:
 
     def _spawn(self, job: Awaitable[Any], what: str) -> asyncio.Task[Any]:
         """A task of this session: cancelled by ``close``."""
-        task = asyncio.ensure_future(job)
-        task.set_name(f"{what} {self.name}")
-        self._tasks = [t for t in self._tasks if not t.done()] + [task]
-        return task
+        return self._tasks.spawn(job, name=f"{what} {self.name}")
 
     # -- the byte stream ---------------------------------------------------------------------------
 
