@@ -19,7 +19,11 @@ import pytest
 from runtime.mqtt_server import quiet_amqtt
 
 from tests.support.brokers import AmqttTestBroker, MosquittoTestBroker, TestBroker, make_broker
-from tests.support.device_rig import rig, rig_discovery_timeout  # noqa: F401 (shared fixtures)
+from tests.support.device_rig import (  # noqa: F401 (shared fixtures)
+    rig,
+    rig_discovery_timeout,
+    serial_rig,
+)
 
 quiet_amqtt()
 logging.getLogger("runtime.remote.paho").setLevel(logging.WARNING)

@@ -17,7 +17,6 @@ from runtime.buffer.segment import SHM_DIR
 from runtime.protocol import MessageType, lowcar
 from runtime.protocol.lowcar import LowcarMessage
 from runtime.protocol.uid import Uid
-from runtime.service.device import PollingObserver
 from runtime.virtual import Faults, VirtualDevice
 from runtime.virtual_lowcar import VirtualLowcarDevice
 
@@ -180,18 +179,6 @@ async def test_after_identification_each_device_hears_only_its_own_generation(ri
     # One foreign frame each: the other generation's probe, sent once, dropped by the firmware.
     assert hibike.decoder.bad_frames == 1 and koala.decoder.bad_frames == 1
     assert hibike.self_disables == 0 and koala.timeouts == 0
-
-
-@pytest.fixture
-async def serial_rig(mosquitto_broker, robot_name, tmp_path):
-    observer = PollingObserver({str(tmp_path / "ttyVSD*")}, interval=0.05)
-    rig = DeviceRig(mosquitto_broker.url, robot_name)
-    await rig.start(observer, discovery_timeout=5.0)
-    await rig.manager.open_serial_devices()
-    try:
-        yield rig, tmp_path
-    finally:
-        await rig.stop()
 
 
 async def test_both_generations_on_serial_ports(serial_rig):
