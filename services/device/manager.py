@@ -281,7 +281,7 @@ class SmartDeviceManager(Handler):
             uid = str(client.uid)
             self.devices[uid] = client
 
-            async def subscription_changed(client: SmartDeviceClient = client) -> None:
+            async def subscription_changed(client: Session = client) -> None:
                 self._announce(client)  # the info shows the widened subscription
 
             client.subscription_changed = subscription_changed

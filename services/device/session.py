@@ -47,7 +47,7 @@ class FrameDecoder(Protocol):
     """The part of a generation's stream decoder a session uses."""
 
     bad_frames: int
-    last_error: str
+    last_error: str | None
 
     def feed(self, data: bytes) -> list[Packet]: ...
 
@@ -247,6 +247,11 @@ class DeviceSession:
         raise NotImplementedError
 
     async def stop_motors(self) -> None:
+        """Send 0 to every motor param, now."""
+        raise NotImplementedError
+
+    async def disable(self) -> None:
+        """Motors to 0, then the generation's own way to switch the device off."""
         raise NotImplementedError
 
     async def hold_motors(self, held: bool) -> None:
