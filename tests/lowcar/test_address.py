@@ -66,6 +66,15 @@ def test_a_bad_address_fails_at_the_command_line(argv):
     assert len(result.stderr.strip().splitlines()) == 1  # one line (the CLI error boundary)
 
 
+@pytest.mark.parametrize("argv", [["up"], ["service", "device"], ["virtual-device"]])
+def test_help_shows_the_accepted_address_forms(argv):
+    """The address type's metavar in ``--help`` (it once crashed ``--help`` on click 8.2+)."""
+    result = subprocess.run([*RUNTIME, *argv, "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "tcp:HOST:PORT" in result.stdout
+
+
 def test_a_bad_virtual_listen_in_the_environment_fails_before_anything_starts(tmp_path):
     """``RUNTIME_VIRTUAL_LISTEN`` goes through the same click type as the flag."""
     env = {**os.environ, "RUNTIME_VIRTUAL_LISTEN": "bogus"}
