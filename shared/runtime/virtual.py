@@ -27,7 +27,14 @@ from runtime.constants import motor_stop_values
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import MessageType, Packet
 from runtime.protocol.uid import Uid, UidError
-from runtime.virtual_link import PHYSICS_PERIOD, Faults, VirtualLink, _corrupt_checksum, _f32
+from runtime.virtual_link import (
+    PHYSICS_PERIOD,
+    Faults,
+    VirtualLink,
+    _corrupt_checksum,
+    _f32,
+    sense,
+)
 
 __all__ = ["PHYSICS_PERIOD", "Faults", "VirtualDevice", "_corrupt_checksum", "make_virtual_uid"]
 
@@ -197,23 +204,14 @@ class VirtualDevice(VirtualLink):
             values["enc_vel"] = _f32(velocity)
             values["enc_pos"] = _f32(values["enc_pos"] + velocity * dt)
             values["motor_current"] = _f32(abs(values["duty_cycle"]) * 2.5)
-        elif name == "LimitSwitch":
-            for index in range(3):
-                values[f"switch{index}"] = math.sin(now * (0.5 + index / 3) + self._phase) > 0.6
-        elif name == "LineFollower":
-            for index, side in enumerate(("left", "center", "right")):
-                values[side] = _f32(0.5 + 0.5 * math.sin(now + index + self._phase))
         elif name == "Potentiometer":
             for index in range(3):
                 values[f"pot{index}"] = _f32(0.5 + 0.5 * math.sin(now / (index + 2) + self._phase))
-        elif name == "BatteryBuzzer":
-            values["v_batt"] = _f32(11.1 + 0.2 * math.sin(now / 7))
-            for cell in (1, 2, 3):
-                values[f"v_cell{cell}"] = _f32(3.7 + 0.05 * math.sin(now / 5 + cell))
-            values["calibrated"] = True
         elif name == "RFID":
             values["id"] = self.uid & 0xFFFFFFFF
             values["tag_detect"] = int(math.sin(now + self._phase) > 0)
         elif name == "Encoder":
             values["rotation"] = int(1000 * math.sin(now / 3 + self._phase))
+        else:
+            sense(name, values, now, self._phase)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import struct
 import time
@@ -180,6 +181,22 @@ class VirtualLink:
             now = time.monotonic()
             self.step(self.physics_dt or now - last, now - start)
             last = now
+
+
+def sense(name: str, values: dict[str, Any], now: float, phase: float) -> None:
+    """The sensors both generations have, moving plausibly (``phase`` sets one device apart):
+    limit switches that close now and then, line followers, a battery (BatteryBuzzer, PDB)."""
+    if name == "LimitSwitch":
+        for index in range(3):
+            values[f"switch{index}"] = math.sin(now * (0.5 + index / 3) + phase) > 0.6
+    elif name == "LineFollower":
+        for index, side in enumerate(("left", "center", "right")):
+            values[side] = _f32(0.5 + 0.5 * math.sin(now + index + phase))
+    elif name in ("BatteryBuzzer", "PDB"):
+        values["v_batt"] = _f32(11.1 + 0.2 * math.sin(now / 7))
+        for cell in (1, 2, 3):
+            values[f"v_cell{cell}"] = _f32(3.7 + 0.05 * math.sin(now / 5 + cell))
+        values["calibrated"] = True
 
 
 def _f32(value: float) -> float:

@@ -28,7 +28,7 @@ from runtime.protocol import Packet, lowcar
 from runtime.protocol.lowcar import LowcarMessage
 from runtime.protocol.uid import Uid
 from runtime.virtual import make_virtual_uid
-from runtime.virtual_link import Faults, VirtualLink, _f32
+from runtime.virtual_link import Faults, VirtualLink, _f32, sense
 
 log = logging.getLogger(__name__)
 
@@ -159,19 +159,10 @@ class VirtualLowcarDevice(VirtualLink):
                                              + round(output * ENCODER_TICKS_PER_SECOND * dt))
         elif name == "PolarBear":
             values["motor_current"] = _f32(abs(values["duty_cycle"]) * 2.5)
-        elif name == "LimitSwitch":
-            for index in range(3):
-                values[f"switch{index}"] = math.sin(now * (0.5 + index / 3) + self._phase) > 0.6
-        elif name == "LineFollower":
-            for index, side in enumerate(("left", "center", "right")):
-                values[side] = _f32(0.5 + 0.5 * math.sin(now + index + self._phase))
-        elif name in ("BatteryBuzzer", "PDB"):
-            values["v_batt"] = _f32(11.1 + 0.2 * math.sin(now / 7))
-            for cell in (1, 2, 3):
-                values[f"v_cell{cell}"] = _f32(3.7 + 0.05 * math.sin(now / 5 + cell))
-            values["calibrated"] = True
         elif name == "UltrasonicSensor":
             values["distance"] = _f32(50 + 40 * math.sin(now / 2 + self._phase))
+        else:
+            sense(name, values, now, self._phase)
 
     def _ramp(self, side: str, dt: float) -> float:
         """KoalaBear firmware: ramp toward the (inverted) target; snap inside the deadband."""
