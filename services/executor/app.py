@@ -1,10 +1,10 @@
-"""``main(config)``: run the executor service until SIGINT/SIGTERM (``runtime service executor``).
+"""``main(config)``: run the executor's control process until SIGINT/SIGTERM
+(``runtime service executor``).
 
-Unlike the other services, the asyncio loop with the MQTT connection runs in a second thread:
-the main thread belongs to the student's code, because only the main thread can be interrupted
-by a signal (time limits, estop). A student's ``while True: pass`` therefore never delays an
-RPC, and ``set_mode("estop")`` stops the motors from the MQTT thread at once, whatever the main
-thread is doing.
+The control process is an ordinary asyncio service (MQTT, RPC, modes, safety): student code
+runs in a student process per run (``dispatcher.py``, ``zygote.py``, ``child.py``), so nothing
+a student writes can hold up this loop. On the way out the student process is killed, the
+motors are set to 0 and the zygote ends.
 """
 
 from __future__ import annotations
@@ -12,104 +12,59 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import threading
-from typing import Any
 
 from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
 from runtime.remote import Connection, MQTTLogHandler
-from runtime.service.executor.dispatcher import Dispatcher, timeouts_from_options
-from runtime.service.executor.sync import EXECUTOR_SIGNALS, start_thread
+from runtime.service.executor.dispatcher import Dispatcher, options_for
 from runtime.servicemain import read_options, setup_logging
 
 log = logging.getLogger("runtime.service.executor")
 
 
-class MQTTThread:
-    """The executor's MQTT connection and RPC service, on an asyncio loop of its own."""
-
-    def __init__(self, config: ServiceConfig, dispatcher: Dispatcher) -> None:
-        self.config = config
-        self.dispatcher = dispatcher
-        self.ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, name="executor mqtt", daemon=True)
-        self.error: BaseException | None = None
-
-    def start(self) -> MQTTThread:
-        start_thread(self._thread)
-        self.ready.wait(15.0)
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self._loop is not None and self._stop is not None:
-            try:
-                self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:
-                pass  # the loop is already closed
-        self._thread.join(timeout)
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:
-            self.error = exc
-            log.exception("the MQTT thread stopped")
-            self.dispatcher.shutdown()
-        finally:
-            self.ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        config = self.config
-        async with Connection(config.mqtt, robot=config.robot, service="executor",
-                              password_file=config.password_file) as connection:
-            await self.dispatcher.serve(connection)
-            logs = MQTTLogHandler(connection, "executor")
-            logs.addFilter(lambda record: not record.name.startswith("student"))  # own topic
-            logs.install()
-            self.ready.set()
-            try:
-                await self._stop.wait()
-            finally:
-                logs.uninstall()
-            self.dispatcher.connection = None  # nothing more to publish on a closing link
-
-
 def build(config: ServiceConfig, buffers: BufferStore) -> Dispatcher:
     """The dispatcher for ``config``, with the robot's options."""
     options = read_options(config, log)
-    return Dispatcher(buffers, timeouts=timeouts_from_options(options),
-                      student_code=config.student_code_path, state_dir=config.state_dir)
+    return Dispatcher(buffers, student_code=config.student_code_path,
+                      state_dir=config.state_dir, **options_for(options))
+
+
+async def serve(config: ServiceConfig, buffers: BufferStore, dispatcher: Dispatcher) -> None:
+    """Serve until SIGINT/SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    async with Connection(config.mqtt, robot=config.robot, service="executor",
+                          password_file=config.password_file) as connection:
+        logs = MQTTLogHandler(connection, "executor")
+        logs.addFilter(lambda record: not record.name.startswith("student"))  # own topic
+        logs.install()
+        try:
+            await dispatcher.serve(connection)
+            log.info("executor service ready (robot %s, student code %s, period %g s)",
+                     config.robot, config.student_code_path, dispatcher.period)
+            await stop.wait()
+            log.info("stopping (%s)", signal.Signals(received[0]).name)
+        finally:
+            await dispatcher.close()
+            logs.uninstall()
 
 
 def main(config: ServiceConfig) -> int:
     """Run the executor service until SIGINT/SIGTERM; the exit code."""
     setup_logging()
-    for signum in EXECUTOR_SIGNALS:  # until the dispatcher handles them: never fatal
-        signal.signal(signum, signal.SIG_IGN)
     buffers = BufferStore(config.robot)
     buffers.reclaim()
     dispatcher = build(config, buffers)
-
-    received: list[int] = []
-
-    def on_signal(signum: int, frame: Any) -> None:
-        received.append(signum)
-        dispatcher.request_shutdown()  # lock-free: the main thread may be anywhere
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    mqtt = MQTTThread(config, dispatcher).start()
-    log.info("executor service ready (robot %s, student code %s, period %g s)",
-             config.robot, config.student_code_path, dispatcher.period)
     try:
-        dispatcher.run()
+        asyncio.run(serve(config, buffers, dispatcher))
     finally:
-        if received:
-            log.info("stopping (%s)", signal.Signals(received[0]).name)
-        mqtt.stop()
         buffers.close()
-    return 0 if mqtt.error is None else 1
+    return 0

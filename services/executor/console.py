@@ -44,6 +44,9 @@ class Console:
         self.clock = clock
         self.dropped_total = 0
         self._lock = threading.Condition(threading.Lock())
+        # held from taking lines to having sent them: records leave in the order written,
+        # whichever thread (flusher, flush()) sends them
+        self._send_lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []  # (level, line)
         self._partial: dict[str, tuple[str, float]] = {}  # level -> (text, since)
         self._flush_now = False
@@ -111,13 +114,14 @@ class Console:
     # -- sending ------------------------------------------------------------------------------
     def flush(self) -> None:
         """Send everything pending now (partial lines too), in the calling thread."""
-        with self._lock:
-            for level in list(self._partial):
-                self._pending.append((level, self._partial.pop(level)[0]))
-            if self._dropped:
-                self._roll_window(self.clock())
-            records = self._take()
-        self._send(records)
+        with self._send_lock:
+            with self._lock:
+                for level in list(self._partial):
+                    self._pending.append((level, self._partial.pop(level)[0]))
+                if self._dropped:
+                    self._roll_window(self.clock())
+                records = self._take()
+            self._send(records)
 
     def _take(self) -> list[tuple[str, str]]:
         """Group pending lines into records: same level, at most MAX_RECORD_LINES each."""
@@ -166,13 +170,16 @@ class Console:
                         del self._partial[level]
                 if self._dropped and now - self._window >= 1.0:
                     self._roll_window(now)
-                records = self._take()
-                if not records:  # only a partial line or a drop count: wait for their time
+                if not self._pending:  # only a partial line or a drop count: wait their time
                     waits = [PARTIAL_WAIT - (now - since) for _, since in self._partial.values()]
                     if self._dropped:
                         waits.append(1.0 - (now - self._window))
                     self._lock.wait(max(min(waits, default=self.coalesce), 0.001))
-            self._send(records)
+                    continue
+            with self._send_lock:
+                with self._lock:
+                    records = self._take()
+                self._send(records)
 
     def close(self) -> None:
         """Send what is left and stop the flusher."""

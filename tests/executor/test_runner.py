@@ -1,6 +1,7 @@
-"""The Dispatcher in-process: modes, student programs, errors and safety, with real buffers.
+"""The StudentRunner (what runs inside the student process) in-process: modes, student
+programs, errors and safety, with real buffers.
 
-The dispatcher runs in the main thread (signals), the test script in a second thread.
+The runner runs in the main thread (signals), the test script in a second thread.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import runtime
+from runtime.exception import ExecutionError
+from runtime.service.executor.loader import store_source
 
 from tests.executor.rig import KOALA
 from tests.support.wait import wait_for
@@ -41,7 +44,7 @@ def test_setup_runs_once_then_main_every_period(make_rig):
 
 
 def test_main_keeps_a_fixed_grid_of_ticks(make_rig):
-    rig = make_rig(program="counting.py")
+    rig = make_rig(program="half_period.py")
 
     def script(rig):
         rig.mode("auto")
@@ -50,10 +53,12 @@ def test_main_keeps_a_fixed_grid_of_ticks(make_rig):
     rig.run(script)
     times = rig.module.main_times
     period = rig.dispatcher.period
-    # every call i happens at (about) start + i * period: the error does not grow with i
-    # (a drifting loop would be a whole period late after 25 calls of 1 ms extra each)
-    offsets = [(t - times[0]) / period - i for i, t in enumerate(times)]
-    assert round(offsets[-1]) == 0
+    # Each call takes half a period. On a grid every call starts at start + n * period (n a
+    # whole number; a tick missed under load is skipped, not shifted). A loop that waits a
+    # period after each call starts them 1.5 periods apart: every other one half-way between.
+    ticks = [(t - times[0]) / period for t in times]
+    on_grid = [tick for tick in ticks if abs(tick - round(tick)) < 0.25]
+    assert len(on_grid) >= 0.9 * len(ticks), ticks
 
 
 def test_error_in_import_is_reported_and_the_next_start_works(make_rig):
@@ -348,7 +353,7 @@ def test_upload_then_restart_runs_the_new_code(make_rig):
         rig.mode("teleop")
         rig.wait_log("version 1")
         source = rig.code.read_text().replace("VERSION = 1", "VERSION = 2")
-        result = rig.dispatcher.upload(source)
+        result = store_source(rig.code, source)
         assert len(result["sha256"]) == 64
         assert any("autonomous" in warning for warning in result["warnings"])
         rig.mode("idle")
@@ -362,7 +367,7 @@ def test_bad_mode_is_refused_clearly(make_rig):
     rig = make_rig()
 
     def script(rig):
-        with pytest.raises(Exception, match="mode must be idle, auto, teleop or estop"):
+        with pytest.raises(ExecutionError, match="mode must be idle, auto, teleop or estop"):
             rig.mode("dance")
         assert rig.mode("autonomous").mode == "auto"
 
