@@ -84,11 +84,11 @@ class Console:
                 self._add(level, line, now)
             if flush and rest:
                 self._add(level, self._partial.pop(level)[0], now)
-            if flush:
-                self._flush_now = True
-            if self._pending or self._partial or self._dropped:
+            if not flush and (self._pending or self._partial or self._dropped):
                 self._ensure_thread()
                 self._lock.notify()
+        if flush:  # sent now, from this thread: nothing the program does next can hold it up
+            self.flush()
 
     def _add(self, level: str, line: str, now: float) -> None:
         if now - self._window >= 1.0:

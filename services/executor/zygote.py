@@ -43,9 +43,16 @@ import cbor2
 log = logging.getLogger("runtime.service.executor")
 
 MAX_MESSAGE = 1 << 16
+ZYGOTE_MAIN = "import sys; from runtime.service.executor.zygote import main; main(sys.argv[1])"
 
 
 # -- the zygote process -------------------------------------------------------------------------
+def main(fd: str) -> None:
+    """The zygote process's entry point: serve until the control process goes away."""
+    with contextlib.suppress(OSError, KeyboardInterrupt):  # the control process went away
+        serve(int(fd))
+
+
 def serve(fd: int) -> None:
     """The zygote's loop (``python -m runtime.service.executor.zygote FD``)."""
     from runtime.service.executor.child import child_main, set_parent_death_signal
@@ -171,7 +178,7 @@ class Zygote:
         env = {**os.environ, "MALLOC_ARENA_MAX": "2"}  # glibc arenas count against RLIMIT_AS
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "runtime.service.executor.zygote", str(theirs.fileno())],
+                [sys.executable, "-c", ZYGOTE_MAIN, str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
         finally:
             theirs.close()
@@ -325,6 +332,3 @@ def _status_text(returncode: int | None) -> str:
         return f"killed by {signal.Signals(-returncode).name}"
     return f"exit code {returncode}"
 
-
-if __name__ == "__main__":
-    serve(int(sys.argv[1]))
