@@ -45,6 +45,8 @@ from runtime.messages import LogRecord, Match, loads, validate
 from runtime.options import Options
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.executor.authority import (
+    DRIVER,
+    OPERATOR,
     ModeRequest,
     RobotState,
     caller_role,
@@ -152,6 +154,10 @@ class Dispatcher(Handler):
     @rpc(blocking=True)
     def upload(self, source: str) -> dict[str, Any]:
         """Check and store a new student program (used from the next run)."""
+        role = caller_role.get()
+        if role not in (OPERATOR, DRIVER):
+            raise ExecutionError(f"the login {role!r} may not upload student code: only a "
+                                 "driver station or a local operator may", role=role)
         result = store_source(self.student_code, source)
         log.info("new student program stored in %s (sha256 %s)", self.student_code,
                  result["sha256"][:12])
@@ -164,10 +170,10 @@ class Dispatcher(Handler):
         self._outbox = asyncio.Queue()
         self._switch_lock = asyncio.Lock()
         await super().serve(connection, service_name)
-        prefix = connection.topics.prefix
-        await connection.subscribe(f"{prefix}as/+/rpc/{self.service_name}/+",
+        topics = connection.topics
+        await connection.subscribe(topics.rpc_as_filter(self.service_name or "executor"),
                                    self._on_role_request, qos=1, concurrent=True)
-        await connection.subscribe(f"{prefix}field/presence", self._on_field_presence, qos=1)
+        await connection.subscribe(topics.field_presence, self._on_field_presence, qos=1)
         await connection.publish(connection.topics.match, self.match, qos=1, retain=True)
         self._spawn(self._publisher(connection), "publish student log")
         self._spawn(self._warm_up(), "start zygote")

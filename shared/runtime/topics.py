@@ -120,6 +120,21 @@ class Topics:
         """Log records of a service, or ``student`` for student output."""
         return f"{self.prefix}log/{check_name(source, 'log source')}"
 
+    def rpc_as(self, login: str, service: str, method: str) -> str:
+        """Requests for ``service.method`` by a client acting as its broker ``login`` (the
+        ACL lets only that login write here; see ``docs/deployment.md``, Authority)."""
+        return f"{self.prefix}as/{check_name(login, 'login')}/" + self.rpc(service, method)[
+            len(self.prefix):]
+
+    def rpc_as_filter(self, service: str) -> str:
+        """Every role request for ``service``."""
+        return f"{self.prefix}as/+/rpc/{check_name(service, 'service name')}/+"
+
+    @property
+    def field_presence(self) -> str:
+        """Retained ``{state: "online"/"offline", ts}`` of field control (last will offline)."""
+        return f"{self.prefix}field/presence"
+
     def rpc(self, service: str, method: str) -> str:
         """Requests for ``service.method``."""
         key = (service, method)
