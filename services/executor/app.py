@@ -1,23 +1,22 @@
 """``main(config)``: run the executor's control process until SIGINT/SIGTERM
 (``runtime service executor``).
 
-The control process is an ordinary asyncio service (MQTT, RPC, modes, safety): student code
-runs in a student process per run (``dispatcher.py``, ``zygote.py``, ``child.py``), so nothing
-a student writes can hold up this loop. On the way out the student process is killed, the
-motors are set to 0 and the zygote ends.
+The control process is an ordinary asyncio service (MQTT, RPC, modes, safety) like the others:
+student code runs in a student process per run (``dispatcher.py``, ``zygote.py``, ``child.py``),
+so nothing a student writes can hold up this loop. On the way out the student process is
+killed, the motors are set to 0 and the zygote ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.executor.dispatcher import Dispatcher, options_for
-from runtime.servicemain import read_options, setup_logging
+from runtime.servicemain import read_options, run_service, unless_stopped
 
 log = logging.getLogger("runtime.service.executor")
 
@@ -29,42 +28,31 @@ def build(config: ServiceConfig, buffers: BufferStore) -> Dispatcher:
                       state_dir=config.state_dir, **options_for(options))
 
 
-async def serve(config: ServiceConfig, buffers: BufferStore, dispatcher: Dispatcher) -> None:
-    """Serve until SIGINT/SIGTERM."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
-    async with Connection(config.mqtt, robot=config.robot, service="executor",
-                          password_file=config.password_file) as connection:
-        logs = MQTTLogHandler(connection, "executor")
-        logs.addFilter(lambda record: not record.name.startswith("student"))  # own topic
-        logs.install()
-        try:
-            await dispatcher.serve(connection)
-            log.info("executor service ready (robot %s, student code %s, period %g s)",
-                     config.robot, config.student_code_path, dispatcher.period)
-            await stop.wait()
-            log.info("stopping (%s)", signal.Signals(received[0]).name)
-        finally:
-            await dispatcher.close()
-            logs.uninstall()
-
-
-def main(config: ServiceConfig) -> int:
-    """Run the executor service until SIGINT/SIGTERM; the exit code."""
-    setup_logging()
+async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
+    """The executor service on ``config`` until ``stop`` is set."""
     buffers = BufferStore(config.robot)
     buffers.reclaim()
     dispatcher = build(config, buffers)
     try:
-        asyncio.run(serve(config, buffers, dispatcher))
+        async with Connection(config.mqtt, robot=config.robot, service="executor",
+                              password_file=config.password_file) as connection:
+            logs = MQTTLogHandler(connection, "executor")
+            logs.addFilter(lambda record: not record.name.startswith("student"))  # own topic
+            logs.install()
+            try:
+                await dispatcher.serve(connection)
+                # "online" means ready; waits for the broker, saying so
+                if await unless_stopped(connection.go_online(), stop):
+                    log.info("executor service ready (robot %s, student code %s, period %g s)",
+                             config.robot, config.student_code_path, dispatcher.period)
+                await stop.wait()
+            finally:
+                await dispatcher.close()
+                logs.uninstall()
     finally:
         buffers.close()
-    return 0
+
+
+def main(config: ServiceConfig) -> int:
+    """Run the executor service until SIGINT/SIGTERM; the exit code."""
+    return run_service(serve, config)
