@@ -7,10 +7,12 @@ safe, explains it in one sentence and keeps accepting uploads and mode changes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import signal
+import sys
 import textwrap
 from pathlib import Path
 
@@ -34,6 +36,7 @@ PROGRAMS = {
     "busy loop": "while True:\n    pass",
     "frozen": "while True:\n    Robot.sleep(0.01)",  # the test SIGSTOPs the process
     "action thread asleep": "Robot.run(nap)\nwhile True:\n    Robot.sleep(0.01)",
+    "exited": "os._exit(0)",
 }
 
 
@@ -81,9 +84,14 @@ async def test_a_stop_never_waits_for_student_code(executor, koala, where):
     await executor.start(connection)
     await executor.call("set_mode", "teleop")
     pid = await student_pid(executor, 1)
-    await wait_for_async(lambda: koala.desired("duty_cycle_a") == 0.5)
+    if where != "exited":  # (that one is zeroed at its crash, maybe before we look)
+        await wait_for_async(lambda: koala.desired("duty_cycle_a") == 0.5)
     if where == "frozen":
         os.kill(pid, signal.SIGSTOP)
+    if where == "exited":
+        await wait_for_async(lambda: gone(pid))
+        await wait_for_async(lambda: koala.desired("duty_cycle_a") == 0.0)  # crash: zeroed
+        koala.set("duty_cycle_a", 0.5)  # as if written just before it died
     await executor.call("set_mode", "idle")
     assert koala.desired("duty_cycle_a") == 0.0  # before the reply left
     await wait_for_async(lambda: gone(pid), message=f"student process {pid} still there")
@@ -143,8 +151,37 @@ async def test_same_mode_restart_runs_the_new_code(executor, koala):
     await executor.call("upload", program("pass", version=2))
     again = await executor.call("set_mode", "teleop")
     assert again["restarted"] is True and again["since"] > first["since"]
-    assert await student_pid(executor, 2) != pid
+    second = await student_pid(executor, 2)
+    assert second != pid
     await wait_for_async(lambda: gone(pid))
+    # the command line says so too
+    command = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "runtime", "mode", "teleop", "--mqtt", executor.broker.url,
+        "--robot", executor.robot, stdout=asyncio.subprocess.PIPE)
+    output, _ = await command.communicate()
+    assert output.decode().strip() == f"{executor.robot}: mode teleop (restarted)"
+    await student_pid(executor, 2, 2)
+
+
+async def test_the_student_process_is_its_own_limited_session(executor, koala):
+    executor, connection = executor
+    (executor.state / "studentcode.py").write_text(program("pass"))
+    await executor.start(connection)
+    await executor.call("set_mode", "teleop")
+    pid = await student_pid(executor, 1)
+    service = executor.process.pid
+    status = Path(f"/proc/{pid}/status").read_text()
+    parent = int(re.search(r"PPid:\s+(\d+)", status).group(1))
+    assert parent != service  # its parent is the zygote: killing it spares the service
+    assert int(re.search(r"PPid:\s+(\d+)", Path(f"/proc/{parent}/status").read_text())
+               .group(1)) == service
+    assert os.getsid(pid) == pid != os.getsid(service)  # its own session and process group
+    assert os.getpgid(pid) == pid
+    limits = Path(f"/proc/{pid}/limits").read_text()
+    assert re.search(r"Max address space\s+536870912\s+536870912", limits), limits
+    nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    service_nice = int(Path(f"/proc/{service}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    assert nice == service_nice + 10  # a busy loop yields to the services
 
 
 async def test_prints_and_errors_arrive_in_program_order(executor, koala):
