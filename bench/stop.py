@@ -12,7 +12,9 @@ the student process by this bench). Figures:
 - ``stop_ms``: the ``set_mode("idle")`` request published -> the Disable packet decoded by the
   device (target p99 <= 5 ms on an idle machine), per scenario, over ``--stops`` stops;
 - ``setup_ms``: the ``set_mode("auto")`` request published -> the first line of
-  ``autonomous_setup`` running in a fresh student process (target p99 <= 50 ms);
+  ``autonomous_setup`` running in a fresh student process, from idle with the previous run's
+  process gone (target p99 <= 50 ms; right after stopping a stuck process a start also waits
+  for that process's end, at most the grace period);
 - ``frozen_executor_ms``: SIGSTOP of the executor's control process -> Disable at the device
   (target p99 <= 300 ms; needs the device service's executor-liveness watchdog: counted as
   missing when no Disable comes within 2 s).
@@ -196,7 +198,9 @@ async def main() -> None:
     stops = 30 if args.quick else args.stops
     directory = Path(tempfile.mkdtemp(prefix="bench-stop-"))
     stack = Stack(directory)
-    results: dict[str, Any] = {"benchmark": "stop", "stops": stops}
+    results: dict[str, Any] = {"benchmark": "stop", "stops": stops,
+                               "load_average": os.getloadavg()[0]}
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     try:
         await stack.start()
         setups: list[float] = []
@@ -209,6 +213,8 @@ async def main() -> None:
                 if name == "frozen":
                     os.kill(pid, signal.SIGSTOP)
                 samples.append(await stack.stop())
+                while Path(f"/proc/{pid}").exists():  # the next start measures from idle
+                    await asyncio.sleep(0.005)
             results[f"stop_ms {name}"] = summary(samples)
             print(line(f"set_mode idle -> Disable at the device, student {name}",
                        results[f"stop_ms {name}"]), flush=True)
