@@ -301,13 +301,14 @@ class Dispatcher(Handler):
     def _on_gone(self, student: StudentProcess) -> None:
         if not self.zygote.alive:
             self._spawn(self._warm_up(), "restart zygote")
+        pid = student.pid
         if student.stopping or student is not self.student:
             return
         self.student = None
         self.crashes += 1
         stopped = self.api.stop_motors()
         log.warning("the student process %d ended by itself; motors set to 0 on %d devices",
-                    student.pid, len(stopped))
+                    pid, len(stopped))
         self._spawn(self._report_crash(student, str(self.match.mode)), "report crash")
 
     async def _report_crash(self, student: StudentProcess, mode: str) -> None:

@@ -65,7 +65,8 @@ def serve(fd: int) -> None:
     children: dict[int, tuple[int, Any]] = {}  # pidfd -> (pid, run)
     sock.sendall(cbor2.dumps({"kind": "ready"}))
     while True:
-        ready, _, _ = select.select([sock, *children], [], [])
+        watched: list[Any] = [sock, *children]
+        ready, _, _ = select.select(watched, [], [])
         for fd_ in ready:
             if fd_ is sock:
                 try:
@@ -91,6 +92,7 @@ def serve(fd: int) -> None:
                 socket.send_fds(sock, [cbor2.dumps({"kind": "started", "run": message.get("run"),
                                                     "pid": pid})], [pidfd])
             else:
+                assert isinstance(fd_, int)
                 pid, run = children.pop(fd_)
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)  # the student's own subprocesses
@@ -215,11 +217,11 @@ class Zygote:
             loop.add_reader(process.pidfd, self._on_exit, process)
             future.set_result(process)
         elif kind == "exited":
-            process = self._children.get(message["run"])
-            if process is not None:
-                process.set_status(message["status"])
-                if process.gone.is_set():
-                    self._children.pop(process.run, None)
+            ended = self._children.get(message["run"])
+            if ended is not None:
+                ended.set_status(message["status"])
+                if ended.gone.is_set():
+                    self._children.pop(ended.run, None)
 
     def _zygote_gone(self, sock: socket.socket) -> None:
         """The zygote died (killed by a student, or crashed): its children die with it."""
