@@ -248,6 +248,26 @@ def test_gamepad_drives_in_teleop_only_and_input_wakes_main_early(make_rig):
     rig.run(script)
 
 
+def test_a_burst_of_input_changes_makes_one_early_call(make_rig):
+    # ticks every 10 s: any call within the test is an early one (or the first)
+    rig = make_rig(program="held_main.py", timeouts={"*_main": 10.0})
+
+    def script(rig):
+        rig.stick(0.0)
+        rig.mode("teleop")
+        rig.wait_module("main_calls", lambda n: n == 1)
+        for step in range(1, 21):  # 20 changes while main is busy
+            rig.stick(step / 100)
+        rig.module.release.set()
+        rig.wait_module("main_calls", lambda n: n == 2)  # one early call for the whole burst
+        rig.stick(0.9)  # one more change, after it
+        rig.wait_module("main_calls", lambda n: n == 3)
+        assert rig.dispatcher.sync.early_calls == 2  # the burst's, then the single change's
+        assert rig.module.main_calls == 3
+
+    rig.run(script)
+
+
 def test_estop_stops_main_stuck_in_a_loop(make_rig):
     rig = make_rig(program="stuck.py", timeouts={"*_main": 60.0})
 
