@@ -299,8 +299,6 @@ class Dispatcher(Handler):
         self._publish_log(record)
 
     def _on_gone(self, student: StudentProcess) -> None:
-        if not self.zygote.alive:
-            self._spawn(self._warm_up(), "restart zygote")
         pid = student.pid
         if student.stopping or student is not self.student:
             return

@@ -160,6 +160,7 @@ class Zygote:
         self._children: dict[int, StudentProcess] = {}
         self._runs = itertools.count(1)
         self._lock = asyncio.Lock()
+        self._restart: asyncio.Task[None] | None = None
 
     @property
     def alive(self) -> bool:
@@ -237,12 +238,22 @@ class Zygote:
         self._started.clear()
         for process in list(self._children.values()):
             process.set_status(None)
+        was_ready = self._ready is not None and self._ready.done() and \
+            self._ready.exception() is None
         if self.process is not None:
             with contextlib.suppress(Exception):
                 self.process.wait(1.0)
-            log.warning("the zygote process ended (%s); a new one starts with the next run",
-                        _status_text(self.process.returncode))
+            log.warning("the zygote process ended (%s)%s", _status_text(self.process.returncode),
+                        "; starting a new one" if was_ready else "")
             self.process = None
+        if was_ready:  # warm again before the next run (one that failed to start: not again)
+            self._restart = asyncio.get_running_loop().create_task(self._restart_quietly())
+
+    async def _restart_quietly(self) -> None:
+        try:
+            await self.start()
+        except Exception as exc:
+            log.error("cannot start the zygote process: %s", exc)
 
     def _on_channel(self, process: StudentProcess) -> None:
         self._drain(process)
@@ -309,6 +320,8 @@ class Zygote:
 
     def close(self) -> None:
         """Kill every student process and end the zygote."""
+        if self._restart is not None:
+            self._restart.cancel()
         for process in list(self._children.values()):
             process.kill()
             process.close()
