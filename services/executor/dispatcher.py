@@ -266,7 +266,7 @@ class Dispatcher(Handler):
             if match.mode not in MODES or self.student is not None:
                 return
             try:
-                student = await self.zygote.spawn(self._spec(match))
+                student = await self._start_student(match)
             except Exception as exc:
                 log.error("cannot start the student process: %s", exc)
                 self._student_log("error", f"{match.mode} cannot start: the robot could not "
@@ -279,6 +279,15 @@ class Dispatcher(Handler):
             if generation != self._generation:  # a newer change came while it started
                 self._ask_stop(student)
                 self._spawn(self._switch(), "switch runs")
+
+    async def _start_student(self, match: Match) -> StudentProcess:
+        """A student process for ``match``; a second try with a new zygote if the first fails
+        (a zygote that a student froze or killed is replaced)."""
+        try:
+            return await self.zygote.spawn(self._spec(match))
+        except RuntimeError as exc:
+            log.warning("starting the student process failed (%s): trying once more", exc)
+            return await self.zygote.spawn(self._spec(match))
 
     def _spec(self, match: Match) -> dict[str, Any]:
         """What the student process needs to run ``match`` (child.py)."""

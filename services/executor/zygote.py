@@ -43,6 +43,8 @@ import cbor2
 log = logging.getLogger("runtime.service.executor")
 
 MAX_MESSAGE = 1 << 16
+SPAWN_TIMEOUT = 5.0  #: seconds the zygote has to fork a student process
+START_TIMEOUT = 30.0  #: seconds a new zygote has to import Runtime
 ZYGOTE_MAIN = "import sys; from runtime.service.executor.zygote import main; main(sys.argv[1])"
 
 
@@ -173,7 +175,13 @@ class Zygote:
                 await self._start()
             assert self._ready is not None
             ready = self._ready
-        await ready
+        try:
+            await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT)
+        except TimeoutError:
+            if self.process is not None:
+                self.process.kill()  # its channel closes: a later start tries again
+            raise RuntimeError(f"the zygote process did not start within {START_TIMEOUT:g} s"
+                               ) from None
 
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -313,7 +321,17 @@ class Zygote:
         finally:
             theirs.close()
         try:
-            return await asyncio.wait_for(future, 10.0)
+            return await asyncio.wait_for(future, SPAWN_TIMEOUT)
+        except TimeoutError:
+            ours.close()
+            self._started.pop(run, None)
+            if self.process is not None and self._sock is sock:  # frozen (SIGSTOPped?)
+                log.warning("the zygote process did not answer within %g s: killing it",
+                            SPAWN_TIMEOUT)
+                self.process.kill()
+                self._zygote_gone(sock)  # now, so that the next spawn starts a new one
+            raise RuntimeError(f"the zygote process did not answer within {SPAWN_TIMEOUT:g} s"
+                               ) from None
         except BaseException:
             ours.close()
             raise

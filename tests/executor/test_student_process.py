@@ -141,6 +141,23 @@ async def test_student_code_cannot_take_the_robot_down(executor, koala, how):
     await executor.call("set_mode", "idle")
 
 
+async def test_a_frozen_parent_is_replaced_and_the_next_run_starts(executor, koala):
+    executor, connection = executor
+    (executor.state / "studentcode.py").write_text(program("os.kill(os.getppid(), "
+                                                           "signal.SIGSTOP)"))
+    await executor.start(connection)
+    await executor.call("set_mode", "teleop")
+    pid = await student_pid(executor, 1)
+    zygote = int(re.search(r"PPid:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
+    await wait_for_async(lambda: " T " in Path(f"/proc/{zygote}/stat").read_text()[:80])
+    await executor.call("set_mode", "idle")
+    await wait_for_async(lambda: koala.desired("duty_cycle_a") == 0.0)
+    await executor.upload_and_check(program("pass", version=2))
+    await executor.call("set_mode", "teleop")  # the frozen zygote is killed and replaced
+    assert await student_pid(executor, 2) != pid
+    await wait_for_async(lambda: gone(zygote))
+
+
 async def test_same_mode_restart_runs_the_new_code(executor, koala):
     executor, connection = executor
     (executor.state / "studentcode.py").write_text(program("pass"))
