@@ -42,6 +42,7 @@ from runtime.service.executor.runner import StudentRunner
 from runtime.service.executor.sync import start_thread
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 MAX_MESSAGE = 1 << 16  #: bytes of one channel message (a record is at most 50 console lines)
 THREAD_STACK = 4 << 20  #: stack of student threads: 128 actions must fit the memory limit
 
@@ -51,6 +52,12 @@ def set_parent_death_signal(signum: int = signal.SIGKILL) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def set_process_name(name: str) -> None:
+    """The name ``ps -o comm``, ``top`` and ``pgrep`` show (at most 15 bytes)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
 
 
 class Channel:
@@ -151,6 +158,7 @@ def child_main(channel_fd: int, spec: dict[str, Any]) -> NoReturn:
     try:
         os.setsid()
         set_parent_death_signal()
+        set_process_name("runtime-student")
         if os.getppid() != spec["zygote"]:  # the zygote died between fork and prctl
             os._exit(0)
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -57,9 +57,14 @@ def main(fd: str) -> None:
 
 def serve(fd: int) -> None:
     """The zygote's loop (``python -m runtime.service.executor.zygote FD``)."""
-    from runtime.service.executor.child import child_main, set_parent_death_signal
+    from runtime.service.executor.child import (
+        child_main,
+        set_parent_death_signal,
+        set_process_name,
+    )
 
     set_parent_death_signal()
+    set_process_name("runtime-zygote")
     if os.getppid() == 1:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the control process's to handle

@@ -194,6 +194,8 @@ async def test_the_student_process_is_its_own_limited_session(executor, koala):
                .group(1)) == service
     assert os.getsid(pid) == pid != os.getsid(service)  # its own session and process group
     assert os.getpgid(pid) == pid
+    assert Path(f"/proc/{pid}/comm").read_text().strip() == "runtime-student"
+    assert Path(f"/proc/{parent}/comm").read_text().strip() == "runtime-zygote"
     limits = Path(f"/proc/{pid}/limits").read_text()
     assert re.search(r"Max address space\s+536870912\s+536870912", limits), limits
     nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
