@@ -114,6 +114,8 @@ CRASHES = {
     "kill itself": ("os.kill(os.getpid(), signal.SIGTERM)",
                     "your program sent SIGTERM to its own process with os.kill in "
                     "teleop_setup, line 9"),
+    "segfault": ("import ctypes; ctypes.string_at(0)",
+                 "your program's process was killed by SIGSEGV"),
     "2 GB": ("data = bytearray(2 * 10**9)",
              "teleop_setup ran out of memory (MemoryError): your program may use at most "
              "512 MB"),
@@ -156,6 +158,24 @@ async def test_a_frozen_parent_is_replaced_and_the_next_run_starts(executor, koa
     await executor.call("set_mode", "teleop")  # the frozen zygote is killed and replaced
     assert await student_pid(executor, 2) != pid
     await wait_for_async(lambda: gone(zygote))
+
+
+async def test_subprocesses_of_the_student_end_with_its_run(executor, koala):
+    executor, connection = executor
+    (executor.state / "studentcode.py").write_text(program(
+        "import subprocess\n"
+        "child = subprocess.Popen(['sleep', '1000'])\n"
+        "print('subprocess', child.pid, flush=True)\n"
+        "while True:\n    Robot.sleep(0.01)"))
+    await executor.start(connection)
+    await executor.call("set_mode", "teleop")
+    pid = await student_pid(executor, 1)
+    (message,) = await executor.count("subprocess", 1)
+    sleeper = int(message.split()[1])
+    assert not gone(sleeper)
+    await executor.call("set_mode", "idle")
+    await wait_for_async(lambda: gone(pid) and gone(sleeper),
+                         message=f"{pid} or its subprocess {sleeper} still there")
 
 
 async def test_same_mode_restart_runs_the_new_code(executor, koala):
