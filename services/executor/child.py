@@ -5,9 +5,10 @@ What happens here, in order (``child_main``):
 1. the process leaves the zygote's session (``setsid``: its own process group, which the zygote
    kills whole when the run ends, so a subprocess the student started goes with it) and asks the
    kernel to SIGKILL it when the zygote dies (``PR_SET_PDEATHSIG``);
-2. it lowers its CPU priority (``nice``, default +10) so a busy student loop cannot starve the
-   services, and caps its address space (``RLIMIT_AS``, default 512 MB) so a huge allocation is
-   a ``MemoryError`` reported in the student's words, not a robot that swaps;
+2. it caps its address space (``RLIMIT_AS``, default 512 MB) so a huge allocation is a
+   ``MemoryError`` reported in the student's words, not a robot that swaps, and, once Runtime's
+   own set-up is done and just before the student's code loads, lowers its CPU priority
+   (``nice``, default +10) so a busy student loop cannot starve the services;
 3. it attaches the robot's shared-memory buffers and runs a :class:`StudentRunner` for the one
    mode it was started for; a command thread reads the control channel ("stop", or the end of
    the channel when the control process is gone) and stops the runner;
@@ -141,11 +142,8 @@ def install_last_words(channel: Channel, files: tuple[str, ...],
     os._exit, os.kill, os.killpg, os.abort = _exit, kill, killpg, abort  # type: ignore[assignment]
 
 
-def limit_resources(memory_limit: int | None, niceness: int) -> None:
-    """Lower the CPU priority and cap the address space (``None``/0: no cap)."""
-    if niceness:
-        with contextlib.suppress(OSError):
-            os.nice(niceness)
+def limit_memory(memory_limit: int | None) -> None:
+    """Cap the address space (``None``/0: no cap) and the stack of later threads."""
     threading.stack_size(THREAD_STACK)
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
@@ -172,7 +170,7 @@ def child_main(channel_fd: int, spec: dict[str, Any]) -> NoReturn:
 
 
 def run_student(channel: Channel, spec: dict[str, Any]) -> int:
-    limit_resources(spec.get("memory_limit"), spec.get("nice", 0))
+    limit_memory(spec.get("memory_limit"))
     buffers = BufferStore(spec["robot"])
     runner = StudentRunner(buffers, timeouts=spec["timeouts"],
                            student_code=spec["student_code"], state_dir=spec.get("state_dir"),
@@ -183,6 +181,9 @@ def run_student(channel: Channel, spec: dict[str, Any]) -> int:
                                   name="control channel", daemon=True))
     match = spec["match"]
     runner.change_mode(match["mode"], match.get("alliance"), match.get("start_pos"))
+    if spec.get("nice"):  # from here on the student's code runs: below the services
+        with contextlib.suppress(OSError):
+            os.nice(spec["nice"])
     runner.run()
     channel.send({"kind": "done"})
     return 0
