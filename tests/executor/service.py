@@ -52,10 +52,10 @@ class Executor:
     def messages(self, fragment: str = "") -> list[str]:
         return [r.message for r in list(self.logs) if fragment in r.message]
 
-    async def count(self, fragment: str, n: int) -> list[str]:
+    async def count(self, fragment: str, n: int, timeout: float = 10.0) -> list[str]:
         """Wait until ``n`` student log messages contain ``fragment``; those messages."""
         return await wait_for_async(lambda: len(self.messages(fragment)) >= n
-                                    and self.messages(fragment), message=lambda:
+                                    and self.messages(fragment), timeout, message=lambda:
                                     f"not {n} x {fragment!r} in {self.messages()}")
 
     async def log(self, fragment: str) -> str:

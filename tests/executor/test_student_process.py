@@ -68,8 +68,8 @@ def koala(robot_name):
         yield koala
 
 
-async def student_pid(executor, version: int, n: int = 1) -> int:
-    messages = await executor.count(f"version {version}", n)
+async def student_pid(executor, version: int, n: int = 1, timeout: float = 10.0) -> int:
+    messages = await executor.count(f"version {version}", n, timeout)
     return int(re.search(r"pid (\d+)", messages[n - 1]).group(1))
 
 
@@ -156,7 +156,8 @@ async def test_a_frozen_parent_is_replaced_and_the_next_run_starts(executor, koa
     await wait_for_async(lambda: koala.desired("duty_cycle_a") == 0.0)
     await executor.upload_and_check(program("pass", version=2))
     await executor.call("set_mode", "teleop")  # the frozen zygote is killed and replaced
-    assert await student_pid(executor, 2) != pid
+    # (after the zygote's 5 s answer limit, plus a new zygote's start)
+    assert await student_pid(executor, 2, timeout=60) != pid
     await wait_for_async(lambda: gone(zygote))
 
 
