@@ -8,7 +8,11 @@ all. Every line cannot be an MQTT message, so:
 - at most ``max_lines`` lines a second get through; the rest are counted and one line says how
   many were dropped;
 - ``print`` itself only appends to a list under a lock (microseconds, never blocks on MQTT):
-  a flusher thread builds and sends the records.
+  a flusher thread builds and sends the records; ``print(..., flush=True)`` sends what is
+  pending from the calling thread at once;
+- records leave in the order the lines were written, whichever thread sends them (one send
+  lock from taking lines to having sent them), so an error report that flushes the console
+  first comes after the prints made before it.
 
 ``print(..., file=f)`` with a real file writes to that file like the builtin; ``sys.stderr``
 lines go out with level ``warning``. A partial line (``end=""``) waits for its newline, for

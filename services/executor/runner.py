@@ -182,7 +182,7 @@ class StudentRunner:
     # -- mode changes (any thread) ---------------------------------------------------------------
     def change_mode(self, mode: Any, alliance: Any = None, start_pos: Any = None) -> Match:
         """Switch modes now: motors to 0 and actions cancelled here, the code in the main
-        thread stopped and the new mode's started there; publishes ``match``."""
+        thread stopped and the new mode's started there; ``match`` goes to the listeners."""
         mode = MODE_NAMES.get(mode, mode) if isinstance(mode, str) else mode
         try:
             match = validate(Match, {"mode": mode, "alliance": alliance, "start_pos": start_pos,
