@@ -53,7 +53,6 @@ class Console:
         self._send_lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []  # (level, line)
         self._partial: dict[str, tuple[str, float]] = {}  # level -> (text, since)
-        self._flush_now = False
         self._window = 0.0
         self._window_lines = 0
         self._dropped = 0
@@ -136,7 +135,6 @@ class Console:
             else:
                 records.append((level, [line]))
         self._pending = []
-        self._flush_now = False
         return [(level, "\n".join(lines)) for level, lines in records]
 
     def _send(self, records: list[tuple[str, str]]) -> None:
@@ -162,7 +160,7 @@ class Console:
                     break
                 if self._pending:
                     deadline = self.clock() + self.coalesce
-                    while not (self._flush_now or self._closed):
+                    while not self._closed:
                         remaining = deadline - self.clock()
                         if remaining <= 0:
                             break
