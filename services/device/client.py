@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from runtime import protocol
@@ -81,6 +81,9 @@ class SmartDeviceClient:
         self._held_motors = False
         self._last_complaint = -COMPLAINT_PERIOD
         self._complained_frames = 0
+        self._widening: asyncio.Task[Any] | None = None
+        #: called after the subscription grew for student reads (the manager re-announces)
+        self.subscription_changed: Callable[[], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:
         return f"<SmartDeviceClient {self.name} on {self.port}>"
@@ -394,12 +397,41 @@ class SmartDeviceClient:
                 await waiter.wait_async(self.poll_interval)
 
     async def _flush(self, buffer: DeviceBuffer) -> None:
+        self._widen_subscription(buffer)
         reads = buffer.take_reads()
         values = buffer.take_writes()
         if values:
             await self._write_values(values)
         if reads:
             await self._send(protocol.device_read(reads))
+
+    def _widen_subscription(self, buffer: DeviceBuffer) -> None:
+        """Params that student code reads (the buffer's "wanted" bitmap, set by the executor)
+        join the device's subscription and stay in it; one subscribe at a time, in the
+        background so desired values keep flowing. A failed one is retried on a later wake."""
+        subscribed, interval_ms = self.subscription
+        wanted = buffer.wanted & self._identified_type().readable_bitmap
+        if not wanted & ~subscribed or (self._widening and not self._widening.done()):
+            return
+        names = self._identified_type().names(subscribed | wanted)
+        interval = interval_ms / 1000 if interval_ms else DEFAULT_INTERVAL
+
+        async def widen() -> None:
+            try:
+                await self.subscribe(names, interval)
+                if self.subscription_changed is not None:
+                    await self.subscription_changed()
+                log.info("%s: subscribed to %s for student code", self.name,
+                         ", ".join(self._identified_type().names(wanted & ~subscribed)))
+            except DeviceGone:
+                pass
+            except Exception as exc:
+                log.warning("%s: could not add params read by student code to the "
+                            "subscription: %s", self.name, exc)
+                await asyncio.sleep(1.0)  # no retry storm against a device that does not answer
+
+        self._widening = asyncio.create_task(widen(), name=f"widen {self.name}")
+        self._tasks = [task for task in self._tasks if not task.done()] + [self._widening]
 
     async def _write_values(self, values: dict[str, Any]) -> None:
         device_type = self._identified_type()

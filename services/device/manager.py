@@ -205,6 +205,7 @@ class SmartDeviceManager(Handler):
             if previous is not None:
                 await previous.close("it reconnected on another port")
             self.devices[uid] = client
+            client.subscription_changed = lambda: self._publish_info(client)
             try:
                 await client.subscribe(interval=self.subscription_interval)
             except DeviceError as exc:  # keep it: reads, writes and heartbeats still work
@@ -375,6 +376,9 @@ class SmartDeviceManager(Handler):
             entry = self.info(client).to_wire()
             with contextlib.suppress(Exception):
                 entry["values"] = client.buffer.read() if client.buffer else {}
+                # a value the device never sent reads as 0: say so (``runtime devices``)
+                entry["never_received"] = [name for name in entry["values"]
+                                           if client.buffer and not client.buffer.timestamp(name)]
             result.append(entry)
         return result
 

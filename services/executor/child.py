@@ -179,6 +179,7 @@ def run_student(channel: Channel, spec: dict[str, Any]) -> int:
     install_last_words(channel, (str(runner.student_code),), runner.console.flush)
     start_thread(threading.Thread(target=_commands, args=(channel.sock, runner),
                                   name="control channel", daemon=True))
+    runner.api.match.game_state = spec.get("game_state")
     match = spec["match"]
     runner.change_mode(match["mode"], match.get("alliance"), match.get("start_pos"))
     if spec.get("nice"):  # from here on the student's code runs: below the services
@@ -190,7 +191,8 @@ def run_student(channel: Channel, spec: dict[str, Any]) -> int:
 
 
 def _commands(sock: socket.socket, runner: StudentRunner) -> None:
-    """Stop the runner on "stop" or when the control process closes the channel."""
+    """Stop the runner on "stop" or when the control process closes the channel; follow the
+    field's game state ("game_state")."""
     while True:
         try:
             data = sock.recv(MAX_MESSAGE)
@@ -202,6 +204,10 @@ def _commands(sock: socket.socket, runner: StudentRunner) -> None:
             message = cbor2.loads(data)
         except Exception:
             continue
-        if isinstance(message, dict) and message.get("kind") == "stop":
+        kind = message.get("kind") if isinstance(message, dict) else None
+        if kind == "stop":
             break
+        if kind == "game_state":
+            state = message.get("state")
+            runner.api.match.game_state = state if isinstance(state, str) else None
     runner.shutdown()

@@ -41,7 +41,8 @@ from pydantic import BaseModel
 from runtime.api import StudentAPI
 from runtime.buffer import BufferStore
 from runtime.exception import ExecutionError, MessageError
-from runtime.messages import LogRecord, Match, loads, validate
+from runtime.lint import known_aliases
+from runtime.messages import GameState, LogRecord, Match, decode, loads, validate
 from runtime.options import Options
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.executor.authority import (
@@ -123,6 +124,7 @@ class Dispatcher(Handler):
         self.match = Match(mode="idle", since=time.time())
         self.latched = False  #: estop latched until cleared by field control or an operator
         self.field_connected = False  #: field/presence says field control is online
+        self.game_state: str | None = None  #: retained field/game_state (student: Match)
         self.zygote = Zygote(self._on_message, self._on_gone)
         self.student: StudentProcess | None = None
         self.listeners: list[Listener] = []
@@ -158,7 +160,8 @@ class Dispatcher(Handler):
         if role not in (OPERATOR, DRIVER):
             raise ExecutionError(f"the login {role!r} may not upload student code: only a "
                                  "driver station or a local operator may", role=role)
-        result = store_source(self.student_code, source)
+        state_dir = Path(self.state_dir) if self.state_dir is not None else None
+        result = store_source(self.student_code, source, known_aliases(state_dir))
         log.info("new student program stored in %s (sha256 %s)", self.student_code,
                  result["sha256"][:12])
         return result
@@ -174,6 +177,7 @@ class Dispatcher(Handler):
         await connection.subscribe(topics.rpc_as_filter(self.service_name or "executor"),
                                    self._on_role_request, qos=1, concurrent=True)
         await connection.subscribe(topics.field_presence, self._on_field_presence, qos=1)
+        await connection.subscribe(topics.game_state, self._on_game_state, qos=1)
         await connection.publish(connection.topics.match, self.match, qos=1, retain=True)
         self._spawn(self._publisher(connection), "publish student log")
         self._spawn(self._warm_up(), "start zygote")
@@ -294,7 +298,8 @@ class Dispatcher(Handler):
         return {"robot": self.buffers.robot, "timeouts": dict(self.timeouts),
                 "student_code": str(self.student_code), "state_dir": self.state_dir,
                 "student_code_name": self.student_code_name, "match": match.to_wire(),
-                "memory_limit": self.memory_limit, "nice": self.niceness}
+                "memory_limit": self.memory_limit, "nice": self.niceness,
+                "game_state": self.game_state}
 
     # -- the student process's messages and end -------------------------------------------------
     def _on_message(self, student: StudentProcess, message: dict[str, Any]) -> None:
@@ -357,6 +362,18 @@ class Dispatcher(Handler):
         if connected != self.field_connected:
             self.field_connected = connected
             log.info("field control %s", "connected" if connected else "disconnected")
+
+    def _on_game_state(self, topic: str, payload: bytes) -> None:
+        """Retained ``field/game_state``: student code reads it as ``Match.game_state``; the
+        running student process gets each change, a new one the current state at its start."""
+        try:
+            state = decode(GameState, payload).state if payload else None
+        except MessageError as exc:
+            log.warning("ignoring a bad game state on %s: %s", topic, exc.message)
+            return
+        self.game_state = state
+        if self.student is not None and not self.student.stopping:
+            self.student.send({"kind": "game_state", "state": state})
 
     # -- publishing, in order ---------------------------------------------------------------------
     def _student_log(self, level: str, message: str, context: dict[str, Any]) -> None:

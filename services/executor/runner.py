@@ -44,6 +44,7 @@ from runtime.options import Options
 from runtime.service.executor.asyncexec import AsyncExecutor
 from runtime.service.executor.console import Console
 from runtime.service.executor.errors import ErrorReporter
+from runtime.service.executor.inputnotice import DriverInputNotice
 from runtime.service.executor.loader import MODES, load_module
 from runtime.service.executor.request import ExecutionRequest, Outcome
 from runtime.service.executor.sync import SyncExecutor, WaitResult
@@ -168,7 +169,7 @@ class StudentRunner:
                                  wait=self._wait)
         aliases = AliasFile(Path(state_dir)) if state_dir is not None else None
         self.api = StudentAPI(buffers, aliases=aliases, actions=self.actions,
-                              print=self.console.print)
+                              print=self.console.print, log=self._log_in_order)
         self.match = Match(mode="idle", since=time.time())
         self._mode_lock = threading.Lock()
         self._waiter: Waiter | None = None
@@ -236,6 +237,8 @@ class StudentRunner:
     def run(self) -> None:
         """Run student code as modes come, until :meth:`shutdown` (main thread only)."""
         self.actions.start()
+        notice = DriverInputNotice(lambda: str(self.match.mode), self.api.inputs.all,
+                                   lambda line: self._log_in_order("warning", line, {})).start()
         previous_showwarning = warnings.showwarning
         warnings.showwarning = self._show_warning
         try:
@@ -255,6 +258,7 @@ class StudentRunner:
             warnings.showwarning = previous_showwarning
             self._end_mode()
             self._unwatch_inputs()
+            notice.stop()
             self.actions.close()
             self.errors.close()
             self.console.close()
@@ -413,14 +417,16 @@ class StudentRunner:
             return
         log.warning("%s:%s: %s: %s", filename, lineno, category.__name__, text)
 
-    def _log_in_order(self, level: str, message: str, context: dict[str, Any]) -> None:
-        """An error or warning: the prints made before it go first."""
+    def _log_in_order(self, level: str, message: str, context: dict[str, Any],
+                      logger: str = "student") -> None:
+        """An error, a warning, a ``Robot.log``: the prints made before it go first."""
         self.console.flush()
-        self._log(level, message, context)
+        self._log(level, message, context, logger)
 
-    def _log(self, level: str, message: str, context: dict[str, Any]) -> None:
-        """A student log record: to ``log/student``, the listeners and the local log."""
-        record = LogRecord(ts=time.time(), level=level, logger="student", message=message,
+    def _log(self, level: str, message: str, context: dict[str, Any],
+             logger: str = "student") -> None:
+        """A student log record: to the listeners (``log/student``) and the local log."""
+        record = LogRecord(ts=time.time(), level=level, logger=logger, message=message,
                            context=context)
         student_log.log(logging.getLevelName(level.upper()) if level != "info" else logging.INFO,
                         "%s", message)

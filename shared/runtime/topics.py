@@ -21,7 +21,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _UID = re.compile(r"^[0-9]+$")
 
 TopicKind = Literal[
-    "status", "device_info", "device_data", "gamepad", "keyboard", "match", "log", "rpc", "reply"
+    "status", "device_info", "device_data", "gamepad", "keyboard", "match", "game_state",
+    "field_presence", "log", "rpc", "reply"
 ]
 
 
@@ -70,6 +71,7 @@ class ParsedTopic:
     method: str | None = None
     client_id: str | None = None
     rest: str | None = None  # reply subtopic below reply/<client_id>/, if any
+    login: str | None = None  # as/<login>/rpc/...: the broker login a request acts as
 
 
 class Topics:
@@ -115,6 +117,11 @@ class Topics:
     def match(self) -> str:
         """Retained match state (mode, alliance, start position)."""
         return f"{self.prefix}match"
+
+    @property
+    def game_state(self) -> str:
+        """Retained game state from field control (``Match.game_state`` in student code)."""
+        return f"{self.prefix}field/game_state"
 
     def log(self, source: str) -> str:
         """Log records of a service, or ``student`` for student output."""
@@ -229,6 +236,18 @@ def _parse_levels(robot: str, topic: str, levels: list[str]) -> ParsedTopic:
             return ParsedTopic("keyboard", robot)
         if head == "match" and n == 1:
             return ParsedTopic("match", robot)
+        if head == "field" and n == 2 and levels[1] == "game_state":
+            return ParsedTopic("game_state", robot)
+        if head == "field" and n == 2 and levels[1] == "presence":
+            return ParsedTopic("field_presence", robot)
+        if head == "as" and n == 5 and levels[2] == "rpc":
+            return ParsedTopic(
+                "rpc",
+                robot,
+                service=check_name(levels[3], "service name"),
+                method=check_name(levels[4], "method name"),
+                login=check_name(levels[1], "login"),
+            )
         if head == "log" and n == 2:
             return ParsedTopic("log", robot, source=check_name(levels[1], "log source"))
         if head == "rpc" and n == 3:
@@ -247,7 +266,8 @@ def _parse_levels(robot: str, topic: str, levels: list[str]) -> ParsedTopic:
         raise MessageError(f"topic {topic!r}: {exc.message}", topic=topic) from None
     raise MessageError(
         f"topic {topic!r} is not a Runtime topic (expected service/<name>/status, "
-        "device/<uid>/info|data, input/gamepad/<0-3>, input/keyboard, match, log/<source>, "
-        "rpc/<service>/<method> or reply/<client_id>)",
+        "device/<uid>/info|data, input/gamepad/<0-3>, input/keyboard, match, field/game_state, "
+        "field/presence, log/<source>, "
+        "[as/<login>/]rpc/<service>/<method> or reply/<client_id>)",
         topic=topic,
     )

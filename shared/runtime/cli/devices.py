@@ -49,7 +49,9 @@ def devices(as_json: bool, **kwargs: Any) -> None:
     rows = [("UID", "TYPE", "PORT", "VALUES")]
     for device in sorted(listed, key=lambda d: (d.get("type", ""), d.get("uid", ""))):
         values = device.get("values") or {}
-        shown = " ".join(f"{name}={_short(value)}" for name, value in values.items())
+        never = set(device.get("never_received") or ())  # the device has not sent these yet
+        shown = " ".join(f"{name}={NOT_RECEIVED if name in never else _short(value)}"
+                         for name, value in values.items())
         rows.append((device.get("uid", "?"), device.get("type", "?"),
                      str(device.get("port") or "-"), shown))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -73,6 +75,9 @@ async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[s
         await connection.subscribe(connection.topics.any_device_info, on_info)
         await asyncio.sleep(settle)  # retained messages arrive right after subscribing
     return list(infos.values())
+
+
+NOT_RECEIVED = "(none)"  #: shown for a value the device never sent (not subscribed, not read)
 
 
 def _short(value: Any) -> str:
