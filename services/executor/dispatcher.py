@@ -283,6 +283,8 @@ class Dispatcher(Handler):
             if generation != self._generation:  # a newer change came while it started
                 self._ask_stop(student)
                 self._spawn(self._switch(), "switch runs")
+            elif student.gone.is_set():  # it crashed before this task resumed: report it now
+                self._on_gone(student)
 
     async def _start_student(self, match: Match) -> StudentProcess:
         """A student process for ``match``; a second try with a new zygote if the first fails
