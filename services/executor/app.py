@@ -13,7 +13,9 @@ import asyncio
 import logging
 
 from runtime.buffer import BufferStore
+from runtime.buffer.liveness import LivenessBeat, start_liveness
 from runtime.config import ServiceConfig
+from runtime.exception import BufferStoreError
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.executor.dispatcher import Dispatcher, options_for
 from runtime.servicemain import read_options, run_service, unless_stopped
@@ -33,6 +35,7 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
     buffers = BufferStore(config.robot)
     buffers.reclaim()
     dispatcher = build(config, buffers)
+    beat = beat_for(buffers)
     try:
         async with Connection(config.mqtt, robot=config.robot, service="executor",
                               password_file=config.password_file) as connection:
@@ -50,7 +53,21 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
                 await dispatcher.close()
                 logs.uninstall()
     finally:
+        if beat is not None:
+            beat.stop()
         buffers.close()
+
+
+def beat_for(buffers: BufferStore) -> LivenessBeat | None:
+    """Start the liveness counter on this (the control process's) event loop: the device
+    service stops the motors when it stops moving (frozen, stuck, killed). The student
+    processes never touch it, so a stuck student cannot fake it."""
+    try:
+        return start_liveness(buffers, asyncio.get_running_loop())
+    except BufferStoreError as exc:  # another executor of this robot owns it
+        log.error("%s (the device service follows the liveness counter of that one, not "
+                  "this executor)", exc.message)
+        return None
 
 
 def main(config: ServiceConfig) -> int:

@@ -99,7 +99,10 @@ def test_compose_config_is_valid_and_complete(tmp_path: Path) -> None:
     passwords = {line.split("=", 1)[0]: line.split("=", 1)[1]
                  for line in (tmp_path / "env").read_text().splitlines() if "=" in line}
     services = config["services"]
-    assert set(services) == {"mosquitto", *SERVICES}
+    assert set(services) == {"mosquitto", "web", *SERVICES}
+    web = services["web"]  # the driver station page, talking to Mosquitto's WebSockets
+    assert web["command"] == ["runtime", "web"]
+    assert web["environment"]["RUNTIME_WS_PORT"] == "9001"
     for name, service in services.items():
         assert service["network_mode"] == "host", name
         assert service["restart"] == "unless-stopped", name

@@ -94,7 +94,8 @@ def _short(value: Any) -> str:
 @click.option("--pty", "link", default=None,
               help="Create a pseudo-terminal and link LINK to it (open it as a serial port).")
 @click.option("--fault", "faults", multiple=True,
-              help="Misbehave: unresponsive, garbage, bad-checksum, silent-after:N.")
+              help="Misbehave: unresponsive, garbage, bad-checksum, silent-after:N, "
+              "lose-confirmations:N.")
 def virtual_device(device_type: str, uid: str | None, address: str | None, link: str | None,
                    faults: tuple[str, ...]) -> None:
     """Simulate a Smart Device of TYPE (name or id) speaking the real protocol."""

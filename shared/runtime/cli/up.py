@@ -31,11 +31,16 @@ from runtime.exception import RuntimeBaseException
 @click.option("--user", "broker_user", default=None,
               help="With --broker-password-file: the login of the services (their password "
               "is read from --password-file).")
+@click.option("--web", default="127.0.0.1:8000", show_default=True, metavar="HOST:PORT|off",
+              help="Serve the browser driver station here ('off': not at all).")
+@click.option("--ws-port", type=click.IntRange(1, 65535), default=9001, show_default=True,
+              help="MQTT over WebSockets for the page: the embedded broker listens on it (on "
+              "the --listen host); with --mqtt, the port of that broker's WebSocket listener.")
 @service_options
 @click.pass_context
 def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
        broker_password_file: Path | None, broker_acl_file: Path | None,
-       broker_user: str | None, config: ServiceConfig) -> None:
+       broker_user: str | None, web: str, ws_port: int, config: ServiceConfig) -> None:
     """Run the whole robot: MQTT broker, the three services, simulated devices.
 
     Without --mqtt an embedded broker (amqtt) listens on --listen; Ctrl-C stops everything.
@@ -43,6 +48,7 @@ def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
     from runtime.up.logstream import LogStream, StreamHandler
     from runtime.up.simulate import SimulatedDevice
     from runtime.up.stack import Stack
+    from runtime.web.station import DriverStation
 
     external = ctx.get_parameter_source("mqtt") not in (
         click.core.ParameterSource.DEFAULT, None)
@@ -63,7 +69,9 @@ def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
         stack = Stack(config, listen=None if external else parse_listen(listen),
                       simulate=devices, stream=stream,
                       broker_password_file=broker_password_file,
-                      broker_acl_file=broker_acl_file, broker_user=broker_user)
+                      broker_acl_file=broker_acl_file, broker_user=broker_user,
+                      station=DriverStation(
+                          web=None if web == "off" else parse_listen(web), ws_port=ws_port))
     except RuntimeBaseException as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)

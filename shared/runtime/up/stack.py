@@ -34,6 +34,7 @@ from runtime.up import shm
 from runtime.up.logstream import LogStream
 from runtime.up.simulate import SimulatedDevice
 from runtime.up.supervisor import RestartPolicy, ServiceProcess
+from runtime.web.station import DriverStation
 
 log = logging.getLogger("runtime.up")
 
@@ -84,8 +85,10 @@ class Stack:
         broker_password_file: Path | None = None,
         broker_acl_file: Path | None = None,
         broker_user: str | None = None,
+        station: DriverStation | None = None,
     ) -> None:
         self.config = config
+        self.station = station or DriverStation(web=None)
         self.listen = listen
         self.simulated = list(simulate)
         self.stream = stream or LogStream()
@@ -142,9 +145,11 @@ class Stack:
             self.virtual_listen = f"unix:{self._tmp / 'virtual.sock'}"
         if self.listen is not None:
             self.broker = EmbeddedBroker(*self.listen, password_file=self.broker_password_file,
-                                         acl_file=self.broker_acl_file)
+                                         acl_file=self.broker_acl_file,
+                                         ws_port=self.station.broker_ws_port(self.listen[0]))
             await self.broker.start()
             self.url = with_user(self.broker.url, self.broker_user)
+        self.station.start(self.config.robot)
         self._monitor = Connection(self.url, robot=self.config.robot,
                                    password_file=self.config.password_file, connect_timeout=0)
         await self._monitor.start()
@@ -223,6 +228,7 @@ class Stack:
             "  services         " + ", ".join(
                 f"{name} (pid {self.ready.online.get(name, '?')})" for name in SERVICES),
         ]
+        lines.append(self.station.summary())
         for uid, info in sorted(self.ready.devices.items()):
             lines.append(f"  device           {info.type} {uid} on {info.port or '?'}")
         changed = {name: value for name, value in self.options.model_dump(exclude_unset=True)
@@ -278,6 +284,7 @@ class Stack:
         if self._monitor is not None:
             with contextlib.suppress(Exception):
                 await self._monitor.close()
+        self.station.stop()
         if self.broker is not None:
             with contextlib.suppress(Exception):
                 await self.broker.stop()
