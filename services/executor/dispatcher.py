@@ -43,7 +43,7 @@ from runtime.api import StudentAPI
 from runtime.buffer import BufferStore
 from runtime.exception import ExecutionError, MessageError
 from runtime.lint import known_aliases
-from runtime.messages import GameState, LogRecord, Match, decode, loads, validate
+from runtime.messages import FieldPresence, GameState, LogRecord, Match, validate
 from runtime.options import Options
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.executor.authority import (
@@ -188,8 +188,10 @@ class Dispatcher(Handler):
         topics = connection.topics
         await connection.subscribe(topics.rpc_as_filter(self.service_name or "executor"),
                                    self._on_role_request, qos=1, concurrent=True)
-        await connection.subscribe(topics.field_presence, self._on_field_presence, qos=1)
-        await connection.subscribe(topics.game_state, self._on_game_state, qos=1)
+        await connection.subscribe_typed(topics.field_presence, FieldPresence,
+                                         self._on_field_presence, qos=1)
+        await connection.subscribe_typed(topics.game_state, GameState, self._on_game_state,
+                                         qos=1)
         await connection.publish(connection.topics.match, self.match, qos=1, retain=True)
         self._spawn(self._publisher(connection), "publish student log")
         self._spawn(self._warm_up(), "start zygote")
@@ -363,28 +365,18 @@ class Dispatcher(Handler):
         finally:
             caller_role.reset(token)
 
-    def _on_field_presence(self, topic: str, payload: bytes) -> None:
-        """``field/presence`` (retained, with a last will ``offline``): is field control here?"""
-        connected = False
-        if payload:
-            try:
-                value = loads(payload)
-            except MessageError as exc:
-                log.warning("field/presence ignored: %s", exc.message)
-                return
-            connected = isinstance(value, dict) and value.get("state") == "online"
+    def _on_field_presence(self, topic: str, presence: FieldPresence | None) -> None:
+        """``field/presence`` (retained, with a last will ``offline``): is field control here?
+        (An empty payload, the retained message cleared, means no.)"""
+        connected = presence is not None and presence.state == "online"
         if connected != self.field_connected:
             self.field_connected = connected
             log.info("field control %s", "connected" if connected else "disconnected")
 
-    def _on_game_state(self, topic: str, payload: bytes) -> None:
+    def _on_game_state(self, topic: str, game_state: GameState | None) -> None:
         """Retained ``field/game_state``: student code reads it as ``Match.game_state``; the
         running student process gets each change, a new one the current state at its start."""
-        try:
-            state = decode(GameState, payload).state if payload else None
-        except MessageError as exc:
-            log.warning("ignoring a bad game state on %s: %s", topic, exc.message)
-            return
+        state = game_state.state if game_state is not None else None
         self.game_state = state
         if self.student is not None and not self.student.stopping:
             self.student.send({"kind": "game_state", "state": state})

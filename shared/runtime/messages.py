@@ -71,6 +71,7 @@ class DeviceInfo(Payload):
     uid: str = Field(pattern=r"^[0-9]+$")
     type: str
     type_id: int = Field(ge=0)
+    generation: Literal["hibike", "lowcar"] = "hibike"  #: the protocol the device speaks
     port: str | None = None
     params: list[ParamInfo]
     subscription: SubscriptionInfo
@@ -112,6 +113,14 @@ class GameState(Payload):
     by student code as ``Match.game_state``."""
 
     state: str = Field(min_length=1, max_length=64)
+    ts: float
+
+
+class FieldPresence(Payload):
+    """``field/presence`` (retained, from field control, with a last will ``offline``): field
+    control is connected while ``state`` is ``online`` (the executor's authority rule)."""
+
+    state: Literal["online", "offline"]
     ts: float
 
 
