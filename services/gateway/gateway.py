@@ -178,6 +178,10 @@ class Gateway(Handler):
             async with asyncio.timeout(1.0):
                 await asyncio.gather(*self._links, return_exceptions=True)
         await self._links.cancel_all()
+        worker = self._mode_worker
+        if worker is not None and not worker.done():  # the disconnects' idle is delivered
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(worker), 3.0)
         await self._tasks.cancel_all()
         if self._presence is not None:  # a link that did not finish closing in time
             await self._field_presence(False)
