@@ -22,12 +22,13 @@ import logging
 import time
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from runtime.exception import MessageError
 from runtime.messages import GamepadInput, KeyboardInput, decode
 from runtime.remote import Connection
 from runtime.topics import GAMEPAD_COUNT, check_index
 
-T = TypeVar("T")
+T = TypeVar("T", bound=BaseModel)
 log = logging.getLogger(__name__)
 
 STALE_AFTER = 0.5

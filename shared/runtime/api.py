@@ -169,10 +169,10 @@ class DeviceDirectory:
                 if number >> 72 == type_id and number & ID_MASK == device_id:
                     return uid
             raise self._unknown(name, "no connected device has that type id and id")
-        uid = self.aliases.resolve(name) if self.aliases is not None else None
-        if uid is None:
+        aliased = self.aliases.resolve(name) if self.aliases is not None else None
+        if aliased is None:
             raise self._unknown(name, "it is not an alias, a uid or '<type_id>_<id>'")
-        return uid
+        return aliased
 
     def _buffer(self, uid: str, name: Any, connected: bool = True) -> DeviceBuffer:
         """The live buffer of ``uid`` (re-attached if the device service replaced it); with
@@ -421,7 +421,7 @@ class StudentAPI:
         *,
         aliases: AliasFile | None = None,
         actions: ActionRunner | None = None,
-        print: Callable[..., None] = builtins.print,
+        print: Callable[..., None] = builtins.print,  # noqa: A002 (replaces print for the student)
     ) -> None:
         self.buffers = buffers
         self.devices = DeviceDirectory(buffers, aliases)

@@ -8,6 +8,7 @@ later (the firmware misreads every value after one it rejects).
 
 from __future__ import annotations
 
+import builtins
 import math
 import struct
 import tomllib
@@ -89,7 +90,7 @@ class Parameter(BaseModel):
         return struct.calcsize("<" + self.struct_format)
 
     @property
-    def python_type(self) -> type:
+    def python_type(self) -> builtins.type:  # the field ``type`` shadows the builtin here
         if self.type == "bool":
             return bool
         if self.type == "float":
@@ -214,6 +215,8 @@ class DeviceType(BaseModel):
                 if key < 0:
                     raise IndexError(key)
                 return self.params[key]
+            if not isinstance(key, str):
+                raise TypeError(key)
             return self.by_name[key]
         except (KeyError, IndexError, TypeError):
             raise ParameterError(

@@ -223,9 +223,8 @@ def _short_repr(value: Any, limit: int = 60) -> str:
 
 
 def _type_name(value: Any) -> str:
-    return {list: "an array", str: "a text string", bytes: "a byte string"}.get(
-        type(value), type(value).__name__
-    )
+    names: dict[type, str] = {list: "an array", str: "a text string", bytes: "a byte string"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _preview(data: bytes | bytearray | memoryview, limit: int = 16) -> str:

@@ -216,7 +216,12 @@ class Waiter:
             return True
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
-        loop.add_reader(self._socket, lambda: ready.done() or ready.set_result(None))
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(self._socket, wake)
         try:
             await asyncio.wait_for(ready, timeout)
         except TimeoutError:

@@ -106,8 +106,11 @@ def virtual_device(device_type: str, uid: str | None, address: str | None, link:
     click.echo(f"virtual {device.device_type.name} uid {device.uid} "
                + (f"connecting to {address}" if address else f"on {link}"), err=True)
     async def serve() -> None:
-        task = asyncio.ensure_future(device.connect(address) if address
-                                     else device.serve_pty(link))
+        if address is not None:
+            task = asyncio.ensure_future(device.connect(address))
+        else:
+            assert link is not None  # exactly one of the two was checked above
+            task = asyncio.ensure_future(device.serve_pty(link))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: the pty link goes too
             loop.add_signal_handler(signum, task.cancel)

@@ -17,6 +17,9 @@ from runtime.exception import ParameterError, ProtocolError
 from runtime.protocol.frame import MessageType, encode_packet
 from runtime.protocol.uid import pack_uid, unpack_uid
 
+# Values by param name or index (Mapping is invariant in its key: spell out each form).
+Values = Mapping[str, Any] | Mapping[int, Any] | Mapping[str | int, Any]
+
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
 _U16X2 = struct.Struct("<HH")
@@ -104,7 +107,7 @@ def device_read(params: int) -> bytes:
     return encode_packet(MessageType.DEVICE_READ, _U16.pack(_field("params", params, 16)))
 
 
-def _value_payload(device_type: DeviceType, values: Mapping[str | int, Any], write: bool) -> bytes:
+def _value_payload(device_type: DeviceType, values: Values, write: bool) -> bytes:
     by_name = device_type.by_name
     checked: dict[int, Value] = {}
     for key, value in values.items():
@@ -138,13 +141,13 @@ def _value_payload(device_type: DeviceType, values: Mapping[str | int, Any], wri
     return _U16.pack(bitmap) + packed
 
 
-def device_write(device_type: DeviceType, values: Mapping[str | int, Any]) -> bytes:
+def device_write(device_type: DeviceType, values: Values) -> bytes:
     """DeviceWrite of writeable, in-bounds values (by param name or index), ascending index."""
     payload = _value_payload(device_type, values, write=True)
     return encode_packet(MessageType.DEVICE_WRITE, payload)
 
 
-def heartbeat_request(id: int = 0) -> bytes:
+def heartbeat_request(id: int = 0) -> bytes:  # noqa: A002 (the protocol field name)
     """HeartBeatRequest (the firmware sends id 0; hosts match replies without it)."""
     return encode_packet(MessageType.HEARTBEAT_REQUEST, _U8.pack(_field("heartbeat id", id, 8)))
 
@@ -165,7 +168,7 @@ def subscription_response(params: int, delay_ms: int, uid: int) -> bytes:
     return encode_packet(MessageType.SUBSCRIPTION_RESPONSE, payload, to_device=False)
 
 
-def device_data(device_type: DeviceType, values: Mapping[str | int, Any]) -> bytes:
+def device_data(device_type: DeviceType, values: Values) -> bytes:
     """DeviceData with the given values (by param name or index), in ascending index order."""
     payload = _value_payload(device_type, values, write=False)
     return encode_packet(MessageType.DEVICE_DATA, payload, to_device=False)

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -441,7 +441,7 @@ class Connection:
                 await client.unsubscribe(filter_)
 
     # -- the supervisor -----------------------------------------------------------------------
-    def _status(self, state: str) -> ServiceStatus:
+    def _status(self, state: Literal["online", "offline"]) -> ServiceStatus:
         return ServiceStatus(
             state=state, version=__version__, pid=os.getpid(), started=self.started
         )

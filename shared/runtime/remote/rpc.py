@@ -166,7 +166,7 @@ class _Server:
             ) from None
         if inspect.iscoroutinefunction(method):
             return await method(*bound.args, **bound.kwargs)
-        if method.__rpc__["blocking"]:
+        if method.__rpc__["blocking"]:  # type: ignore[attr-defined]  # set by @rpc
             return await asyncio.to_thread(method, *bound.args, **bound.kwargs)
         result = method(*bound.args, **bound.kwargs)
         if inspect.isawaitable(result):
