@@ -11,6 +11,7 @@ until input returns.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import os
@@ -368,7 +369,7 @@ class SmartDeviceManager(Handler):
         return client
 
     @rpc
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[dict[str, Any]]:  # below, `list` is this method: builtins.list
         """Every connected device: its info plus current values."""
         result = []
         for client in self.devices.values():
@@ -379,7 +380,7 @@ class SmartDeviceManager(Handler):
         return result
 
     @rpc
-    async def ping(self, uids: str | list[str] | None = None) -> list[str]:
+    async def ping(self, uids: str | builtins.list[str] | None = None) -> builtins.list[str]:
         """Ping devices (each answers with a SubscriptionResponse); the uids pinged."""
         clients = self._clients(uids)
         for client in clients:
@@ -387,7 +388,7 @@ class SmartDeviceManager(Handler):
         return [str(c.uid) for c in clients]
 
     @rpc
-    async def disable(self, uids: str | list[str] | None = None) -> list[str]:
+    async def disable(self, uids: str | builtins.list[str] | None = None) -> builtins.list[str]:
         """Motors to 0 and Disable; the uids disabled."""
         clients = self._clients(uids)
         for client in clients:
@@ -395,14 +396,14 @@ class SmartDeviceManager(Handler):
         return [str(c.uid) for c in clients]
 
     @rpc
-    async def read(self, uid: str, params: list[str] | None = None) -> dict[str, Any]:
+    async def read(self, uid: str, params: builtins.list[str] | None = None) -> dict[str, Any]:
         """Ask the device for fresh values and return them (it has 1 s to answer)."""
         values = await self._client(uid).read(params, timeout=1.0)
         assert values is not None
         return values
 
     @rpc
-    async def subscribe(self, uid: str, params: list[str] | None = None,
+    async def subscribe(self, uid: str, params: builtins.list[str] | None = None,
                         interval: float | None = None) -> dict[str, Any]:
         """Change a device's subscription (interval in seconds); what the device confirmed."""
         client = self._client(uid)
