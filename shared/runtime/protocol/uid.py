@@ -16,7 +16,7 @@ UID_SIZE = 11
 _UID_STRUCT = struct.Struct("<HBQ")
 
 
-def make_uid(device_type: int, year: int, id: int) -> int:
+def make_uid(device_type: int, year: int, id: int) -> int:  # noqa: A002 (the UID field name)
     """The 88-bit integer UID of a device type id, a year byte and a 64-bit id."""
     for name, value, bits in (("device_type", device_type, 16), ("year", year, 8), ("id", id, 64)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
