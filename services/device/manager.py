@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 BAUD_RATE = 115200
 RUNNING_MODES = ("auto", "teleop")
 INPUT_KEYS = ("0", "1", "2", "3", "keyboard")
-INPUT_FRESH = 0.5  #: seconds: older driver input counts as none (design.md's safety rules)
+INPUT_FRESH = 0.5  #: seconds: older driver input counts as none (docs/contract.md, Safety)
 
 
 class SmartDeviceManager(Handler):

@@ -1,4 +1,4 @@
-"""Pydantic models of every MQTT payload (design.md's MQTT table) and their CBOR wire form.
+"""Pydantic models of every MQTT payload (docs/contract.md, MQTT topics) and their CBOR wire form.
 
 Payloads are CBOR maps with text keys. ``encode(model)`` gives the bytes to publish,
 ``decode(Model, data)`` checks received bytes against a model, ``loads(data)`` only decodes CBOR.

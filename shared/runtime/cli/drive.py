@@ -39,13 +39,13 @@ PERIOD = 0.05
 FIRST_HOLD = 0.7
 REPEAT_HOLD = 0.15
 
-#: Bit order of the keyboard bitmap (reference/device-catalog.md).
+#: Bit order of the keyboard bitmap (docs/protocol.md, driver-station inputs).
 KEYBOARD_KEYS = (
     *string.ascii_lowercase, *"1234567890", ",", ".", "/", ";", "'", "[", "]",
     "left_arrow", "right_arrow", "up_arrow", "down_arrow",
 )
 KEY_BITS = {key: 1 << bit for bit, key in enumerate(KEYBOARD_KEYS)}
-#: Bit order of the gamepad buttons (reference/device-catalog.md).
+#: Bit order of the gamepad buttons (docs/protocol.md, driver-station inputs).
 GAMEPAD_BUTTONS = (
     "button_a", "button_b", "button_x", "button_y", "l_bumper", "r_bumper", "l_trigger",
     "r_trigger", "button_back", "button_start", "l_stick", "r_stick", "dpad_up", "dpad_down",

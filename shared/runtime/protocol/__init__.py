@@ -1,4 +1,4 @@
-"""The Smart Device serial protocol (reference/smart-device-protocol.md), byte for byte.
+"""The Smart Device serial protocol (docs/protocol.md), byte for byte.
 
 ``frame``: message ids, packets, checksum and wire framing; ``decoder``: the resynchronising
 stream decoder; ``messages``: builders and parsers of each message; ``uid``: 88-bit device UIDs.
