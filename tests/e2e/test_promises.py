@@ -49,6 +49,7 @@ class StudentLog:
     def __init__(self, robot: RunningRobot) -> None:
         self.robot = robot
         self.lines: list[tuple[float, str]] = []
+        self.records: list[LogRecord] = []
 
     async def __aenter__(self) -> StudentLog:
         self.connection = Connection(self.robot.url, robot=self.robot.robot)
@@ -61,7 +62,9 @@ class StudentLog:
 
     def _on_log(self, topic: str, payload: bytes) -> None:
         now = time.monotonic()
-        for line in decode(LogRecord, payload).message.splitlines():
+        record = decode(LogRecord, payload)
+        self.records.append(record)
+        for line in record.message.splitlines():
             self.lines.append((now, line))
 
     def find(self, prefix: str) -> list[str]:
@@ -137,6 +140,38 @@ async def test_match_elapsed_counts_from_the_start_of_the_mode(robot, tmp_path):
             robot.cli("mode", "idle")
     elapsed, printed_at = (float(word) for word in line.split()[2:])
     assert 0 <= elapsed <= printed_at - asked
+
+
+async def test_a_deep_traceback_is_cut_to_its_first_3_and_last_9_frames(robot, tmp_path):
+    """docs/executor.md: "more than 12 frames are cut to the first 3 and the last 9", paths
+    shortened to the file name, only the student's own frames."""
+    _upload(robot, tmp_path, (
+        "def down(n):\n"
+        "    if n == 0:\n"
+        "        raise ValueError('bottom')\n"
+        "    return up(n - 1)\n\n"
+        "def up(n):\n"
+        "    return down(n - 1)\n\n"  # two functions: no "[Previous line repeated]" folding
+        "def autonomous_setup():\n"
+        "    down(20)\n\n"
+        "def autonomous_main():\n"
+        "    pass\n"
+    ))
+    async with StudentLog(robot) as log:
+        robot.cli("mode", "auto")
+        try:
+            report = await wait_for_async(lambda: next(
+                (r.message for r in log.records if "ValueError: bottom" in r.message), None),
+                timeout=30)
+        finally:
+            robot.cli("mode", "idle")
+    lines = report.splitlines()
+    frames = [line for line in lines if line.lstrip().startswith("File ")]
+    assert lines[0] == "Traceback (your code, most recent call last):"
+    assert len(frames) == 12  # 22 student frames (setup, then down/up 21 times) cut to 3 + 9
+    assert any(line.strip() == "... 10 more ..." for line in lines)
+    assert "in autonomous_setup" in frames[0] and "in down" in frames[-1]
+    assert all(line.lstrip().startswith('File "studentcode.py"') for line in frames)
 
 
 def test_upload_takes_1_000_000_bytes_and_refuses_one_more(robot):
