@@ -10,7 +10,7 @@ from runtime.config import ServiceConfig
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.device.manager import SmartDeviceManager
 from runtime.service.device.observers import EventObserver, Observer, PollingObserver
-from runtime.servicemain import read_options, run_service
+from runtime.servicemain import read_options, run_service, unless_stopped
 
 log = logging.getLogger("runtime.service.device")
 
@@ -41,8 +41,10 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
             await manager.open_serial_devices()
             if config.virtual_listen:
                 await manager.open_virtual_devices(config.virtual_listen)
-            log.info("device service ready (robot %s)", config.robot)
             try:
+                # "online" means ready; waits for the broker, saying so
+                if await unless_stopped(connection.go_online(), stop):
+                    log.info("device service ready (robot %s)", config.robot)
                 await stop.wait()
             finally:
                 await manager.stop()

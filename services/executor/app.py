@@ -20,7 +20,7 @@ from runtime.config import ServiceConfig
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.executor.dispatcher import Dispatcher, timeouts_from_options
 from runtime.service.executor.sync import EXECUTOR_SIGNALS, start_thread
-from runtime.servicemain import read_options, setup_logging
+from runtime.servicemain import read_options, setup_logging, unless_stopped
 
 log = logging.getLogger("runtime.service.executor")
 
@@ -72,6 +72,10 @@ class MQTTThread:
             logs.install()
             self.ready.set()
             try:
+                # "online" means ready; waits for the broker, saying so
+                if await unless_stopped(connection.go_online(), self._stop):
+                    log.info("executor service ready (robot %s, student code %s, period %g s)",
+                             config.robot, config.student_code_path, self.dispatcher.period)
                 await self._stop.wait()
             finally:
                 logs.uninstall()
@@ -103,8 +107,6 @@ def main(config: ServiceConfig) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     mqtt = MQTTThread(config, dispatcher).start()
-    log.info("executor service ready (robot %s, student code %s, period %g s)",
-             config.robot, config.student_code_path, dispatcher.period)
     try:
         dispatcher.run()
     finally:
