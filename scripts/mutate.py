@@ -36,7 +36,8 @@ TARGETS: dict[str, Target] = {
     # RPC reply guarantee: every request gets exactly one reply, errors included
     "shared/runtime/remote/rpc.py": Target(
         ("_Server.on_request", "_Server._call", "_Server._error_reply", "_encode_reply"),
-        ("tests/foundation/test_remote_rpc.py", "-k", "amqtt"),
+        ("tests/foundation/test_remote_rpc.py", "tests/foundation/test_rpc_reply_guarantee.py",
+         "-k", "amqtt or reply_to_outside"),
     ),
     # buffer wake-ups: a write never leaves a waiter asleep
     "shared/runtime/buffer/wake.py": Target(
