@@ -37,7 +37,7 @@ TARGETS: dict[str, Target] = {
     "shared/runtime/remote/rpc.py": Target(
         ("_Server.on_request", "_Server._call", "_Server._error_reply", "_encode_reply"),
         ("tests/foundation/test_remote_rpc.py", "tests/foundation/test_rpc_reply_guarantee.py",
-         "-k", "amqtt or reply_to_outside"),
+         "-k", "amqtt or reply_guarantee"),
     ),
     # buffer wake-ups: a write never leaves a waiter asleep
     "shared/runtime/buffer/wake.py": Target(
