@@ -97,3 +97,22 @@ async def test_a_blocking_method_runs_off_the_loop(amqtt_broker, robot_name):
         await wait_for_async(echo.waiting.is_set, timeout=20)
         await client.call("echo", "release", timeout=30)  # answered while the other blocks
         assert await waiting is True
+
+
+async def test_a_reply_that_cannot_be_sent_is_logged_and_the_service_lives_on(
+        amqtt_broker, robot_name, caplog):
+    caplog.set_level(logging.WARNING)
+    async with Connection(amqtt_broker.url, robot=robot_name, service="echo") as service_side, \
+            Connection(amqtt_broker.url, robot=robot_name) as client_side:
+        await service_side.wait_connected(20)
+        await client_side.wait_connected(20)
+        await Echo().serve(service_side)
+        topics = client_side.topics
+        too_long = topics.reply("c") + "/" + "x" * 70_000  # over MQTT's 65,535-byte topic limit
+        await client_side.publish(topics.rpc("echo", "echo"),
+                                  cbor2.dumps({"id": 1, "reply_to": too_long, "args": [1]}),
+                                  qos=1)
+        await wait_for_async(lambda: [r for r in caplog.records
+                                      if "could not send the reply" in r.getMessage()],
+                             timeout=20)
+        assert await Client(client_side).call("echo", "echo", 4) == 4
