@@ -14,6 +14,7 @@ it), so the working tree is never modified, even when a run is killed.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -89,16 +90,17 @@ def run(module: str, target: Target, work: Path, repo: Path, env: dict[str, str]
     config, session = work / f"{name}.toml", work / f"{name}.sqlite"
     test_command = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                              *(f"'{arg}'" if " " in arg else arg for arg in target.tests)])
+    # JSON strings and arrays are valid TOML
     config.write_text(
         "[cosmic-ray]\n"
-        f'module-path = "{module}"\n'
+        f"module-path = {json.dumps(module)}\n"
         "timeout = 180.0\n"
         "excluded-modules = []\n"
-        f'test-command = "{test_command}"\n\n'
+        f"test-command = {json.dumps(test_command)}\n\n"
         "[cosmic-ray.distributor]\n"
         'name = "local"\n\n'
         "[cosmic-ray.filters.line-filter]\n"
-        f'lines = {{ "{module}" = {ranges!r} }}\n'.replace("'", '"')
+        f"lines = {{ {json.dumps(module)} = {json.dumps(ranges)} }}\n"
     )
     bin_dir = Path(sys.executable).parent
 
