@@ -44,8 +44,8 @@ TARGETS: dict[str, Target] = {
     "shared/runtime/buffer/wake.py": Target(
         ("WaiterTable.notify", "Waiter._rearm", "Waiter._drain", "Waiter.wait",
          "Waiter.wait_async"),
-        ("tests/buffer/test_wake.py", "tests/buffer/test_buffers.py",
-         "-k", "wake or waiter or woken"),
+        ("tests/buffer/test_wake.py", "tests/buffer/test_wake_deadlines.py",
+         "tests/buffer/test_buffers.py", "-k", "wake or waiter or woken"),
     ),
 }
 
