@@ -126,7 +126,7 @@ def run(module: str, target: Target, work: Path, repo: Path, env: dict[str, str]
     tool("cosmic-ray", "baseline", str(config))  # the tests pass on the unmutated copy
     tool("cosmic-ray", "init", str(config), str(session))
     tool("cr-filter-lines", "--config", str(config), str(session))
-    tool("cr-filter-operators", str(config), str(session))
+    tool("cr-filter-operators", str(session), str(config))
     tool("cosmic-ray", "exec", str(config), str(session))
     survivors = tool("cr-report", "--surviving-only", "--show-diff", str(session))
     report = tool("cr-report", str(session))
