@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
@@ -15,10 +16,11 @@ from runtime.servicemain import read_options, run_service, unless_stopped
 log = logging.getLogger("runtime.service.device")
 
 
-def make_observer(config: ServiceConfig, interval: float = 1.0) -> Observer:
+def make_observer(config: ServiceConfig, interval: float = 1.0,
+                  udev_available: Callable[[], bool] = EventObserver.available) -> Observer:
     """udev when asked and available, else polling (said once in the log)."""
     if config.observer == "udev":
-        if EventObserver.available():
+        if udev_available():
             return EventObserver(config.serial_globs)
         log.info("udev is not running here (/run/udev missing): polling %s every %g s "
                  "instead", ", ".join(config.serial_globs), interval)

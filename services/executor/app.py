@@ -16,7 +16,9 @@ import threading
 from typing import Any
 
 from runtime.buffer import BufferStore
+from runtime.buffer.liveness import start_liveness
 from runtime.config import ServiceConfig
+from runtime.exception import BufferStoreError
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.executor.dispatcher import Dispatcher, timeouts_from_options
 from runtime.service.executor.sync import EXECUTOR_SIGNALS, start_thread
@@ -64,6 +66,21 @@ class MQTTThread:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         config = self.config
+        # The device service stops the motors when this beat stops (frozen, stuck, killed).
+        try:
+            beat = start_liveness(self.dispatcher.buffers, self._loop)
+        except BufferStoreError as exc:  # another executor of this robot owns it
+            log.error("%s (the device service follows the liveness counter of that one, not "
+                      "this executor)", exc.message)
+            beat = None
+        try:
+            await self._connected(config)
+        finally:
+            if beat is not None:
+                beat.stop()
+
+    async def _connected(self, config: ServiceConfig) -> None:
+        assert self._stop is not None
         async with Connection(config.mqtt, robot=config.robot, service="executor",
                               password_file=config.password_file) as connection:
             await self.dispatcher.serve(connection)

@@ -20,8 +20,9 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.up.logstream import LogStream
 
@@ -29,7 +30,7 @@ log = logging.getLogger("runtime.up")
 PR_SET_PDEATHSIG = 1
 LINE_LIMIT = 1 << 20
 
-_prctl: Callable[..., int] | None
+_prctl: Any
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: children just will not follow a killed parent
