@@ -55,6 +55,10 @@ def broker_choice(ctx: click.Context) -> bool:
 @click.option("--ws-port", type=click.IntRange(1, 65535), default=9001, show_default=True,
               help="MQTT over WebSockets for the page: the embedded broker listens on it (on "
               "the --listen host); with --mqtt, the port of that broker's WebSocket listener.")
+@click.option("--gateway", default="127.0.0.1:8101", show_default=True,
+              metavar="HOST:PORT|off",
+              help="Serve PiE's Dawn and Shepherd here (the gateway service; 'off': no gateway). "
+              "Use 0.0.0.0:8101 for clients on other machines.")
 @click.option("--user", "broker_user", default=None,
               help="With --broker-password-file: the login of the services (their password "
               "is read from --password-file).")
@@ -62,7 +66,8 @@ def broker_choice(ctx: click.Context) -> bool:
 @click.pass_context
 def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
        broker_password_file: Path | None, broker_acl_file: Path | None,
-       broker_user: str | None, web: str, ws_port: int, config: ServiceConfig) -> None:
+       broker_user: str | None, web: str, ws_port: int, gateway: str,
+       config: ServiceConfig) -> None:
     """Run the whole robot: MQTT broker, the three services, simulated devices.
 
     Without --mqtt an embedded broker (amqtt) listens on --listen; Ctrl-C stops everything.
@@ -95,7 +100,8 @@ def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
                   broker_password_file=broker_password_file,
                   broker_acl_file=broker_acl_file, broker_user=broker_user,
                   station=DriverStation(
-                      web=None if web == "off" else parse_listen(web), ws_port=ws_port))
+                      web=None if web == "off" else parse_listen(web), ws_port=ws_port),
+                  gateway=None if gateway == "off" else parse_listen(gateway))
 
     async def run() -> int:
         stop = asyncio.Event()

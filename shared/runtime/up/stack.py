@@ -37,7 +37,7 @@ from runtime.up import conflicts, shm
 from runtime.up.logstream import LogStream
 from runtime.up.simulate import SimulatedDevice
 from runtime.up.supervisor import RestartPolicy, ServiceProcess
-from runtime.web.station import DriverStation
+from runtime.web.station import DriverStation, port_free
 
 log = logging.getLogger("runtime.up")
 
@@ -103,8 +103,11 @@ class Stack:
         broker_acl_file: Path | None = None,
         broker_user: str | None = None,
         station: DriverStation | None = None,
+        gateway: tuple[str, int] | None = None,
     ) -> None:
         self.config = config
+        self.gateway = gateway  #: where Dawn and Shepherd connect (None: no gateway)
+        self.gateway_problem: str | None = None
         self.station = station or DriverStation(web=None)
         self.listen = listen
         self.simulated = list(simulate)
@@ -189,6 +192,17 @@ class Stack:
             log.info("alias %s -> %s (the simulated KoalaBear the sample program drives)",
                      SAMPLE_ALIAS, koalas[0].uid)
 
+    def service_names(self) -> tuple[str, ...]:
+        """The services this stack runs: the three, plus the gateway if asked for and its
+        port is free (a busy port is reported, not fatal: the robot runs without it)."""
+        if self.gateway is None:
+            return SERVICES
+        if self.gateway_problem is None and not port_free(*self.gateway):
+            self.gateway_problem = (f"port {self.gateway[1]} is in use: choose another with "
+                                    "--gateway HOST:PORT")
+            log.warning("gateway not started: %s", self.gateway_problem)
+        return SERVICES if self.gateway_problem else (*SERVICES, "gateway")
+
     def service_argv(self, name: str) -> list[str]:
         """``python -m runtime service NAME`` with this stack's common options."""
         config = self.config
@@ -215,9 +229,12 @@ class Stack:
         self.station.start(self.config.robot)
         await self._monitor.subscribe(self._monitor.topics.any_status, self._on_status)
         await self._monitor.subscribe(self._monitor.topics.any_device_info, self._on_info)
-        for name in SERVICES:
-            service = ServiceProcess(name, self.service_argv(name), self.stream,
-                                     policy=self.policy)
+        for name in self.service_names():
+            argv = self.service_argv(name)
+            if name == "gateway":
+                assert self.gateway is not None
+                argv += ["--listen", f"{self.gateway[0]}:{self.gateway[1]}"]
+            service = ServiceProcess(name, argv, self.stream, policy=self.policy)
             self.services[name] = service
             service.start()
         for device in self.simulated:
@@ -254,7 +271,7 @@ class Stack:
 
     def is_ready(self) -> bool:
         """All services online and every simulated device published."""
-        return set(SERVICES) <= set(self.ready.online) and all(
+        return set(self.service_names()) <= set(self.ready.online) and all(
             device.uid in self.ready.devices for device in self.simulated
         )
 
@@ -287,8 +304,15 @@ class Stack:
             f"  student code     {config.student_code_path}",
             f"  state dir        {config.state_dir}",
             "  services         " + ", ".join(
-                f"{name} (pid {self.ready.online.get(name, '?')})" for name in SERVICES),
+                f"{name} (pid {self.ready.online.get(name, '?')})"
+                for name in self.service_names()),
         ]
+        if "gateway" in self.service_names():
+            assert self.gateway is not None
+            lines.append(f"  PiE clients      Dawn and Shepherd on {self.gateway[0]}:"
+                         f"{self.gateway[1]} (gateway)")
+        elif self.gateway is not None:
+            lines.append(f"  PiE clients      no gateway: {self.gateway_problem}")
         lines.append(self.station.summary())
         for uid, info in sorted(self.ready.devices.items()):
             lines.append(f"  device           {info.type} {uid} on {info.port or '?'}")
@@ -323,7 +347,7 @@ class Stack:
         return 0
 
     def not_ready_report(self) -> str:
-        missing = [name for name in SERVICES if name not in self.ready.online]
+        missing = [name for name in self.service_names() if name not in self.ready.online]
         devices = [device.uid for device in self.simulated if device.uid not in self.ready.devices]
         return (f"Runtime is up but not ready after {READY_TIMEOUT:g} s: "
                 f"services not online: {', '.join(missing) or 'none'}; "
