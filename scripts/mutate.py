@@ -40,6 +40,16 @@ TARGETS: dict[str, Target] = {
         ("tests/foundation/test_remote_rpc.py", "tests/foundation/test_rpc_reply_guarantee.py",
          "-k", "amqtt or reply_guarantee"),
     ),
+    # the stop rules: state in, verdict out (a pure class, table-tested: the fastest target)
+    "services/device/safety.py": Target(
+        ("StopRules.input_live", "StopRules.check", "StopRules._held"),
+        ("tests/device/test_stop_rules.py",),
+    ),
+    # executor liveness as the device service reads it: a frozen or dead executor is seen
+    "shared/runtime/buffer/liveness.py": Target(
+        ("LivenessMonitor.silent_for", "LivenessMonitor._attach", "LivenessBeat._tick"),
+        ("tests/device/test_executor_liveness.py", "-k", "monitor"),
+    ),
     # buffer wake-ups: a write never leaves a waiter asleep
     "shared/runtime/buffer/wake.py": Target(
         ("WaiterTable.notify", "Waiter._rearm", "Waiter._drain", "Waiter.wait",
