@@ -43,7 +43,7 @@ TARGETS: dict[str, Target] = {
     # the stop rules: state in, verdict out (a pure class, table-tested: the fastest target)
     "services/device/safety.py": Target(
         ("StopRules.input_live", "StopRules.check", "StopRules._held"),
-        ("tests/device/test_stop_rules.py",),
+        ("tests/device/test_stop_rules.py", "tests/device/test_stop_rules_edges.py"),
     ),
     # executor liveness as the device service reads it: a frozen or dead executor is seen
     "shared/runtime/buffer/liveness.py": Target(
