@@ -71,6 +71,7 @@ class DeviceInfo(Payload):
     uid: str = Field(pattern=r"^[0-9]+$")
     type: str
     type_id: int = Field(ge=0)
+    generation: Literal["hibike", "lowcar"] = "hibike"  #: the protocol the device speaks
     port: str | None = None
     params: list[ParamInfo]
     subscription: SubscriptionInfo

@@ -124,7 +124,8 @@ def stick(y: float) -> pb.UserInputs:
 
 
 def koala(message: pb.DevData) -> pb.Device | None:
-    return next((d for d in message.devices if d.type == 13 and d.uid == KOALA_ID), None)
+    return next((d for d in message.devices
+                 if d.name == "KoalaBear" and d.uid == KOALA_ID), None)
 
 
 def value(device: pb.Device, name: str) -> Any:

@@ -44,7 +44,8 @@ def broker_choice(ctx: click.Context) -> bool:
               help="Address of the embedded MQTT broker (HOST:PORT); not with --mqtt.")
 @click.option("--simulate", "simulate", multiple=True, metavar="TYPE[:UID]",
               help="Add a virtual smart device (repeatable), e.g. KoalaBear or KoalaBear:42; "
-              "without UID the n-th of a type gets the id n (stable across starts).")
+              "without UID the n-th of a type gets the id n (stable across starts); lowcar "
+              "devices by qualified name, e.g. lowcar.KoalaBear:4660.")
 @click.option("--broker-password-file", type=click.Path(path_type=Path, exists=True),
               default=None, help="Embedded broker: require logins from this mosquitto_passwd "
               "file (the services then need credentials in --mqtt or --password-file).")

@@ -29,10 +29,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from runtime import aliases
 from runtime.config import ServiceConfig
 from runtime.exception import MessageError, MQTTConnectionError, RuntimeBaseException
-from runtime.messages import DeviceInfo, ServiceStatus, decode
+from runtime.messages import DeviceInfo, ServiceStatus
 from runtime.mqtt_server import EmbeddedBroker
 from runtime.options import Options, load_options
 from runtime.remote import Connection
+from runtime.topics import parse_topic
 from runtime.up import conflicts, shm
 from runtime.up.logstream import LogStream
 from runtime.up.simulate import SimulatedDevice
@@ -227,8 +228,9 @@ class Stack:
         if not self.virtual_listen:
             self.virtual_listen = f"unix:{self._tmp / 'virtual.sock'}"
         self.station.start(self.config.robot)
-        await self._monitor.subscribe(self._monitor.topics.any_status, self._on_status)
-        await self._monitor.subscribe(self._monitor.topics.any_device_info, self._on_info)
+        topics = self._monitor.topics
+        await self._monitor.subscribe_typed(topics.any_status, ServiceStatus, self._on_status)
+        await self._monitor.subscribe_typed(topics.any_device_info, DeviceInfo, self._on_info)
         for name in self.service_names():
             argv = self.service_argv(name)
             if name == "gateway":
@@ -240,11 +242,9 @@ class Stack:
         for device in self.simulated:
             device.start(self.virtual_listen)
 
-    def _on_status(self, topic: str, payload: bytes) -> None:
-        name = topic.split("/")[-2]
-        try:
-            status = decode(ServiceStatus, payload)
-        except MessageError:
+    def _on_status(self, topic: str, status: ServiceStatus | None) -> None:
+        name = _topic_field(topic, "service")
+        if status is None or name is None:
             return
         was = self.ready.online.get(name)
         if status.state == "online":
@@ -257,16 +257,15 @@ class Stack:
                 log.info("%s is offline", name)
         self.ready.changed.set()
 
-    def _on_info(self, topic: str, payload: bytes) -> None:
-        uid = topic.split("/")[-2]
-        if not payload:
+    def _on_info(self, topic: str, info: DeviceInfo | None) -> None:
+        uid = _topic_field(topic, "uid")
+        if uid is None:
+            return
+        if info is None:
             if self.ready.devices.pop(uid, None) is not None:
                 log.info("device %s is gone", uid)
         else:
-            try:
-                self.ready.devices[uid] = decode(DeviceInfo, payload)
-            except MessageError as exc:
-                log.warning("bad device info on %s: %s", topic, exc.message)
+            self.ready.devices[uid] = info
         self.ready.changed.set()
 
     def is_ready(self) -> bool:
@@ -375,3 +374,12 @@ class Stack:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
         log.info("stopped")
+
+
+def _topic_field(topic: str, name: str) -> str | None:
+    """One field of a parsed topic (``service``, ``uid``), or None if it is not a valid one."""
+    try:
+        value = getattr(parse_topic(topic), name)
+    except MessageError:
+        return None
+    return str(value) if value is not None else None
