@@ -124,6 +124,11 @@ class Gateway(Handler):
         self._gamepads_used: set[int] = set()
         self._complaints = Complaints(log, interval=5.0)
         self._game_state: GameState | None = None
+        #: the latest set_mode request not yet sent (link, mode, kwargs), its waiters, the
+        #: task sending them (see ``_change_mode``)
+        self._mode_wanted: tuple[ClientLink | None, str, dict[str, Any]] | None = None
+        self._mode_waiters: list[asyncio.Future[None]] = []
+        self._mode_worker: asyncio.Task[Any] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, connection: Connection) -> None:
@@ -323,6 +328,37 @@ class Gateway(Handler):
         self._gamepads_used.clear()
 
     async def _change_mode(self, link: ClientLink | None, mode: str, **kwargs: Any) -> None:
+        """Ask the executor for ``mode``; returns once a call made after this request is done.
+
+        Calls are serialised and coalesced: at most one ``set_mode`` is in flight and the
+        latest request replaces any still waiting (a stop asked after a start wins). A storm
+        of connections (each disconnect asks for idle) is then a handful of calls, not one
+        per connection all at once."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._mode_waiters.append(done)
+        self._mode_wanted = (link, mode, kwargs)
+        if self._mode_worker is None or self._mode_worker.done():
+            self._mode_worker = self._tasks.spawn(self._send_modes(), name="gateway set_mode")
+        await asyncio.shield(done)
+
+    async def _send_modes(self) -> None:
+        """The one task that calls ``set_mode``: the latest request, until none is left."""
+        try:
+            while self._mode_wanted is not None:
+                (link, mode, kwargs), self._mode_wanted = self._mode_wanted, None
+                waiters, self._mode_waiters = self._mode_waiters, []
+                try:
+                    await self._call_set_mode(link, mode, **kwargs)
+                finally:
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_result(None)
+        finally:
+            for waiter in self._mode_waiters:  # cancelled (the gateway stops): nobody waits
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _call_set_mode(self, link: ClientLink | None, mode: str, **kwargs: Any) -> None:
         try:
             if self._set_mode is not None:
                 await self._set_mode(mode, **kwargs)
@@ -341,7 +377,8 @@ class Gateway(Handler):
         """A line for the client (Dawn shows LOG lines; Shepherd only gets the log line)."""
         log.info("to %s: %s", link.name, text)
         if link.identity is Identity.DAWN:
-            link.send(MessageType.LOG, translate.log_text([f"[gateway] {text}"]))
+            for message in translate.log_frames([f"[gateway] {text}"]):
+                link.send(MessageType.LOG, message)
 
     def _complain(self, text: str) -> None:
         self._complaints.report(text, text)
@@ -390,11 +427,27 @@ class Gateway(Handler):
             return
         entry = translate.custom_entry(record)
         if entry is not None:
-            self.custom[entry[0]] = entry[1]
+            self._log_value(*entry)
             return
         dawn = self.links.get(Identity.DAWN)
         if dawn is not None:
-            dawn.send(MessageType.LOG, translate.log_text(translate.record_lines(record)))
+            for text in translate.log_frames(translate.record_lines(record)):
+                dawn.send(MessageType.LOG, text)
+
+    def _log_value(self, key: str, value: Any) -> None:
+        """A ``Robot.log`` entry for CustomData: a known key is updated; a new one is kept
+        only while there is room (``MAX_CUSTOM_ENTRIES``) and its key is short enough, so
+        DEVICE_DATA always fits its frame whatever a student's loop logs."""
+        if key in self.custom:
+            self.custom[key] = value
+        elif len(key) > translate.MAX_CUSTOM_KEY:
+            self._complain(f"Robot.log key of {len(key)} characters not shown to Dawn (at most "
+                           f"{translate.MAX_CUSTOM_KEY})")
+        elif len(self.custom) >= translate.MAX_CUSTOM_ENTRIES:
+            self._complain(f"Robot.log: more than {translate.MAX_CUSTOM_ENTRIES} keys; new keys "
+                           "are not shown to Dawn")
+        else:
+            self.custom[key] = value
 
     async def _send_device_data(self) -> None:
         """DEVICE_DATA to Dawn every ``data_interval`` seconds while it is connected."""
@@ -412,8 +465,8 @@ class Gateway(Handler):
             try:
                 message = translate.dev_data(self.devices.values(), self.custom, time_ms)
                 dawn.send(MessageType.DEVICE_DATA, message)
-            except Exception:
-                log.exception("gateway bug building DEVICE_DATA")
+            except Exception as exc:  # said once every few seconds, not 25 times a second
+                self._complain(f"gateway bug building DEVICE_DATA: {type(exc).__name__}: {exc}")
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

@@ -52,7 +52,7 @@ def check_index(index: object) -> int:
     if isinstance(index, bool) or not isinstance(index, int | str):
         raise MessageError(f"invalid gamepad index {index!r}: expected 0..{GAMEPAD_COUNT - 1}")
     text = str(index)
-    if not text.isdigit() or int(text) >= GAMEPAD_COUNT:
+    if not (text.isascii() and text.isdigit()) or int(text) >= GAMEPAD_COUNT:
         raise MessageError(
             f"invalid gamepad index {text!r}: expected 0..{GAMEPAD_COUNT - 1}", index=text
         )
