@@ -48,7 +48,8 @@ TARGETS: dict[str, Target] = {
     # executor liveness as the device service reads it: a frozen or dead executor is seen
     "shared/runtime/buffer/liveness.py": Target(
         ("LivenessMonitor.silent_for", "LivenessMonitor._attach", "LivenessBeat._tick"),
-        ("tests/device/test_executor_liveness.py", "-k", "monitor"),
+        ("tests/device/test_executor_liveness.py", "tests/device/test_liveness_edges.py",
+         "-k", "monitor or liveness_edges"),
     ),
     # buffer wake-ups: a write never leaves a waiter asleep
     "shared/runtime/buffer/wake.py": Target(
