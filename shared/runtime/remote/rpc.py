@@ -232,11 +232,18 @@ def _encode_reply(reply: RPCReply, where: str) -> bytes:
 
 
 # -- calling --------------------------------------------------------------------------------
+ROLE_LOGINS = ("driver", "field")  #: broker logins whose executor calls carry their role
+ROLE_SERVICES = ("executor",)  #: services that tell callers apart by role
 class Client:
     """Makes calls: ``await Client(connection).call("executor", "set_mode", "teleop")``."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, role: str | None = None) -> None:
         self.connection = connection
+        # executor calls by a role login go to its own topic (as/<login>/rpc/...), the only one
+        # the broker's ACL lets it write: the executor knows who calls from the topic
+        username = connection.address.username
+        self.role = role if role is not None else (
+            username if username in ROLE_LOGINS else None)
         self.reply_to = connection.topics.reply(connection.client_id)
         self._prefix = uuid.uuid4().hex[:8]
         self._ids = itertools.count(1)
@@ -267,7 +274,10 @@ class Client:
         """Like ``call`` with explicit ``args`` / ``kwargs``."""
         if not self._subscribed:
             await self.start()
-        topic = self.connection.topics.rpc(service, method)
+        topics = self.connection.topics
+        topic = (topics.rpc_as(self.role, service, method)
+                 if self.role is not None and service in ROLE_SERVICES
+                 else topics.rpc(service, method))
         request_id = f"{self._prefix}-{next(self._ids)}"
         payload = encode(RPCRequest(
             id=request_id, reply_to=self.reply_to, args=list(args), kwargs=dict(kwargs or {})
