@@ -39,7 +39,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "device_data": messages.DeviceData, "gamepad": messages.GamepadInput,
     "keyboard": messages.KeyboardInput, "match": messages.Match, "log": messages.LogRecord,
     "rpc": messages.RPCRequest, "reply": messages.RPCReply,
-    "game_state": messages.GameState,
+    "game_state": messages.GameState, "field_presence": messages.FieldPresence,
 }
 
 
