@@ -19,9 +19,8 @@ from runtime.buffer.liveness import LivenessMonitor
 from runtime.exception import BufferStoreError, DeviceError
 from runtime.messages import Match, ServiceStatus
 from runtime.remote import Connection
-from runtime.service.device.client import SmartDeviceClient
-from runtime.service.device.lowcar import LowcarSession
 from runtime.service.device.safety import InputState, SafetyState, StopRules, Verdict
+from runtime.service.device.session import DeviceSession
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,7 @@ STALL = 0.1  #: a check this late means this process was paused (see ``run``)
 class MotorGuard:
     """Applies the stop rules (see the module docstring) to ``devices()``."""
 
-    def __init__(self, buffers: BufferStore,
-                 devices: Callable[[], Iterable[SmartDeviceClient | LowcarSession]],
+    def __init__(self, buffers: BufferStore, devices: Callable[[], Iterable[DeviceSession]],
                  rules: StopRules | None = None, liveness: LivenessMonitor | None = None,
                  period: float = PERIOD) -> None:
         self.buffers = buffers

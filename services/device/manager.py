@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 
 from runtime import transport
 from runtime.address import Address, AddressError
+from runtime.backoff import Backoff
 from runtime.buffer import BufferStore
 from runtime.buffer.liveness import LivenessMonitor
 from runtime.catalog import Catalog, default_catalog
@@ -143,15 +144,16 @@ class SmartDeviceManager(Handler):
         """Serve ``port`` while it is present: a link that ends (its device reset, the far end
         of a pseudo-terminal replaced) is opened again with backoff, unless the port was
         rejected (not a Smart Device, or unopenable) until it is unplugged."""
-        delay = REPROBE_FIRST
+        pauses = Backoff(first=REPROBE_FIRST, maximum=1.0)
         try:
             while not self._stopping and port not in self.rejected:
                 opened_at = time.monotonic()
                 await self._serve_port(port, options)
                 if self.observer is not None and port not in self.observer.scan():
                     return  # gone: the observer reports it when it comes back
-                delay = REPROBE_FIRST if time.monotonic() - opened_at > 2.0 else min(delay * 2, 1.0)
-                await asyncio.sleep(delay)
+                if time.monotonic() - opened_at > 2.0:
+                    pauses.reset()  # it served a while: a fresh failure, not a repeated one
+                await pauses.sleep()
         finally:
             if self._ports.get(port) is asyncio.current_task():
                 del self._ports[port]
