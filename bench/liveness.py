@@ -5,7 +5,8 @@
 Real processes as in production: Mosquitto, ``runtime service device`` and ``runtime service
 executor`` (student code drives a KoalaBear at 0.5 in auto); the virtual KoalaBear runs here and
 stamps the moment it decodes the Disable. One sample: SIGSTOP (or SIGKILL) of the executor ->
-Disable decoded at the device. design.md: within 300 ms. Prints median/p99/max in ms and JSON.
+Disable decoded at the device. docs/contract.md (Safety): within 300 ms. Prints median/p99/max
+in ms and JSON.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import Any
 
 from runtime.exception import ExecutionError, RuntimeBaseException
 
-#: Names Runtime injects into the student module (design.md, "Student API").
+#: Names Runtime injects into the student module (docs/contract.md, "Student API").
 STUDENT_NAMES = ("Robot", "Gamepad", "Keyboard", "Actions", "Mode", "Alliance", "Match", "Field",
                  "print")
 DISABLED = ("missing-module-docstring", "missing-class-docstring", "missing-function-docstring")

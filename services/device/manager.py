@@ -407,7 +407,7 @@ class SmartDeviceManager(Handler):
         return client
 
     @rpc
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[dict[str, Any]]:  # below, `list` is this method: builtins.list
         """Every connected device: its info plus current values."""
         result = []
         for client in self.devices.values():

@@ -1,4 +1,4 @@
-"""The executor service: runs student code against the robot (design.md, executor service).
+"""The executor service: runs student code against the robot (docs/contract.md, Shape).
 
 - :class:`ExecutionRequest`: one call, or a periodic call whose timeout is its period.
 - :class:`Dispatcher`: the control process: modes, authority, RPC (``set_mode``, ``get_mode``,

@@ -1,6 +1,6 @@
 """Tell the student why teleop does nothing: "motors held: no driver input", once.
 
-The device service holds every motor at 0 in teleop while no driver input is live (design.md's
+The device service holds every motor at 0 in teleop while no driver input is live (docs/contract.md,
 safety rules); that is right, but to a student it looks like their code is broken. This small
 thread watches the same thing (the gamepad and keyboard buffers: connected and fresh) and says
 one console line when teleop starts holding for lack of input and one when input returns. It
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-INPUT_FRESH = 0.5  #: seconds (design.md: input older than this counts as none)
+INPUT_FRESH = 0.5  #: seconds (docs/contract.md: input older than this counts as none)
 CHECK_PERIOD = 0.1
 
 HELD = ("motors held: no driver input (in teleop the motors stay at 0 until a gamepad or "

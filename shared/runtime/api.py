@@ -1,4 +1,4 @@
-"""The student API: the names Runtime gives every student program (design.md, Student API).
+"""The student API: the names Runtime gives every student program (docs/contract.md, Student API).
 
 Students import nothing: the executor builds one :class:`StudentAPI` and puts its
 :meth:`StudentAPI.names` (``Robot``, ``Gamepad``, ``Keyboard``, ``Actions``, ``Mode``,
@@ -581,7 +581,7 @@ class StudentAPI:
         *,
         aliases: AliasFile | None = None,
         actions: ActionRunner | None = None,
-        print: Callable[..., None] = builtins.print,
+        print: Callable[..., None] = builtins.print,  # noqa: A002 (replaces print for the student)
         log: StudentRecord | None = None,
     ) -> None:
         self.buffers = buffers

@@ -257,7 +257,7 @@ class DeviceType(BaseModel):
             return f"{self.generation}.{self.name}"
         return self.name
 
-    def make_uid(self, id: int, year: int = 1) -> Uid:
+    def make_uid(self, id: int, year: int = 1) -> Uid:  # noqa: A002 (the UID field name)
         """A uid of this type (virtual devices, tests)."""
         return Uid.of(self.generation, self.id, year, id)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 #: Seconds: driver input (gamepad or keyboard) older than this counts as none, so teleop holds
-#: the motors at 0 (design.md's safety rules). The broker marks input stale after it; the device
+#: the motors at 0 (docs/contract.md, Safety). The broker marks input stale after it; the device
 #: service holds motors after it.
 INPUT_FRESHNESS = 0.5
 
@@ -21,7 +21,7 @@ RUNNING_MODES = ("auto", "teleop")
 LIVENESS_PERIOD = 0.02
 
 #: Seconds without a beat after which the device service counts the executor as stopped and
-#: stops the motors (design.md: within 300 ms; the beat period and the device service's check
+#: stops the motors (docs/contract.md: within 300 ms; the beat period and the device service's check
 #: period come on top of this).
 LIVENESS_TIMEOUT = 0.2
 

@@ -1,4 +1,4 @@
-"""Pydantic models of every MQTT payload (design.md's MQTT table) and their CBOR wire form.
+"""Pydantic models of every MQTT payload (docs/contract.md, MQTT topics) and their CBOR wire form.
 
 Payloads are CBOR maps with text keys. ``encode(model)`` gives the bytes to publish,
 ``decode(Model, data)`` checks received bytes against a model, ``loads(data)`` only decodes CBOR.
@@ -240,9 +240,8 @@ def _short_repr(value: Any, limit: int = 60) -> str:
 
 
 def _type_name(value: Any) -> str:
-    return {list: "an array", str: "a text string", bytes: "a byte string"}.get(
-        type(value), type(value).__name__
-    )
+    names: dict[type, str] = {list: "an array", str: "a text string", bytes: "a byte string"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _preview(data: bytes | bytearray | memoryview, limit: int = 16) -> str:

@@ -1,7 +1,7 @@
 """The embedded MQTT broker: amqtt in-process, loopback and anonymous by default.
 
-Used by ``runtime mqtt-server``, ``runtime up`` and the tests. amqtt quirks handled here (see
-shared/reference/pitfalls.md): the ``Broker`` must be created inside a running loop; reading the
+Used by ``runtime mqtt-server``, ``runtime up`` and the tests. amqtt (0.12) quirks handled
+here: the ``Broker`` must be created inside a running loop; reading the
 port of a ``:0`` listener needs a private attribute, so a free port is picked first; a
 ``plugins`` key replaces amqtt's defaults entirely, so the minimal set (anonymous auth, no
 $SYS, no packet logging) is given explicitly; accepted sockets get TCP_NODELAY (amqtt leaves

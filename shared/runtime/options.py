@@ -1,4 +1,4 @@
-"""Robot options: the timing knobs of design.md, validated, persisted in the state dir.
+"""Robot options: the timing defaults of docs/contract.md, validated, persisted in the state dir.
 
 Options are set over RPC (``broker.set_option``) or ``runtime option set`` and take effect at
 the next start of the services that use them; each service reads them once with

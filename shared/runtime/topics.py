@@ -1,4 +1,4 @@
-"""The MQTT topic tree of one robot: ``runtime/<robot>/...`` (design.md's MQTT table).
+"""The MQTT topic tree of one robot: ``runtime/<robot>/...`` (docs/contract.md, MQTT topics).
 
 Every topic string in the code base is built here, so a typo cannot create a topic nobody
 listens to, and every name that goes into a topic (robot, service, uid, client id...) is checked

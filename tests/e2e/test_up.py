@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 from runtime.messages import DeviceData, DeviceInfo, GamepadInput, ServiceStatus, decode, encode
+from runtime.options import set_options
 from runtime.remote import Connection
 from runtime.up.stack import SAMPLE
 
@@ -146,23 +147,50 @@ async def test_input_loss_in_teleop_zeroes_the_motor(robot):
             robot.cli("mode", "idle")
 
 
-async def test_device_data_follows_the_rate_and_stops_when_nothing_changes(robot):
-    async with Watcher(robot) as watcher:
-        robot.cli("mode", "idle")
-        await wait_for_async(lambda: len(watcher.data) > 5)
-        # Motors at 0 (a previous test may have left them turning): the KoalaBear's values
-        # stop changing one publish period later.
-        await wait_for_async(lambda: all(watcher.latest(KOALA, name) in (0.0, None)
-                                         for name in ("duty_cycle_a", "duty_cycle_b")))
-        first = time.monotonic() + 0.2
-        await wait_for_async(lambda: time.monotonic() - first > 2.0)
-        window = [entry for entry in watcher.data if entry[0] >= first]
-        per_device: dict[str, int] = {}
-        for _, uid, _ in window:
-            per_device[uid] = per_device.get(uid, 0) + 1
-        assert per_device, "no device data at all"
-        assert max(per_device.values()) <= 2.0 * 25 + 3  # 25 Hz at most per device
-        assert per_device.get(KOALA, 0) == 0  # nothing changed: nothing published
+async def test_device_data_follows_the_rate_and_stops_when_nothing_changes(tmp_path_factory):
+    """A slow ``data_rate`` caps a device whose values change at every poll; an idle one goes quiet.
+
+    Own robot: ``data_rate=5`` (0.2 s) is far below the 25 Hz at which the simulated devices
+    update their buffers, so a publisher that ignored the rate would be seen. The rate check is
+    an invariant of the publish loop, not a speed threshold: each round starts no earlier than
+    one period after the round two before it ended, so any two messages of one device with
+    another in between are at least one period apart on the stamps (``ts``) the service sets.
+    Load can only stretch the gaps. The quiet check waits on events: after the idle KoalaBear's
+    last message (or the watch start: its values may have gone out before), ten Potentiometer
+    messages (one per round, as its values change at every poll) go by with no KoalaBear one.
+    """
+    state_dir = tmp_path_factory.mktemp("state")
+    set_options(state_dir, {"data_rate": 5})
+    robot = RunningRobot(f"e2e{uuid.uuid4().hex[:6]}", state_dir, "--simulate", "KoalaBear:42",
+                         "--simulate", "Potentiometer")
+    try:
+        robot.wait_for_line("Runtime is up")
+        async with Watcher(robot) as watcher:
+            robot.cli("mode", "idle")
+
+            def seen(uid: str) -> list[float]:
+                return [message.ts for _, seen_uid, message in watcher.data if seen_uid == uid]
+
+            watching = time.time()  # the KoalaBear's first values may have gone out before
+            pot = await wait_for_async(lambda: next((uid for _, uid, _ in watcher.data
+                                                     if uid != KOALA), None), timeout=30)
+
+            def pot_messages_after_koala() -> int:
+                last_koala = max(seen(KOALA), default=watching)
+                return sum(1 for stamp in seen(pot) if stamp > last_koala)
+
+            # The quiet: 10 publish rounds carry the Potentiometer and not the idle KoalaBear
+            # (a publisher sending unchanged values would put a KoalaBear message in each).
+            await wait_for_async(lambda: pot_messages_after_koala() >= 10, timeout=60,
+                                 message=lambda: f"the idle KoalaBear kept publishing "
+                                         f"({len(seen(KOALA))} messages)")
+            stamps = seen(pot)
+        assert len(stamps) >= 10
+        period = 1 / 5
+        gaps = [later - earlier for earlier, later in zip(stamps, stamps[2:], strict=False)]
+        assert min(gaps) >= period * 0.99, f"more than 5 publishes a second: {gaps[:10]}"
+    finally:
+        assert robot.stop() == 0
 
 
 def test_a_killed_service_is_restarted_and_devices_come_back(robot):

@@ -503,9 +503,14 @@ def test_any_garbage_between_packets_never_raises_and_keeps_every_packet(items, 
 @given(stream=st.binary(max_size=2000), sizes=chunk_sizes)
 def test_random_bytes_never_raise(stream, sizes):
     decoder = StreamDecoder()
-    for chunk in _chunks(stream, sizes):
-        decoder.feed(chunk)
-    assert decoder.bad_frames >= 0 and decoder.skipped_bytes <= len(stream)
+    decoded = [packet for chunk in _chunks(stream, sizes) for packet in decoder.feed(chunk)]
+    good_bytes = sum(
+        len(protocol.encode_packet(p.type, p.payload, to_device=False)) for p in decoded
+    )
+    # every byte is accounted for once, and a bad frame needs a 0x00 start marker of its own
+    assert good_bytes + decoder.skipped_bytes + len(decoder.pending) == len(stream)
+    assert decoder.packets == len(decoded)
+    assert decoder.bad_frames + decoder.packets <= stream.count(0)
 
 
 def test_corrupted_bytes_are_counted_as_bad_frames():

@@ -10,7 +10,7 @@ import sys
 import cbor2
 import pytest
 from runtime.exception import DeviceError
-from runtime.messages import Match, encode
+from runtime.messages import Match
 from runtime.mqtt_server import free_port
 from runtime.remote import Connection, Handler, rpc
 
@@ -82,7 +82,8 @@ async def test_monitor_prints_decoded_json_lines(mqtt_broker, robot_name):
         common = ("--mqtt", mqtt_broker.url, "--robot", robot_name, "--once", "--timeout", "20")
         code, out, err = await runtime_cli("monitor", *common, "match")
         assert code == 0, err
-        assert json.loads(out) == {
+        match_line = json.loads(out)
+        assert match_line == {
             "topic": f"runtime/{robot_name}/match",
             "payload": {"mode": "auto", "alliance": None, "start_pos": None, "since": 1.0},
         }
@@ -93,7 +94,8 @@ async def test_monitor_prints_decoded_json_lines(mqtt_broker, robot_name):
         assert "bytes after its CBOR item" in line["error"]
         code, out, _ = await runtime_cli("monitor", *common, f"runtime/{robot_name}/log/blob")
         assert json.loads(out)["payload"] == {"b": "00ff"}
-        assert encode(Match(mode="auto", since=1.0))  # the model is what the monitor decoded
+        # the printed payload is the model's own JSON form: it validates back to what was sent
+        assert Match.model_validate(match_line["payload"]) == Match(mode="auto", since=1.0)
 
 
 async def test_monitor_once_times_out_clearly(mqtt_broker, robot_name):

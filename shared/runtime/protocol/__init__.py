@@ -1,5 +1,5 @@
-"""The Smart Device serial protocols, byte for byte: Hibike (reference/smart-device-protocol.md)
-and lowcar (reference/lowcar-protocol.md, in ``runtime.protocol.lowcar``).
+"""The Smart Device serial protocols, byte for byte: Hibike and lowcar (docs/protocol.md; lowcar
+in ``runtime.protocol.lowcar``).
 
 ``frame``: message ids, packets, checksum and wire framing (shared by both generations);
 ``decoder``: the resynchronising stream decoder (given a generation's id table); ``messages``:

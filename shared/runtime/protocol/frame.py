@@ -1,6 +1,6 @@
 """Smart Device packet framing: message ids, the checksum, COBS and the wire layout.
 
-Wire form of every packet (reference/smart-device-protocol.md)::
+Wire form of every packet (docs/protocol.md)::
 
     0x00 | L (u8) | COBS(raw)        raw = message_id | payload_len | payload | checksum
 

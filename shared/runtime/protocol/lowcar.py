@@ -1,4 +1,4 @@
-"""The lowcar device protocol (reference/lowcar-protocol.md), byte for byte.
+"""The lowcar device protocol (docs/protocol.md, Lowcar), byte for byte.
 
 PiE's current firmware frames its messages exactly like Hibike (``frame.encode_frame``: the same
 COBS framing and XOR checksum; ``StreamDecoder`` with this generation's id table), so only the

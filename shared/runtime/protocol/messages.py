@@ -19,6 +19,9 @@ from runtime.protocol.uid import pack_uid, unpack_uid
 if TYPE_CHECKING:  # the catalog imports runtime.protocol.uid: no import cycle at run time
     from runtime.catalog import DeviceType
 
+# Values by param name or index (Mapping is invariant in its key: spell out each form).
+Values = Mapping[str, Any] | Mapping[int, Any] | Mapping[str | int, Any]
+
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
 _U16X2 = struct.Struct("<HH")
@@ -106,13 +109,13 @@ def device_read(params: int) -> bytes:
     return encode_packet(MessageType.DEVICE_READ, _U16.pack(_field("params", params, 16)))
 
 
-def _value_payload(device_type: DeviceType, values: Mapping[str | int, Any], write: bool) -> bytes:
+def _value_payload(device_type: DeviceType, values: Values, write: bool) -> bytes:
     bitmap, packed = value_list(device_type, values, write)
     return _U16.pack(bitmap) + packed
 
 
 def value_list(
-    device_type: DeviceType, values: Mapping[str | int, Any], write: bool
+    device_type: DeviceType, values: Values, write: bool
 ) -> tuple[int, bytes]:
     """``(bitmap, packed values)`` of a value list, checked (both generations use this)."""
     by_name = device_type.by_name
@@ -148,13 +151,13 @@ def value_list(
     return bitmap, packed
 
 
-def device_write(device_type: DeviceType, values: Mapping[str | int, Any]) -> bytes:
+def device_write(device_type: DeviceType, values: Values) -> bytes:
     """DeviceWrite of writeable, in-bounds values (by param name or index), ascending index."""
     payload = _value_payload(device_type, values, write=True)
     return encode_packet(MessageType.DEVICE_WRITE, payload)
 
 
-def heartbeat_request(id: int = 0) -> bytes:
+def heartbeat_request(id: int = 0) -> bytes:  # noqa: A002 (the protocol field name)
     """HeartBeatRequest (the firmware sends id 0; hosts match replies without it)."""
     return encode_packet(MessageType.HEARTBEAT_REQUEST, _U8.pack(_field("heartbeat id", id, 8)))
 
@@ -175,7 +178,7 @@ def subscription_response(params: int, delay_ms: int, uid: int) -> bytes:
     return encode_packet(MessageType.SUBSCRIPTION_RESPONSE, payload, to_device=False)
 
 
-def device_data(device_type: DeviceType, values: Mapping[str | int, Any]) -> bytes:
+def device_data(device_type: DeviceType, values: Values) -> bytes:
     """DeviceData with the given values (by param name or index), in ascending index order."""
     payload = _value_payload(device_type, values, write=False)
     return encode_packet(MessageType.DEVICE_DATA, payload, to_device=False)

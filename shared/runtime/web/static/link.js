@@ -1,6 +1,6 @@
 // The page's MQTT connection: topics of one robot, CBOR payloads, RPC with replies.
 //
-// The wire contract is Runtime's (docs/architecture.md, design.md): topics under
+// The wire contract is Runtime's (docs/architecture.md, docs/contract.md): topics under
 // runtime/<robot>/, CBOR maps, RPC requests {id, reply_to, args, kwargs} on
 // rpc/<service>/<method>, replies on our own reply/<client_id>/ topic.
 import { mqtt, Encoder, decode } from "./vendor/vendor.js";
