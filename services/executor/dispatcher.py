@@ -70,6 +70,7 @@ DEFAULT_GRACE = 0.05  #: seconds a student process has to stop before SIGKILL
 DEFAULT_MEMORY = 512 * 2**20  #: bytes of address space a student process may use
 DEFAULT_NICE = 10  #: CPU priority of the student process, relative to the services
 STATUS_WAIT = 1.0  #: seconds to wait for a crashed process's exit status from the zygote
+LATCH_FILE = "estop.latched"  #: in the state dir while an estop is latched
 
 Listener = Callable[[str, Any], None]
 
@@ -122,8 +123,11 @@ class Dispatcher(Handler):
         self.memory_limit = memory_limit
         self.niceness = niceness
         self.api = StudentAPI(buffers)  # only its stop_motors: zeroes every motor param
-        self.match = Match(mode="idle", since=time.time())
-        self.latched = False  #: estop latched until cleared by field control or an operator
+        #: estop latched until cleared by field control or an operator; kept in the state dir
+        #: (``estop.latched``), so a restarted executor starts in estop again, still latched
+        latch = self._latch_file()
+        self.latched = latch is not None and latch.exists()
+        self.match = Match(mode="estop" if self.latched else "idle", since=time.time())
         self.field_connected = False  #: field/presence says field control is online
         self.game_state: str | None = None  #: retained field/game_state (student: Match)
         self.zygote = Zygote(self._on_message, self._on_gone)
@@ -193,8 +197,34 @@ class Dispatcher(Handler):
         await connection.subscribe_typed(topics.game_state, GameState, self._on_game_state,
                                          qos=1)
         await connection.publish(connection.topics.match, self.match, qos=1, retain=True)
+        connection.on_connected(self._republish)
         self._spawn(self._publisher(connection), "publish student log")
         self._spawn(self._warm_up(), "start zygote")
+
+    async def _republish(self) -> None:
+        """After a reconnect (a restarted broker lost its retained messages): ``match``."""
+        if self.connection is not None:
+            await self.connection.publish(self.connection.topics.match, self.match, qos=1,
+                                          retain=True)
+
+    def _latch_file(self) -> Path | None:
+        return None if self.state_dir is None else Path(self.state_dir) / LATCH_FILE
+
+    def _set_latched(self, latched: bool) -> None:
+        """Latch or clear estop, in memory and in the state dir (best effort: a read-only
+        state dir only loses the latch across a restart, and says so)."""
+        self.latched = latched
+        path = self._latch_file()
+        if path is None:
+            return
+        try:
+            if latched:
+                path.write_text(f"{time.time()}\n")
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("estop latch not kept in %s (%s): a restarted executor would not "
+                        "know it", path, exc.strerror or exc)
 
     async def close(self) -> None:
         """Stop the student process (motors 0) and the zygote."""
@@ -233,7 +263,7 @@ class Dispatcher(Handler):
             raise ExecutionError(f"cannot set mode {match.mode}: {refusal}",
                                  mode=str(match.mode), role=role, estop_latched=self.latched)
         if clear_estop and self.latched:
-            self.latched = False
+            self._set_latched(False)
             log.info("estop cleared by %s", role)
         current = self.match
         if match.mode == current.mode and match.mode not in MODES:  # idle/estop again
@@ -242,8 +272,8 @@ class Dispatcher(Handler):
                 self._emit("match", self.match)
             return self.match, False
         restarted = match.mode == current.mode
-        if match.mode == "estop":
-            self.latched = True
+        if match.mode == "estop" and not self.latched:
+            self._set_latched(True)
         stopped = self.api.stop_motors()
         self.match = match
         self._generation += 1

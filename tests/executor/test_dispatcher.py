@@ -83,3 +83,40 @@ def test_crash_sentences(notes, status, sentence):
     assert text.endswith("start teleop again to rerun it")
     if status is not None and notes:
         assert os.WIFEXITED(status)
+
+
+async def test_a_latched_estop_outlives_a_restart_of_the_executor(amqtt_broker, robot_name,
+                                                                   tmp_path):
+    async with (control(amqtt_broker, robot_name, tmp_path) as dispatcher,
+                Connection(amqtt_broker.url, robot=robot_name) as link):
+        await Client(link).call("executor", "set_mode", "estop")
+        assert dispatcher.latched and (tmp_path / "estop.latched").exists()
+    # a new executor (restarted after a crash, or the robot rebooted) is still in estop
+    async with (control(amqtt_broker, robot_name, tmp_path) as dispatcher,
+                Connection(amqtt_broker.url, robot=robot_name) as link):
+        client = Client(link)
+        assert dispatcher.match.mode == "estop" and dispatcher.latched
+        with pytest.raises(RPCError, match="estop is latched"):
+            await client.call("executor", "set_mode", "teleop")
+        await client.call("executor", "set_mode", "idle", clear_estop=True)
+        assert not dispatcher.latched and not (tmp_path / "estop.latched").exists()
+    async with control(amqtt_broker, robot_name, tmp_path) as dispatcher:
+        assert dispatcher.match.mode == "idle" and not dispatcher.latched
+
+
+async def test_match_is_published_again_after_the_broker_lost_it(mosquitto_broker, robot_name,
+                                                                 tmp_path):
+    from runtime.messages import Match
+
+    async with control(mosquitto_broker, robot_name, tmp_path) as dispatcher:
+        async with Connection(mosquitto_broker.url, robot=robot_name) as link:
+            await Client(link).call("executor", "set_mode", "teleop")
+        mosquitto_broker.stop()  # retained messages gone with it (no persistence)
+        mosquitto_broker.start()
+        seen: list[Match | None] = []
+        async with Connection(mosquitto_broker.url, robot=robot_name) as link:
+            await link.subscribe_typed(link.topics.match, Match,
+                                       lambda topic, match: seen.append(match), qos=1)
+            await wait_for_async(lambda: seen and seen[-1] is not None
+                                 and seen[-1].mode == "teleop")
+        assert dispatcher.match.mode == "teleop"
