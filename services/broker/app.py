@@ -9,7 +9,7 @@ from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.broker.broker import Broker
-from runtime.servicemain import read_options, run_service
+from runtime.servicemain import read_options, run_service, unless_stopped
 
 log = logging.getLogger("runtime.service.broker")
 
@@ -26,9 +26,11 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
                             student_code=config.student_code_path, options=options)
             logs = MQTTLogHandler(connection, "broker").install()
             await broker.start(connection)
-            log.info("broker service ready (robot %s, data rate %g Hz)",
-                     config.robot, options.data_rate)
             try:
+                # "online" means ready; waits for the broker, saying so
+                if await unless_stopped(connection.go_online(), stop):
+                    log.info("broker service ready (robot %s, data rate %g Hz)",
+                             config.robot, options.data_rate)
                 await stop.wait()
             finally:
                 await broker.stop()

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from runtime import aliases
+from runtime.lint import known_aliases
 from runtime.options import Options, get_option, load_options, set_options
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.broker.inputs import InputBridge
 from runtime.service.broker.lint import lint
 from runtime.service.broker.updates import DataPublisher
+from runtime.studentconsole import ConsoleHistory
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,11 @@ class Broker(Handler):
         self.options = options or Options()
         self.inputs = inputs or InputBridge(buffers)
         self.updates = updates or DataPublisher(buffers, rate=self.options.data_rate)
+        self.history = ConsoleHistory()  # for `runtime console --since`
 
     async def start(self, connection: Connection) -> None:
         """Serve RPC, take driver input, publish device data (returns once subscribed)."""
+        await connection.subscribe(connection.topics.any_log, self.history.on_log)
         await self.serve(connection)
         await self.inputs.start(connection)
         await self.updates.start(connection)
@@ -99,8 +103,15 @@ class Broker(Handler):
     # -- student code ----------------------------------------------------------------------
     @rpc
     async def lint(self) -> list[dict[str, Any]]:
-        """pylint's messages on the student program (JSON form, no score)."""
-        return await lint(self.student_code)
+        """pylint's messages on the student program (JSON form, no score), with the robot
+        checks (``robot-*``) against this robot's aliases."""
+        return await lint(self.student_code, aliases=known_aliases(self.state_dir))
+
+    @rpc
+    def console(self, since: float | None = None) -> list[dict[str, Any]]:
+        """The student console's records since ``since`` (UNIX s; None: all kept, up to an
+        hour): ``log/student`` and the other services' student-relevant lines."""
+        return self.history.since(since)
 
     # -- input -----------------------------------------------------------------------------
     @rpc

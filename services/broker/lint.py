@@ -1,4 +1,5 @@
-"""``lint()``: pylint on the student program, with the student API names known.
+"""``lint()``: pylint on the student program, with the student API names known and the
+robot's own checks (``runtime.lint``: misspelled API names, mode functions, devices, params).
 
 pylint runs as a subprocess (``python -m pylint --output-format=json``) so a crash or a slow run
 never touches the broker service's event loop. It gets a generated rc file instead of whatever
@@ -14,17 +15,20 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from runtime.exception import ExecutionError, RuntimeBaseException
 
 #: Names Runtime injects into the student module (design.md, "Student API").
-STUDENT_NAMES = ("Robot", "Gamepad", "Keyboard", "Actions", "Mode", "Alliance", "Match", "print")
+STUDENT_NAMES = ("Robot", "Gamepad", "Keyboard", "Actions", "Mode", "Alliance", "Match", "Field",
+                 "print")
 DISABLED = ("missing-module-docstring", "missing-class-docstring", "missing-function-docstring")
 RCFILE = f"""\
 [MAIN]
 persistent=no
+load-plugins=runtime.lint.plugin
 
 [MESSAGES CONTROL]
 disable={",".join(DISABLED)}
@@ -37,8 +41,11 @@ score=no
 """
 
 
-async def lint(student_code: Path, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """pylint's messages for ``student_code`` (its JSON form: type, line, symbol, message...)."""
+async def lint(student_code: Path, timeout: float = 60.0,
+               aliases: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """pylint's messages for ``student_code`` (its JSON form: type, line, symbol, message...),
+    the robot checks' among them (symbols ``robot-*``). ``aliases`` (name -> uid): the robot's
+    device aliases, to check the names the program uses; None: not checked."""
     path = Path(student_code).resolve()
     if not path.is_file():
         raise ExecutionError(
@@ -47,7 +54,9 @@ async def lint(student_code: Path, timeout: float = 60.0) -> list[dict[str, Any]
         )
     with tempfile.TemporaryDirectory(prefix="runtime-lint-") as home:
         rcfile = Path(home) / "pylintrc"
-        rcfile.write_text(RCFILE)
+        rcfile.write_text(RCFILE + ("" if aliases is None else "\n[ROBOT]\nrobot-aliases="
+                                    + ",".join(f"{k}={v}" for k, v in sorted(aliases.items()))
+                                    + "\n"))
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -2,7 +2,9 @@
 
 - ``observers.py``: ``EventObserver`` (udev) and ``PollingObserver`` (glob) report ports.
 - ``client.py``: ``SmartDeviceClient``, one conversation with one device.
-- ``manager.py``: ``SmartDeviceManager``, all devices, the stop rules and the RPC interface.
+- ``manager.py``: ``SmartDeviceManager``, every link and device, and the RPC interface.
+- ``safety.py``: ``StopRules``, the stop rules (pure); ``guard.py``: ``MotorGuard`` applies them.
+- ``announce.py``: ``InfoAnnouncer``, the retained device infos, whatever the broker does.
 - ``app.py``: ``main(config)``, what ``runtime service device`` runs.
 """
 

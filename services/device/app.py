@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.device.manager import SmartDeviceManager
 from runtime.service.device.observers import EventObserver, Observer, PollingObserver
-from runtime.servicemain import read_options, run_service
+from runtime.servicemain import read_options, run_service, unless_stopped
 
 log = logging.getLogger("runtime.service.device")
 
 
-def make_observer(config: ServiceConfig, interval: float = 1.0) -> Observer:
+def make_observer(config: ServiceConfig, interval: float = 1.0,
+                  udev_available: Callable[[], bool] = EventObserver.available) -> Observer:
     """udev when asked and available, else polling (said once in the log)."""
     if config.observer == "udev":
-        if EventObserver.available():
+        if udev_available():
             return EventObserver(config.serial_globs)
         log.info("udev is not running here (/run/udev missing): polling %s every %g s "
                  "instead", ", ".join(config.serial_globs), interval)
@@ -41,8 +43,10 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
             await manager.open_serial_devices()
             if config.virtual_listen:
                 await manager.open_virtual_devices(config.virtual_listen)
-            log.info("device service ready (robot %s)", config.robot)
             try:
+                # "online" means ready; waits for the broker, saying so
+                if await unless_stopped(connection.go_online(), stop):
+                    log.info("device service ready (robot %s)", config.robot)
                 await stop.wait()
             finally:
                 await manager.stop()

@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from runtime import protocol
 from runtime.buffer import WAKE_DESIRED, BufferStore, DeviceBuffer, Waiter
 from runtime.catalog import Catalog, DeviceType, default_catalog
+from runtime.constants import MAX_WRITE_PAYLOAD, motor_stop_values
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import MessageType, Packet
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 0.04  #: seconds between DeviceData of the default subscription
-SILENCE_LIMIT = 1.0  #: a device silent this long is gone
-MAX_WRITE_PAYLOAD = 99
+SILENCE_LIMIT = 1.0  #: a device silent this long is gone (after a last Ping, see _watchdog)
+SILENCE_PROBE = 0.2  #: seconds a suspected-silent device has to answer a last Ping
 SUBSCRIBE_ATTEMPTS = 3
 COMPLAINT_PERIOD = 5.0  #: seconds between two log lines about bad frames of one device
 READ_CHUNK = 4096
@@ -36,12 +38,19 @@ class DeviceGone(DeviceError):
     """The device stopped talking (unplugged, connection lost, or silent for a second)."""
 
 
+class DuplicateUid(DeviceError):
+    """Another link already serves a device with this uid."""
+
+
 class SmartDeviceClient:
     """The host side of the protocol for one device (see the module docstring).
 
-    Lifecycle: ``start()`` begins reading; ``await discover(buffers)`` pings until the device
-    says who it is and creates its buffer; then ``subscribe``, ``read``, ``heartbeat``,
-    ``disable``; ``await closed()`` returns when the device is gone; ``close()`` ends it.
+    Lifecycle: ``start()`` begins reading; ``await identify()`` pings until the device says
+    who it is, ``attach(buffers)`` creates its buffer (``discover`` does both); then
+    ``subscribe``, ``read``, ``heartbeat``, ``disable``; ``await closed()`` returns when the
+    device is gone; ``close()`` ends it, and ``close(keep_transport=True)`` leaves the byte
+    stream open for the next conversation on the same link (``transport_lost`` says whether
+    there can be one).
     """
 
     def __init__(
@@ -68,6 +77,11 @@ class SmartDeviceClient:
         self.buffer: DeviceBuffer | None = None
         self.subscription: tuple[int, int] = (0, 0)
         self.last_packet = time.monotonic()
+        self.last_data = time.monotonic()  #: last DeviceData (a reset device stops streaming)
+        self.resubscribed = 0  #: subscriptions sent again because the data stopped
+        self.wanted: tuple[int, int] = (0, 0)  #: the subscription we asked for (and got)
+        self.transport_lost = False  #: the byte stream itself ended (not just silence)
+        self.stalls = 0  #: times the watchdog found the event loop had been paused
         self.heartbeats_answered = 0
         self.errors_reported = 0
         self._identified: asyncio.Future[protocol.SubscriptionResponse] | None = None
@@ -81,6 +95,9 @@ class SmartDeviceClient:
         self._held_motors = False
         self._last_complaint = -COMPLAINT_PERIOD
         self._complained_frames = 0
+        self._widening: asyncio.Task[Any] | None = None
+        #: called after the subscription grew for student reads (the manager re-announces)
+        self.subscription_changed: Callable[[], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:
         return f"<SmartDeviceClient {self.name} on {self.port}>"
@@ -101,53 +118,78 @@ class SmartDeviceClient:
 
     async def discover(self, buffers: BufferStore, interval: float = 1.0,
                        timeout: float = 10.0) -> DeviceBuffer:
-        """Ping every ``interval`` s until the device gives its uid; create its buffer.
+        """``identify`` then ``attach``: ping until the device says who it is; its buffer."""
+        await self.identify(interval, timeout)
+        return self.attach(buffers)
 
-        ``DeviceError`` if no Smart Device answers within ``timeout`` seconds.
+    async def identify(self, interval: float = 1.0, timeout: float | None = 10.0,
+                       backoff: float = 1.0) -> int:
+        """Ping until a SubscriptionResponse gives the uid; the uid.
+
+        The first Ping goes at once, the next after ``interval`` s, each later wait multiplied
+        by ``backoff`` (capped at 1 s when backing off). ``DeviceError`` if nothing answers
+        within ``timeout`` seconds (None: keep pinging while the link lasts); ``DeviceGone`` if
+        the link closes meanwhile.
         """
         self.start()
         loop = asyncio.get_running_loop()
         self._identified = loop.create_future()
-        deadline = loop.time() + timeout
+        deadline = None if timeout is None else loop.time() + timeout
+        wait = interval
         while not self._identified.done():
             await self._send(protocol.ping())
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._identified),
-                                       min(interval, remaining))
+                                       wait if remaining is None else min(wait, remaining))
             if self._gone.done():
                 raise DeviceGone(f"{self.port} closed during discovery: {self._gone.result()}",
                                  port=self.port)
+            if backoff > 1.0:
+                wait = min(wait * backoff, max(interval, 1.0))
         if not self._identified.done():
             raise DeviceError(
                 f"{self.port} is not a Smart Device: no answer to pings within {timeout:g} s",
                 port=self.port,
             )
         response = self._identified.result()
-        self.uid = response.uid
         device_type_id = response.uid >> 72
         try:
-            self.device_type = self.catalog.get(device_type_id)
+            device_type = self.catalog.get(device_type_id)
         except Exception as exc:
             raise DeviceError(
                 f"{self.port}: device uid {response.uid} has unknown device type "
                 f"{device_type_id}", port=self.port, uid=str(response.uid),
             ) from exc
+        self.uid, self.device_type = response.uid, device_type
         self.subscription = (response.params, response.delay_ms)
-        self.buffer = buffers.create_device(self.uid, self.device_type)
+        self.last_packet = time.monotonic()
+        return response.uid
+
+    def attach(self, buffers: BufferStore) -> DeviceBuffer:
+        """Create the identified device's buffer and start sending its desired values."""
+        device_type = self._identified_type()
+        assert self.uid is not None
+        self.buffer = buffers.create_device(self.uid, device_type)
         self.buffer.subscription = self.subscription
         self.buffer.connected = True
         self._tasks.append(asyncio.create_task(self._write_loop(), name=f"write {self.name}"))
         return self.buffer
 
+    @property
+    def gone(self) -> bool:
+        """Has the conversation ended (silence, the link closed, or ``close``)?"""
+        return self._gone.done()
+
     async def closed(self) -> str:
         """Wait until the device is gone; why it went."""
         return await asyncio.shield(self._gone)
 
-    async def close(self, reason: str = "closed") -> None:
-        """Stop talking to the device and release the port and the buffer. Idempotent."""
+    async def close(self, reason: str = "closed", *, keep_transport: bool = False) -> None:
+        """Stop talking to the device and release the buffer, and the port unless
+        ``keep_transport`` (the link then serves its next conversation). Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -161,6 +203,8 @@ class SmartDeviceClient:
         if self.buffer is not None:
             self.buffer.connected = False
             self.buffer.close()
+        if keep_transport and not self.transport_lost:
+            return
         self.writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
@@ -192,6 +236,7 @@ class SmartDeviceClient:
             except TimeoutError:
                 continue
             if (response.params, response.delay_ms) == (bitmap, delay_ms):
+                self.wanted = (bitmap, delay_ms)
                 return response.params, response.delay_ms
         raise DeviceError(f"{self.name} did not confirm the subscription within {timeout:g} s",
                           uid=str(self.uid))
@@ -254,8 +299,9 @@ class SmartDeviceClient:
         """Send 0 to every motor param, now."""
         device_type = self.device_type
         if device_type is not None and device_type.motor_params:
-            await self._send(protocol.device_write(
-                device_type, {p.name: p.python_type(0) for p in device_type.motor_params}))
+            zeros: dict[str | int, Any] = {
+                name: zero for name, zero in motor_stop_values(device_type).items()}
+            await self._send(protocol.device_write(device_type, zeros))
 
     async def hold_motors(self, held: bool) -> None:
         """While held, motor params are sent as 0 whatever the executor asks; on release the
@@ -287,11 +333,12 @@ class SmartDeviceClient:
             if self.writer.transport.get_write_buffer_size() > 4096:
                 await self.writer.drain()
         except (ConnectionError, OSError) as exc:
-            self._lose(f"write failed: {exc}")
+            self._lose(f"write failed: {exc}", transport=True)
             raise DeviceGone(f"{self.name} on {self.port}: write failed ({exc})",
                              uid=str(self.uid), port=self.port) from exc
 
-    def _lose(self, reason: str) -> None:
+    def _lose(self, reason: str, *, transport: bool = False) -> None:
+        self.transport_lost = self.transport_lost or transport
         if not self._gone.done():
             self._gone.set_result(reason)
 
@@ -300,7 +347,7 @@ class SmartDeviceClient:
             while True:
                 data = await self.reader.read(READ_CHUNK)
                 if not data:
-                    self._lose("the connection closed")
+                    self._lose("the connection closed", transport=True)
                     return
                 bad_before = self.decoder.bad_frames
                 for packet in self.decoder.feed(data):
@@ -313,10 +360,10 @@ class SmartDeviceClient:
                 if self.decoder.bad_frames != bad_before:
                     self._complain()
         except (ConnectionError, OSError) as exc:
-            self._lose(f"read failed: {exc}")
+            self._lose(f"read failed: {exc}", transport=True)
         except Exception:
             log.exception("%s on %s: reading failed", self.name, self.port)
-            self._lose("internal error while reading")
+            self._lose("internal error while reading", transport=True)
 
     def _complain(self) -> None:
         """Bad frames: one log line now, then at most one per COMPLAINT_PERIOD with a count."""
@@ -335,6 +382,7 @@ class SmartDeviceClient:
             self.writer.write(protocol.heartbeat_response(0))  # at once, before anything else
             self.heartbeats_answered += 1
         elif kind == MessageType.DEVICE_DATA:
+            self.last_data = self.last_packet
             if self.buffer is not None and self.device_type is not None:
                 values = protocol.parse_values(self.device_type, packet.payload)
                 self.buffer.update(values)
@@ -343,7 +391,9 @@ class SmartDeviceClient:
         elif kind == MessageType.SUBSCRIPTION_RESPONSE:
             response = protocol.parse_subscription_response(packet.payload)
             if self.uid is not None and response.uid != self.uid:
-                raise ProtocolError(f"uid changed from {self.uid} to {response.uid}")
+                # another device behind the same link (swapped or re-flashed): a new session
+                self._lose(f"a device with another uid ({response.uid}) answers on its link")
+                return
             self.subscription = (response.params, response.delay_ms)
             if self.buffer is not None:
                 self.buffer.subscription = self.subscription
@@ -371,12 +421,54 @@ class SmartDeviceClient:
                 answer.set_result({name: values[name] for name in device_type.names(bitmap)})
 
     async def _watchdog(self) -> None:
-        """A device that says nothing for ``silence_limit`` seconds is gone."""
+        """A device that says nothing for ``silence_limit`` seconds is gone, judged only after
+        the data already received has been read:
+
+        - a watchdog that wakes much later than it asked was paused with its whole process
+          (SIGSTOP, a long GC, an overloaded robot): the device talked meanwhile into the
+          kernel's buffer, unread, so the silence clock restarts instead of firing;
+        - a device that looks silent gets a last Ping and ``SILENCE_PROBE`` seconds, in which
+          the read loop also drains anything already buffered; only then is it gone.
+        """
+        period = self.silence_limit / 4
+        loop = asyncio.get_running_loop()
         while not self._gone.done():
-            await asyncio.sleep(self.silence_limit / 4)
-            silent = time.monotonic() - self.last_packet
-            if silent > self.silence_limit and self.uid is not None:
+            asked = loop.time()
+            await asyncio.sleep(period)
+            late = loop.time() - asked - period
+            if late > max(period, 0.1):
+                self.stalls += 1
+                self.last_packet = max(self.last_packet, time.monotonic())
+                continue
+            if self.uid is None:
+                continue
+            if time.monotonic() - self.last_packet <= self.silence_limit:
+                await self._check_stream()
+                continue
+            before = self.last_packet
+            with contextlib.suppress(DeviceError):
+                await self._send(protocol.ping())
+            await asyncio.sleep(min(SILENCE_PROBE, period))
+            if self.last_packet == before:
+                silent = time.monotonic() - self.last_packet
                 self._lose(f"no packet for {silent:.1f} s")
+
+    async def _check_stream(self) -> None:
+        """A device that talks (heartbeats) but stopped streaming its subscription was reset
+        (the firmware forgets its subscription): subscribe it again, at most once per
+        ``silence_limit``. The answer also tells whether it is still the same device."""
+        params, delay_ms = self.wanted
+        now = time.monotonic()
+        if not (params and delay_ms) or self.buffer is None:
+            return
+        if now - self.last_data <= max(self.silence_limit, 4 * delay_ms / 1000):
+            return
+        self.last_data = now  # the clock for the next attempt
+        self.resubscribed += 1
+        log.info("%s on %s stopped streaming its subscription (reset?): subscribing again",
+                 self.name, self.port)
+        with contextlib.suppress(DeviceError):
+            await self._send(protocol.subscription_request(params, delay_ms))
 
     async def _write_loop(self) -> None:
         """Send desired values as soon as they are set (woken by the buffer)."""
@@ -394,6 +486,7 @@ class SmartDeviceClient:
                 await waiter.wait_async(self.poll_interval)
 
     async def _flush(self, buffer: DeviceBuffer) -> None:
+        self._widen_subscription(buffer)
         reads = buffer.take_reads()
         values = buffer.take_writes()
         if values:
@@ -401,12 +494,40 @@ class SmartDeviceClient:
         if reads:
             await self._send(protocol.device_read(reads))
 
+    def _widen_subscription(self, buffer: DeviceBuffer) -> None:
+        """Params that student code reads (the buffer's "wanted" bitmap, set by the executor)
+        join the device's subscription and stay in it; one subscribe at a time, in the
+        background so desired values keep flowing. A failed one is retried on a later wake."""
+        subscribed, interval_ms = self.subscription
+        wanted = buffer.wanted & self._identified_type().readable_bitmap
+        if not wanted & ~subscribed or (self._widening and not self._widening.done()):
+            return
+        names = self._identified_type().names(subscribed | wanted)
+        interval = interval_ms / 1000 if interval_ms else DEFAULT_INTERVAL
+
+        async def widen() -> None:
+            try:
+                await self.subscribe(names, interval)
+                if self.subscription_changed is not None:
+                    await self.subscription_changed()
+                log.info("%s: subscribed to %s for student code", self.name,
+                         ", ".join(self._identified_type().names(wanted & ~subscribed)))
+            except DeviceGone:
+                pass
+            except Exception as exc:
+                log.warning("%s: could not add params read by student code to the "
+                            "subscription: %s", self.name, exc)
+                await asyncio.sleep(1.0)  # no retry storm against a device that does not answer
+
+        self._widening = asyncio.create_task(widen(), name=f"widen {self.name}")
+        self._tasks = [task for task in self._tasks if not task.done()] + [self._widening]
+
     async def _write_values(self, values: dict[str, Any]) -> None:
         device_type = self._identified_type()
         if not self.motors_allowed():
-            for param in device_type.motor_params:
-                if param.name in values:
-                    values[param.name] = param.python_type(0)
+            for name, zero in motor_stop_values(device_type).items():
+                if name in values:
+                    values[name] = zero
         for chunk in _chunks(device_type, values):
             await self._send(protocol.device_write(device_type, chunk))
 
@@ -414,10 +535,10 @@ class SmartDeviceClient:
 ERROR_CODES = {0xFD: "unexpected delimiter", 0xFE: "bad checksum", 0xFF: "generic error"}
 
 
-def _chunks(device_type: DeviceType, values: dict[str, Any]) -> list[dict[str, Any]]:
+def _chunks(device_type: DeviceType, values: dict[str, Any]) -> list[dict[str | int, Any]]:
     """Split a write so each DeviceWrite payload stays within the firmware's 99 bytes."""
-    chunks: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
+    chunks: list[dict[str | int, Any]] = []
+    current: dict[str | int, Any] = {}
     size = 2
     for param in device_type.params:
         if param.name not in values:
@@ -432,9 +553,14 @@ def _chunks(device_type: DeviceType, values: dict[str, Any]) -> list[dict[str, A
     return chunks
 
 
+_links = itertools.count(1)
+
+
 def _peer_name(writer: asyncio.StreamWriter) -> str:
+    """A name for a virtual device's connection, unique in this process (two connections to
+    one unix socket have the same address: the number tells them apart in log lines)."""
     peer = writer.get_extra_info("peername")
-    if peer:
-        return f"virtual:{peer}"
-    sock = writer.get_extra_info("sockname")
-    return f"virtual:{sock}" if sock else "virtual"
+    where = peer or writer.get_extra_info("sockname")
+    if isinstance(where, tuple):
+        where = ":".join(str(part) for part in where[:2])
+    return f"virtual:{where or 'link'}#{next(_links)}"

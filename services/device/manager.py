@@ -1,16 +1,17 @@
 """``SmartDeviceManager``: every device of the robot, run concurrently, plus the RPC interface.
 
-It opens ports as an observer reports them (or accepts virtual devices on a socket), identifies
-each device, subscribes its default params, publishes its retained ``device/<uid>/info``, and
-clears the info when the device goes. It also enforces the stop rules on its own, so the robot
-stops even if the executor is stuck or dead: on ``match`` idle/estop every device gets its motor
-params zeroed and a Disable; in teleop without live driver input, motor params are held at 0
-until input returns.
+It opens ports as an observer reports them (or accepts virtual devices on a socket) and serves
+each *link* (a port or a connection) for as long as it exists: identify the device, subscribe its
+default params, announce its retained ``device/<uid>/info``; when the device goes silent, clear
+the info and ping the same link again with backoff, so a device that resets or stalls comes back
+by itself. It also enforces the stop rules (``safety.StopRules``) on its own, so the robot stops
+even if the executor is stuck or dead (``guard.MotorGuard``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import os
@@ -19,27 +20,24 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from runtime.buffer import BufferStore, GamepadBuffer, KeyboardBuffer
+from runtime.buffer import BufferStore
+from runtime.buffer.liveness import LivenessMonitor
 from runtime.catalog import Catalog, default_catalog
-from runtime.exception import BufferStoreError, DeviceError, MessageError
-from runtime.messages import (
-    DeviceInfo,
-    Match,
-    ParamInfo,
-    ServiceStatus,
-    SubscriptionInfo,
-    decode,
-)
+from runtime.exception import BufferStoreError, DeviceError
+from runtime.messages import DeviceInfo, ParamInfo, SubscriptionInfo
 from runtime.remote import Connection, Handler, rpc
+from runtime.service.device.announce import InfoAnnouncer
 from runtime.service.device.client import DeviceGone, SmartDeviceClient
+from runtime.service.device.guard import PERIOD as SAFETY_PERIOD
+from runtime.service.device.guard import MotorGuard
 from runtime.service.device.observers import Observer
+from runtime.service.device.safety import StopRules
 
 log = logging.getLogger(__name__)
 
 BAUD_RATE = 115200
-RUNNING_MODES = ("auto", "teleop")
-INPUT_KEYS = ("0", "1", "2", "3", "keyboard")
-INPUT_FRESH = 0.5  #: seconds: older driver input counts as none (design.md's safety rules)
+REPROBE_FIRST = 0.1  #: seconds before the second Ping of a link whose device went silent
+REPROBE_BACKOFF = 2.0  #: each later wait doubles, up to 1 s (a returning device is back in < 2 s)
 
 
 class SmartDeviceManager(Handler):
@@ -57,6 +55,9 @@ class SmartDeviceManager(Handler):
         catalog: Catalog | None = None,
         silence_limit: float = 1.0,
         subscription_interval: float = 0.04,
+        rules: StopRules | None = None,
+        liveness: LivenessMonitor | None = None,
+        safety_period: float = SAFETY_PERIOD,
     ) -> None:
         self.buffers = buffers
         self.observer = observer
@@ -66,32 +67,33 @@ class SmartDeviceManager(Handler):
         self.subscription_interval = subscription_interval
         self.catalog = catalog or default_catalog()
         self.devices: dict[str, SmartDeviceClient] = {}
-        self.mode = "idle"
-        self.executor_online = False  #: from its retained status; motors stay at 0 without it
-        self.executor_started = 0.0  #: when the running executor started (its status)
-        self.mode_since = 0.0  #: when the current mode began (``match.since``)
+        #: the stop rules, applied to every device (``guard.MotorGuard``)
+        self.guard = MotorGuard(buffers, self.devices.values, rules, liveness, safety_period)
         self.connection: Connection | None = None
+        self.announcer: InfoAnnouncer | None = None
         self.rejected: set[str] = set()  # ports that are not Smart Devices (until re-plugged)
         self._ports: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._inputs: dict[str, GamepadBuffer | KeyboardBuffer] = {}
         self._device_tasks: set[asyncio.Task[Any]] = set()
-        self._motors_allowed = False
+        self._released: dict[str, asyncio.Event] = {}  # uid -> set when its link lets it go
         self._servers: list[asyncio.AbstractServer] = []
+        self._stopping = False
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, connection: Connection) -> None:
         """Serve RPC, follow the match mode, watch driver input for the stop rules."""
         self.connection = connection
+        self.announcer = InfoAnnouncer(connection)
+        connection.on_connected(self.announcer.republish_all)
+        self.announcer.start()
         await self.serve(connection)
-        await connection.subscribe(connection.topics.match, self._on_match, qos=1)
-        await connection.subscribe(connection.topics.status("executor"), self._on_executor,
-                                   qos=1)
-        self._spawn(self._safety_loop(), "device safety")
+        await self.guard.follow(connection)
+        self._spawn(self.guard.run(), "device safety")
 
     async def stop(self) -> None:
         """Disable and release every device, stop listening."""
+        self._stopping = True
         for server in self._servers:
             server.close()
         for task in list(self._tasks):
@@ -101,12 +103,14 @@ class SmartDeviceManager(Handler):
         for client in clients:
             with contextlib.suppress(DeviceError):
                 await client.disable()
+        for task in list(self._device_tasks):
+            task.cancel()
+        await asyncio.gather(*self._device_tasks, return_exceptions=True)
         await asyncio.gather(*(c.close("the device service stopped") for c in clients),
                              return_exceptions=True)
-        await asyncio.gather(*self._device_tasks, return_exceptions=True)
-        for buffer in self._inputs.values():
-            self.buffers.forget(buffer)
-        self._inputs.clear()
+        if self.announcer is not None:
+            await self.announcer.stop()
+        self.guard.close()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -136,6 +140,23 @@ class SmartDeviceManager(Handler):
                                                     f"port {port}")
 
     async def _open_port(self, port: str, options: dict[str, Any]) -> None:
+        """Serve ``port`` while it is present: a link that ends (its device reset, the far end
+        of a pseudo-terminal replaced) is opened again with backoff, unless the port was
+        rejected (not a Smart Device, or unopenable) until it is unplugged."""
+        delay = REPROBE_FIRST
+        try:
+            while not self._stopping and port not in self.rejected:
+                opened_at = time.monotonic()
+                await self._serve_port(port, options)
+                if self.observer is not None and port not in self.observer.scan():
+                    return  # gone: the observer reports it when it comes back
+                delay = REPROBE_FIRST if time.monotonic() - opened_at > 2.0 else min(delay * 2, 1.0)
+                await asyncio.sleep(delay)
+        finally:
+            if self._ports.get(port) is asyncio.current_task():
+                del self._ports[port]
+
+    async def _serve_port(self, port: str, options: dict[str, Any]) -> None:
         import serial_asyncio_fast
 
         try:
@@ -147,11 +168,7 @@ class SmartDeviceManager(Handler):
             log.warning("cannot open serial port %s: %s", port, exc)
             self.rejected.add(port)
             return
-        try:
-            await self.run_device(reader, writer, port)
-        finally:
-            if self._ports.get(port) is asyncio.current_task():
-                del self._ports[port]
+        await self.run_device(reader, writer, port)
 
     async def open_virtual_devices(self, vsd_addr: str) -> asyncio.AbstractServer:
         """Accept virtual smart devices on ``unix:PATH`` or ``tcp:HOST:PORT``."""
@@ -181,55 +198,121 @@ class SmartDeviceManager(Handler):
 
     async def run_device(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                          port: str | None = None) -> None:
-        """Identify one device and serve it until it goes; never raises."""
-        client = SmartDeviceClient(reader, writer, port, catalog=self.catalog,
-                                   silence_limit=self.silence_limit,
-                                   motors_allowed=lambda: self._motors_allowed,
-                                   poll_interval=self.poll_interval)
-        uid: str | None = None
-        reason = "the device service stopped"
+        """Serve one link (a serial port or a virtual device's connection) until it closes or
+        its port is removed; never raises. A device that goes silent is dropped and the same
+        link is pinged again (backoff from 0.1 s to 1 s) for as long as it exists."""
         task = asyncio.current_task()
         if task is not None:
             self._device_tasks.add(task)
             task.add_done_callback(self._device_tasks.discard)
+        first = True
+        client: SmartDeviceClient | None = None
+        try:
+            while not self._stopping:
+                client = SmartDeviceClient(reader, writer, port, catalog=self.catalog,
+                                           silence_limit=self.silence_limit,
+                                           motors_allowed=lambda: self.guard.allowed,
+                                           poll_interval=self.poll_interval)
+                if not await self._serve_device(client, first, port) or client.transport_lost:
+                    return
+                first = False
+        finally:
+            if client is not None:
+                await asyncio.shield(client.close("its link ended"))
+            writer.close()
+
+    async def _serve_device(self, client: SmartDeviceClient, first: bool,
+                            port: str | None) -> bool:
+        """One device's session on a link; True if the link may serve another one."""
+        uid: str | None = None
+        reason = "the device service stopped"
+        keep_link = True
         try:
             try:
-                await client.discover(self.buffers, timeout=self.discovery_timeout)
+                if first:
+                    await client.identify(interval=1.0, timeout=self.discovery_timeout)
+                else:
+                    await client.identify(interval=REPROBE_FIRST, timeout=None,
+                                          backoff=REPROBE_BACKOFF)
+                await self._claim(client)
+                client.attach(self.buffers)
+            except DeviceGone as exc:
+                reason = exc.message
+                return False
             except (DeviceError, BufferStoreError) as exc:
                 log.warning("%s", exc.message)
-                if port is not None:
+                if port is not None:  # a serial port: left alone until it is re-plugged
                     self.rejected.add(port)
-                return
+                return False
             uid = str(client.uid)
-            previous = self.devices.get(uid)
-            if previous is not None:
-                await previous.close("it reconnected on another port")
             self.devices[uid] = client
+            client.subscription_changed = lambda: self._publish_info(client)
             try:
                 await client.subscribe(interval=self.subscription_interval)
+            except DeviceGone:
+                raise
             except DeviceError as exc:  # keep it: reads, writes and heartbeats still work
                 log.warning("%s; its values will not stream", exc.message)
-            if not self._motors_allowed:
+            held = ""
+            verdict = self.guard.verdict
+            if not verdict.allowed:
                 await client.hold_motors(True)
                 await client.disable()
-            await self._publish_info(client)
-            log.info("%s connected on %s", client.name, client.port)
+                held = f" (motors held at 0 and disabled: {verdict})"
+            self._announce(client)
+            log.info("%s connected on %s%s", client.name, client.port, held)
             reason = await client.closed()
         except (DeviceGone, DeviceError) as exc:
             reason = exc.message
         except asyncio.CancelledError:
             reason = "its port was removed"
+            keep_link = False
             raise
         except Exception as exc:
             log.exception("%s on %s failed", client.name, client.port)
             reason = f"internal error: {exc}"
+            keep_link = False
         finally:
-            if uid is not None and self.devices.get(uid) is client:
+            served = uid is not None and self.devices.get(uid) is client
+            if served:
+                assert uid is not None
                 del self.devices[uid]
-                with contextlib.suppress(Exception):
-                    await self._clear_info(uid)
-                log.info("%s on %s removed: %s", client.name, client.port, reason)
-            await asyncio.shield(client.close(reason))
+                if self.announcer is not None:
+                    self.announcer.clear(uid)
+                again = keep_link and not client.transport_lost and not self._stopping
+                log.info("%s on %s removed: %s%s", client.name, client.port, reason,
+                         "; pinging its link again" if again else "")
+            await asyncio.shield(client.close(reason, keep_transport=keep_link))
+            if served:  # its buffer is released now: a refused link may take the uid
+                released = self._released.pop(str(uid), None)
+                if released is not None:
+                    released.set()
+        return keep_link
+
+    async def _claim(self, client: SmartDeviceClient) -> None:
+        """Wait while another link serves a device with the same uid (said once, naming both
+        links); the refused link is served as soon as the first one lets the uid go."""
+        uid = str(client.uid)
+        other = self.devices.get(uid)
+        if other is None:
+            return
+        log.warning("%s on %s has the same uid as the device on %s, which keeps it: %s is "
+                    "refused until that one leaves (two devices flashed with one uid?)",
+                    client.name, client.port, other.port, client.port)
+        while uid in self.devices:
+            released = self._released.setdefault(uid, asyncio.Event())
+            waits = [asyncio.ensure_future(released.wait()),
+                     asyncio.ensure_future(client.closed())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+            if client.gone:
+                raise DeviceGone(f"{client.name} on {client.port} left while refused",
+                                 port=client.port)
+        log.info("%s on %s: the other link let uid %s go; serving it here", client.name,
+                 client.port, uid)
 
     # -- info --------------------------------------------------------------------------------------
 
@@ -248,106 +331,10 @@ class SmartDeviceManager(Handler):
             subscription=SubscriptionInfo(params=device_type.names(params), interval_ms=interval),
         )
 
-    async def _publish_info(self, client: SmartDeviceClient) -> None:
-        if self.connection is not None:
-            await self.connection.publish(self.connection.topics.device_info(client.uid),
-                                          self.info(client), qos=1, retain=True)
-
-    async def _clear_info(self, uid: str) -> None:
-        if self.connection is not None:
-            await self.connection.publish(self.connection.topics.device_info(uid), b"",
-                                          qos=1, retain=True, timeout=2.0)
-
-    # -- stop rules --------------------------------------------------------------------------------
-
-    async def _on_match(self, topic: str, payload: bytes) -> None:
-        if not payload:
-            return
-        try:
-            match = decode(Match, payload)
-        except MessageError as exc:
-            log.warning("ignoring a bad match message on %s: %s", topic, exc.message)
-            return
-        previous, self.mode = self.mode, match.mode
-        self.mode_since = match.since
-        if match.mode not in RUNNING_MODES and previous != match.mode:
-            await self._apply_stop_rules(disable=True)
-
-    async def _on_executor(self, topic: str, payload: bytes) -> None:
-        """A dead executor cannot stop what it started: its motors stop here."""
-        online = False
-        if payload:
-            try:
-                status = decode(ServiceStatus, payload)
-            except MessageError as exc:
-                log.warning("ignoring a bad executor status on %s: %s", topic, exc.message)
-                return
-            online = status.state == "online"
-            if online:
-                self.executor_started = status.started
-        if online != self.executor_online:
-            self.executor_online = online
-            if not online and self.mode in RUNNING_MODES:
-                log.warning("the executor went offline in %s: stopping the motors", self.mode)
-                await self._apply_stop_rules(disable=True)
-
-    def _input_live(self) -> bool:
-        """Is a driver station sending input? Its buffer says connected *and* its last input
-        is fresh, so a broker service that died (and cannot clear the flag) counts as none."""
-        now = time.time()
-        return any(buffer.connected and now - buffer.ts < INPUT_FRESH
-                   for buffer in self._input_buffers())
-
-    def _input_buffers(self) -> list[GamepadBuffer | KeyboardBuffer]:
-        """The input buffers, (re)attached when missing or replaced by a restarted broker."""
-        found = []
-        for key in INPUT_KEYS:
-            buffer = self._inputs.get(key)
-            if buffer is None or not buffer.is_live():
-                if buffer is not None:
-                    self.buffers.forget(self._inputs.pop(key))
-                try:
-                    buffer = (self.buffers.keyboard() if key == "keyboard"
-                              else self.buffers.gamepad(int(key)))
-                except BufferStoreError:
-                    continue
-                self._inputs[key] = buffer
-            found.append(buffer)
-        return found
-
-    def motors_allowed(self) -> bool:
-        """May motors move now? Only while the executor is online and the mode is its own (a
-        retained ``match`` outlives a dead executor, and a restarted one says "idle" only a
-        moment after "online"), in auto, or in teleop with live driver input."""
-        if not self.executor_online or self.mode_since < self.executor_started:
-            return False  # no executor, or a match left by an executor that has restarted
-        if self.mode == "auto":
-            return True
-        return self.mode == "teleop" and self._input_live()
-
-    async def _apply_stop_rules(self, disable: bool = False) -> None:
-        allowed = self.motors_allowed()
-        changed = allowed != self._motors_allowed
-        self._motors_allowed = allowed
-        if not (changed or disable):
-            return
-        if changed:
-            log.info("motors %s (mode %s)", "enabled" if allowed else "held at 0", self.mode)
-        for client in list(self.devices.values()):
-            try:
-                await client.hold_motors(not allowed)
-                if disable:
-                    await client.disable()
-            except DeviceError as exc:
-                log.warning("%s", exc.message)
-
-    async def _safety_loop(self) -> None:
-        while True:
-            try:
-                await self._apply_stop_rules()
-            except Exception:
-                log.exception("applying the stop rules failed")
-            await asyncio.sleep(self.poll_interval)
+    def _announce(self, client: SmartDeviceClient) -> None:
+        """Its retained info, published now or as soon as the broker is back (never waits)."""
+        if self.announcer is not None:
+            self.announcer.announce(self.info(client))
 
     # -- RPC ---------------------------------------------------------------------------------------
 
@@ -375,11 +362,14 @@ class SmartDeviceManager(Handler):
             entry = self.info(client).to_wire()
             with contextlib.suppress(Exception):
                 entry["values"] = client.buffer.read() if client.buffer else {}
+                # a value the device never sent reads as 0: say so (``runtime devices``)
+                entry["never_received"] = [name for name in entry["values"]
+                                           if client.buffer and not client.buffer.timestamp(name)]
             result.append(entry)
         return result
 
     @rpc
-    async def ping(self, uids: str | list[str] | None = None) -> list[str]:
+    async def ping(self, uids: str | builtins.list[str] | None = None) -> builtins.list[str]:
         """Ping devices (each answers with a SubscriptionResponse); the uids pinged."""
         clients = self._clients(uids)
         for client in clients:
@@ -387,7 +377,7 @@ class SmartDeviceManager(Handler):
         return [str(c.uid) for c in clients]
 
     @rpc
-    async def disable(self, uids: str | list[str] | None = None) -> list[str]:
+    async def disable(self, uids: str | builtins.list[str] | None = None) -> builtins.list[str]:
         """Motors to 0 and Disable; the uids disabled."""
         clients = self._clients(uids)
         for client in clients:
@@ -395,19 +385,19 @@ class SmartDeviceManager(Handler):
         return [str(c.uid) for c in clients]
 
     @rpc
-    async def read(self, uid: str, params: list[str] | None = None) -> dict[str, Any]:
+    async def read(self, uid: str, params: builtins.list[str] | None = None) -> dict[str, Any]:
         """Ask the device for fresh values and return them (it has 1 s to answer)."""
         values = await self._client(uid).read(params, timeout=1.0)
         assert values is not None
         return values
 
     @rpc
-    async def subscribe(self, uid: str, params: list[str] | None = None,
+    async def subscribe(self, uid: str, params: builtins.list[str] | None = None,
                         interval: float | None = None) -> dict[str, Any]:
         """Change a device's subscription (interval in seconds); what the device confirmed."""
         client = self._client(uid)
         bitmap, interval_ms = await client.subscribe(params, interval)
-        await self._publish_info(client)
+        self._announce(client)
         assert client.device_type is not None
         return {"params": client.device_type.names(bitmap), "interval_ms": interval_ms}
 

@@ -16,11 +16,13 @@ import threading
 from typing import Any
 
 from runtime.buffer import BufferStore
+from runtime.buffer.liveness import start_liveness
 from runtime.config import ServiceConfig
+from runtime.exception import BufferStoreError
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.executor.dispatcher import Dispatcher, timeouts_from_options
 from runtime.service.executor.sync import EXECUTOR_SIGNALS, start_thread
-from runtime.servicemain import read_options, setup_logging
+from runtime.servicemain import read_options, setup_logging, unless_stopped
 
 log = logging.getLogger("runtime.service.executor")
 
@@ -64,6 +66,21 @@ class MQTTThread:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         config = self.config
+        # The device service stops the motors when this beat stops (frozen, stuck, killed).
+        try:
+            beat = start_liveness(self.dispatcher.buffers, self._loop)
+        except BufferStoreError as exc:  # another executor of this robot owns it
+            log.error("%s (the device service follows the liveness counter of that one, not "
+                      "this executor)", exc.message)
+            beat = None
+        try:
+            await self._connected(config)
+        finally:
+            if beat is not None:
+                beat.stop()
+
+    async def _connected(self, config: ServiceConfig) -> None:
+        assert self._stop is not None
         async with Connection(config.mqtt, robot=config.robot, service="executor",
                               password_file=config.password_file) as connection:
             await self.dispatcher.serve(connection)
@@ -72,6 +89,10 @@ class MQTTThread:
             logs.install()
             self.ready.set()
             try:
+                # "online" means ready; waits for the broker, saying so
+                if await unless_stopped(connection.go_online(), self._stop):
+                    log.info("executor service ready (robot %s, student code %s, period %g s)",
+                             config.robot, config.student_code_path, self.dispatcher.period)
                 await self._stop.wait()
             finally:
                 logs.uninstall()
@@ -103,8 +124,6 @@ def main(config: ServiceConfig) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     mqtt = MQTTThread(config, dispatcher).start()
-    log.info("executor service ready (robot %s, student code %s, period %g s)",
-             config.robot, config.student_code_path, dispatcher.period)
     try:
         dispatcher.run()
     finally:

@@ -40,12 +40,14 @@ from runtime.aliases import AliasFile
 from runtime.api import Mode, StudentAPI
 from runtime.buffer import WAKE_INPUT, BufferStore, Waiter
 from runtime.exception import ExecutionError, MessageError
-from runtime.messages import LogRecord, Match, validate
+from runtime.lint import known_aliases
+from runtime.messages import GameState, LogRecord, Match, decode, validate
 from runtime.options import Options
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.executor.asyncexec import AsyncExecutor
 from runtime.service.executor.console import Console
 from runtime.service.executor.errors import ErrorReporter
+from runtime.service.executor.inputnotice import DriverInputNotice
 from runtime.service.executor.loader import MODES, load_module, store_source
 from runtime.service.executor.request import ExecutionRequest, Outcome
 from runtime.service.executor.sync import SyncExecutor, WaitResult
@@ -172,7 +174,7 @@ class Dispatcher(Handler):
                                  wait=self._wait)
         aliases = AliasFile(Path(state_dir)) if state_dir is not None else None
         self.api = StudentAPI(buffers, aliases=aliases, actions=self.actions,
-                              print=self.console.print)
+                              print=self.console.print, log=self._log)
         self.match = Match(mode="idle", since=time.time())
         self._mode_lock = threading.Lock()
         self._waiter: Waiter | None = None
@@ -197,7 +199,9 @@ class Dispatcher(Handler):
     @rpc(blocking=True)
     def upload(self, source: str) -> dict[str, Any]:
         """Check and store a new student program (used from the next mode start)."""
-        result = store_source(self.student_code, source)
+        aliases = self.api.devices.aliases
+        result = store_source(self.student_code, source,
+                              known_aliases(aliases.state_dir if aliases else None))
         log.info("new student program stored in %s (sha256 %s)", self.student_code,
                  result["sha256"][:12])
         return result
@@ -208,6 +212,14 @@ class Dispatcher(Handler):
         self._loop = asyncio.get_running_loop()
         await super().serve(connection, service_name)
         await connection.publish(connection.topics.match, self.match, qos=1, retain=True)
+        await connection.subscribe(connection.topics.game_state, self._on_game_state, qos=1)
+
+    def _on_game_state(self, topic: str, payload: bytes) -> None:
+        """Retained ``field/game_state``: student code reads it as ``Match.game_state``."""
+        try:
+            self.api.match.game_state = decode(GameState, payload).state if payload else None
+        except MessageError as exc:
+            log.warning("ignoring a bad game state on %s: %s", topic, exc.message)
 
     # -- mode changes (any thread) ---------------------------------------------------------------
     def change_mode(self, mode: Any, alliance: Any = None, start_pos: Any = None) -> Match:
@@ -266,6 +278,8 @@ class Dispatcher(Handler):
     def run(self) -> None:
         """Run student code as modes come, until :meth:`shutdown` (main thread only)."""
         self.actions.start()
+        notice = DriverInputNotice(lambda: str(self.match.mode), self.api.inputs.all,
+                                   lambda line: self._log("warning", line, {})).start()
         previous_showwarning = warnings.showwarning
         warnings.showwarning = self._show_warning
         try:
@@ -285,6 +299,7 @@ class Dispatcher(Handler):
             warnings.showwarning = previous_showwarning
             self._end_mode()
             self._unwatch_inputs()
+            notice.stop()
             self.actions.close()
             self.console.close()
 
@@ -433,9 +448,10 @@ class Dispatcher(Handler):
             return
         log.warning("%s:%s: %s: %s", filename, lineno, category.__name__, text)
 
-    def _log(self, level: str, message: str, context: dict[str, Any]) -> None:
+    def _log(self, level: str, message: str, context: dict[str, Any],
+             logger: str = "student") -> None:
         """A student log record: to ``log/student``, the listeners and the local log."""
-        record = LogRecord(ts=time.time(), level=level, logger="student", message=message,
+        record = LogRecord(ts=time.time(), level=level, logger=logger, message=message,
                            context=context)
         student_log.log(logging.getLevelName(level.upper()) if level != "info" else logging.INFO,
                         "%s", message)

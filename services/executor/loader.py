@@ -50,7 +50,8 @@ def compile_source(source: str, filename: str) -> types.CodeType:
     return compile(source, filename, "exec", dont_inherit=True)
 
 
-def check_source(source: object, filename: str = "studentcode.py") -> list[str]:
+def check_source(source: object, filename: str = "studentcode.py",
+                 aliases: Mapping[str, str] | None = None) -> list[str]:
     """Warnings about ``source``; ``ExecutionError`` if it is not a program Python can run."""
     if not isinstance(source, str):
         raise ExecutionError(
@@ -72,7 +73,17 @@ def check_source(source: object, filename: str = "studentcode.py") -> list[str]:
         ) from None
     except ValueError as exc:  # e.g. null bytes
         raise ExecutionError(f"{filename} cannot be compiled: {exc}") from None
-    return shape_warnings(tree)
+    return shape_warnings(tree) + robot_warnings(source, aliases)
+
+
+def robot_warnings(source: str, aliases: Mapping[str, str] | None = None) -> list[str]:
+    """The robot checks of ``runtime lint`` (the shape ones are said above, in these words).
+    Imported here: astroid is only needed at upload, not when the executor starts."""
+    from runtime.lint import SHAPE_SYMBOLS
+    from runtime.lint import check_source as check_robot
+
+    return [f"line {finding.line}: {finding.message}"
+            for finding in check_robot(source, aliases) if finding.symbol not in SHAPE_SYMBOLS]
 
 
 def shape_warnings(tree: ast.Module) -> list[str]:
@@ -100,9 +111,10 @@ def shape_warnings(tree: ast.Module) -> list[str]:
     return warnings
 
 
-def store_source(path: Path, source: object) -> dict[str, Any]:
+def store_source(path: Path, source: object,
+                 aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Check ``source`` and store it as the student program: ``{sha256, warnings}``."""
-    warnings = check_source(source, Path(path).name)
+    warnings = check_source(source, Path(path).name, aliases)
     assert isinstance(source, str)
     data = source.encode("utf-8", "surrogatepass")
     write_atomic(Path(path), data)

@@ -2,13 +2,20 @@
 
 Students import nothing: the executor builds one :class:`StudentAPI` and puts its
 :meth:`StudentAPI.names` (``Robot``, ``Gamepad``, ``Keyboard``, ``Actions``, ``Mode``,
-``Alliance``, ``Match``, ``print``) into the student module before running it.
+``Alliance``, ``Match``, ``Field``, ``print``) into the student module before running it.
 
 - ``Robot.get_value(device, param)`` / ``Robot.set_value(device, param, value)`` read current
   values from and write desired values to the shared-memory device buffers (microseconds).
   ``device`` is a uid string, ``"<type_id>_<id>"`` or an alias; resolutions are cached and
-  re-checked every :data:`RECHECK` s (a device unplugged, an alias moved).
-- ``Robot.run`` / ``is_running`` / ``sleep`` go to the executor's action runner.
+  re-checked every :data:`RECHECK` s (a device unplugged, an alias moved). The first read of
+  a param marks it "wanted" in the buffer (the device service subscribes it) and, if the
+  device never sent it, waits up to :data:`FIRST_READ_WAIT` s for its value: a student never
+  reads a 0 the device did not send.
+- ``Robot.run`` / ``is_running`` / ``sleep`` go to the executor's action runner; ``run`` of a
+  running action does nothing and says so once per action and run (as earlier runtimes did).
+- Names of earlier PiE generations (``Robot.set_motor``, ``stop_motor``, ``emergency_stop``,
+  ``start_pos``, ``Field.starting_zone``; ``Robot.log`` of the C runtime) work; a renamed one
+  says once per run (:meth:`StudentAPI.enable` starts a run) which name to use now.
 - ``Gamepad`` and ``Keyboard`` work in teleop only; a disconnected input reads as released
   buttons and centred sticks, never as the last values it sent.
 - Safety: writes go through a gate. :meth:`StudentAPI.stop_motors` closes it and sets every
@@ -26,6 +33,7 @@ import asyncio
 import builtins
 import math
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -70,6 +78,21 @@ class Alliance(StrEnum):
     GOLD = "gold"
 
 
+class StudentRecord(Protocol):
+    """Where the API's own console lines go: ``(level, message, context[, logger])``, the
+    executor's student log (``log/student``)."""
+
+    def __call__(self, level: str, message: str, context: dict[str, Any],
+                 logger: str = ...) -> None: ...
+
+
+def _plain(value: Any) -> Any:
+    """``value`` if CBOR carries it as is, else its text (a record must always encode)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
 class ActionRunner(Protocol):
     """What the API needs from the executor's actions (``AsyncExecutor`` provides it)."""
 
@@ -102,6 +125,7 @@ class MatchState:
         self.mode = Mode.IDLE
         self.alliance: Alliance | None = None
         self.start_pos: str | None = None
+        self.game_state: str | None = None  #: retained ``field/game_state`` (None: unknown)
         self.since = time.time()
         self._started = time.monotonic()
 
@@ -169,10 +193,10 @@ class DeviceDirectory:
                 if number >> 72 == type_id and number & ID_MASK == device_id:
                     return uid
             raise self._unknown(name, "no connected device has that type id and id")
-        uid = self.aliases.resolve(name) if self.aliases is not None else None
-        if uid is None:
+        target = self.aliases.resolve(name) if self.aliases is not None else None
+        if target is None:
             raise self._unknown(name, "it is not an alias, a uid or '<type_id>_<id>'")
-        return uid
+        return target
 
     def _buffer(self, uid: str, name: Any, connected: bool = True) -> DeviceBuffer:
         """The live buffer of ``uid`` (re-attached if the device service replaced it); with
@@ -210,7 +234,8 @@ class DeviceDirectory:
 
 
 class Robot:
-    """``Robot``: device values and actions."""
+    """``Robot``: device values and actions, plus the names earlier PiE runtimes gave them
+    (docs/student-api.md, "Programs from earlier seasons")."""
 
     def __init__(self, api: StudentAPI) -> None:
         self._api = api
@@ -218,10 +243,20 @@ class Robot:
         self._actions = api.actions
 
     def get_value(self, device: str, param: str) -> Any:
-        """The current value of ``param`` of ``device`` (uid, ``"<type_id>_<id>"`` or alias)."""
+        """The current value of ``param`` of ``device`` (uid, ``"<type_id>_<id>"`` or alias).
+
+        The first read of a param on a device makes it "wanted": the device service adds it
+        to the device's subscription (for as long as the device stays connected), and this
+        call waits up to :data:`FIRST_READ_WAIT` s for the device's own value rather than
+        return one it never sent."""
         self._actions.check()
         buffer = self._devices.get(device)
         try:
+            if type(param) is not str:
+                raise ParameterError(f"a param is named by a string, not "
+                                     f"{type(param).__name__} {param!r}", param=repr(param))
+            if param not in buffer.asked:
+                _first_read(buffer, param)
             return buffer.get(param)
         except RuntimeBaseException as exc:
             raise _explain(exc, f"Robot.get_value({device!r}, {param!r})", device,
@@ -242,8 +277,24 @@ class Robot:
                                device, param) from None
 
     def run(self, action: Any, *args: Any, timeout: float | None = None) -> None:
-        """Start ``action(*args)``: an ``async def`` or a plain function (in a thread)."""
-        self._actions.run(action, *args, timeout=timeout)
+        """Start ``action(*args)``: an ``async def`` or a plain function (in a thread).
+
+        If ``action`` is still running this does nothing (as in every earlier PiE runtime)
+        and says so once per action per run: a program that calls ``Robot.run(wave)`` every
+        tick must not fail, nor stop its motors, while ``wave`` runs."""
+        actions = self._actions
+        if not (callable(action) and actions.is_running(action)):
+            try:
+                actions.run(action, *args, timeout=timeout)
+                return
+            except ExecutionError:
+                if not (callable(action) and actions.is_running(action)):
+                    raise
+        name = getattr(action, "__name__", repr(action))
+        self._api.warn_once(
+            ("run", action),
+            f"Robot.run({name}): {name} is still running, so this call does nothing (and "
+            f"will not be reported again in this run); check Robot.is_running({name}) first")
 
     def is_running(self, action: Any) -> bool:
         """Whether ``action`` (the function) is running now."""
@@ -252,6 +303,92 @@ class Robot:
     def sleep(self, seconds: float) -> None:
         """Pause a plain-function action (or ``autonomous()``/``teleop()``) for ``seconds``."""
         self._actions.sleep(seconds)
+
+    def log(self, key: Any, value: Any) -> None:
+        """C runtime (2021-25): show ``key: value`` in the console (Dawn shows it as a
+        labelled value); a record on ``log/student`` with logger ``student.log``."""
+        self._actions.check()
+        self._api.log_value(str(key), value)
+
+    # -- names of earlier generations ---------------------------------------------------------
+
+    @property
+    def start_pos(self) -> str | None:
+        """C runtime (2021-25): the starting position; now ``Match.start_pos``."""
+        self._api.renamed("Robot.start_pos", "Match.start_pos")
+        return self._api.match.start_pos
+
+    def set_motor(self, device: str, value: Any) -> None:
+        """2019-20: the device's motor to ``value``; now ``Robot.set_value(device, param,
+        value)``. A device with two motors (KoalaBear) is ambiguous: the error says which
+        params to give ``set_value``."""
+        param = self._motor_param(device, "set_motor")
+        self._api.renamed("Robot.set_motor(device, value)",
+                          f"Robot.set_value(device, {param!r}, value)")
+        self.set_value(device, param, value)
+
+    def stop_motor(self, device: str) -> None:
+        """2019-20: every motor of ``device`` to 0; now ``Robot.set_value(device, param, 0)``."""
+        self._actions.check()
+        buffer = self._devices.get(device)
+        motors = [p.name for p in buffer.device_type.motor_params]
+        if not motors:
+            raise DeviceError(
+                f"Robot.stop_motor({device!r}): {buffer.device_type.name} has no motor",
+                device=device)
+        self._api.renamed("Robot.stop_motor(device)",
+                          f"Robot.set_value(device, {motors[0]!r}, 0)")
+        for param in motors:
+            self.set_value(device, param, 0.0)
+
+    def emergency_stop(self) -> None:
+        """2019-20: stop the robot. Every motor goes to 0 and the student code stops until
+        the mode is started again (the field's estop is not needed for that and is not
+        touched: a program cannot latch the field's estop)."""
+        self._api.say_once(
+            ("emergency_stop",),
+            "Robot.emergency_stop(): motors set to 0 and the program stopped until its mode "
+            "is started again (use `runtime mode estop` or the driver station to estop)")
+        self._api.stop_motors()
+        raise StudentCodeStopped
+
+    def _motor_param(self, device: str, call: str) -> str:
+        self._actions.check()
+        buffer = self._devices.get(device)
+        motors = [p.name for p in buffer.device_type.motor_params]
+        if len(motors) != 1:
+            raise DeviceError(
+                f"Robot.{call}({device!r}, ...): {buffer.device_type.name} has "
+                + (f"{len(motors)} motors ({', '.join(motors)}): use "
+                   f"Robot.set_value({device!r}, {motors[0]!r}, value)" if motors
+                   else "no motor"), device=device, motors=motors)
+        return motors[0]
+
+
+FIRST_READ_WAIT = 0.1  # seconds a first read waits for the device's own value
+FIRST_READ_POLL = 0.001
+
+
+def _first_read(buffer: DeviceBuffer, param: str) -> None:
+    """The first read of ``param`` here: make it wanted if the device does not stream it
+    (the device service subscribes it), and if the device never sent it, ask for it and wait
+    for its value; DeviceError if none comes in time (nothing is remembered then, so the
+    next read tries again)."""
+    buffer.get(param)  # readable? (raises the clear error if not)
+    index = buffer.device_type.param(param).index
+    if not buffer.subscription[0] >> index & 1:
+        buffer.want([param])
+    if buffer.timestamp(param) <= 0:
+        buffer.request_read([param])
+        deadline = time.monotonic() + FIRST_READ_WAIT
+        while buffer.timestamp(param) <= 0:
+            if time.monotonic() >= deadline:
+                raise DeviceError(
+                    f"{buffer.label} did not send {param} within {FIRST_READ_WAIT:g} s of the "
+                    "first read (is it still plugged in and working?)",
+                    device=buffer.uid, param=param)
+            time.sleep(FIRST_READ_POLL)
+    buffer.asked.add(param)
 
 
 def _explain(exc: RuntimeBaseException, call: str, device: Any, param: Any) -> DeviceError:
@@ -307,7 +444,7 @@ class InputBuffers:
 class _Input:
     """Shared by Gamepad and Keyboard: teleop only; no input reads as nothing pressed."""
 
-    what = "input"
+    _what = "input"
 
     def __init__(self, api: StudentAPI) -> None:
         self._api = api
@@ -318,14 +455,14 @@ class _Input:
         mode = self._api.match.mode
         if mode is not Mode.TELEOP:
             raise ExecutionError(
-                f"{call}: the {self.what} can only be read in teleop (the robot is in {mode}); "
+                f"{call}: the {self._what} can only be read in teleop (the robot is in {mode}); "
                 "in autonomous the robot must drive itself", mode=str(mode))
 
 
 class Gamepad(_Input):
     """``Gamepad.get_value(name, index=0)``: buttons (bool) and joysticks (-1 to 1)."""
 
-    what = "gamepad"
+    _what = "gamepad"
 
     def get_value(self, name: str, index: int = 0) -> bool | float:
         self._check_teleop(f"Gamepad.get_value({name!r})")
@@ -357,7 +494,7 @@ def _neutral(name: Any) -> bool | float:
 class Keyboard(_Input):
     """``Keyboard.get_value(key)``: whether a key is held down."""
 
-    what = "keyboard"
+    _what = "keyboard"
 
     def get_value(self, key: str) -> bool:
         self._check_teleop(f"Keyboard.get_value({key!r})")
@@ -389,7 +526,7 @@ class Actions:
 
 
 class Match:
-    """``Match.mode``, ``Match.alliance``, ``Match.start_pos``, ``Match.elapsed`` (s)."""
+    """``Match.mode``, ``alliance``, ``start_pos``, ``elapsed`` (s), ``game_state``."""
 
     def __init__(self, state: MatchState) -> None:
         self._state = state
@@ -411,6 +548,23 @@ class Match:
         """Seconds since the current mode started."""
         return self._state.elapsed
 
+    @property
+    def game_state(self) -> str | None:
+        """The field's game state (retained ``field/game_state``), None when unknown."""
+        return self._state.game_state
+
+
+class Field:
+    """2019-20 (PieCentral): ``Field.starting_zone``; now ``Match.start_pos``."""
+
+    def __init__(self, api: StudentAPI) -> None:
+        self._api = api
+
+    @property
+    def starting_zone(self) -> str | None:
+        self._api.renamed("Field.starting_zone", "Match.start_pos")
+        return self._api.match.start_pos
+
 
 class StudentAPI:
     """One robot's student API: the objects, the write gate and the motor stop."""
@@ -422,6 +576,7 @@ class StudentAPI:
         aliases: AliasFile | None = None,
         actions: ActionRunner | None = None,
         print: Callable[..., None] = builtins.print,
+        log: StudentRecord | None = None,
     ) -> None:
         self.buffers = buffers
         self.devices = DeviceDirectory(buffers, aliases)
@@ -433,20 +588,56 @@ class StudentAPI:
         self.robot = Robot(self)
         self.gamepad = Gamepad(self)
         self.keyboard = Keyboard(self)
+        self.field = Field(self)
         self.print = print
+        self.log = log
+        self._said: set[Any] = set()  # what warn_once said in this run
+        self._said_lock = threading.Lock()
 
     def names(self) -> dict[str, Any]:
         """What goes into the student module."""
         return {
             "Robot": self.robot, "Gamepad": self.gamepad, "Keyboard": self.keyboard,
             "Actions": Actions, "Mode": Mode, "Alliance": Alliance,
-            "Match": Match(self.match), "print": self.print,
+            "Match": Match(self.match), "Field": self.field, "print": self.print,
         }
 
+    # -- the console: warnings once per run, Robot.log -------------------------------------------
+
+    def say_once(self, key: Any, message: str) -> None:
+        """``message`` as a console warning, unless ``key`` was said already in this run."""
+        try:
+            with self._said_lock:
+                if key in self._said:
+                    return
+                self._said.add(key)
+        except TypeError:  # an unhashable key (an odd action): say it every time
+            pass
+        self.print(message, file=sys.stderr)  # the console: a warning, in order with prints
+
+    warn_once = say_once
+
+    def renamed(self, old: str, new: str) -> None:
+        """An earlier generation's name was used: it works; say once which name to use now."""
+        self.say_once(("renamed", old),
+                      f"{old} is the name of an earlier PiE runtime: it still works here, "
+                      f"but use {new} now")
+
+    def log_value(self, key: str, value: Any) -> None:
+        """``Robot.log``: one record on ``log/student`` (interfaces: logger ``student.log``)."""
+        message = f"{key}: {value}"
+        if self.log is not None:
+            self.log("INFO", message, {"key": key, "value": _plain(value)}, "student.log")
+        else:
+            self.print(message)
+
     def enable(self) -> None:
-        """Let student code write desired values (a mode with student code starts)."""
+        """Let student code write desired values (a mode with student code starts: a new run,
+        so the once-per-run warnings may be said again)."""
         with self.gate:
             self.enabled = True
+        with self._said_lock:
+            self._said.clear()
 
     def stop_motors(self, disable: bool = True) -> list[str]:
         """Set every motor param of every device to 0 (and close the gate unless ``disable``

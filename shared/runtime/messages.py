@@ -107,6 +107,14 @@ class Match(Payload):
     since: float
 
 
+class GameState(Payload):
+    """``field/game_state`` (retained, from field control): the game's current state, read
+    by student code as ``Match.game_state``."""
+
+    state: str = Field(min_length=1, max_length=64)
+    ts: float
+
+
 class LogRecord(Payload):
     """``log/<source>``: one log line (``student`` carries the students' prints)."""
 

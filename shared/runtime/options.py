@@ -54,6 +54,13 @@ class Options(BaseModel):
     observer_interval: float = Field(
         default=1.0, gt=0, le=60.0, description="seconds between scans of the polling observer"
     )
+    gateway_host: str = Field(
+        default="0.0.0.0", min_length=1,
+        description="address the gateway listens on for Dawn and Shepherd",
+    )
+    gateway_port: int = Field(
+        default=8101, ge=0, le=65535, description="TCP port of the gateway (PiE's clients use 8101)"
+    )
 
 
 OPTION_NAMES: tuple[str, ...] = tuple(Options.model_fields)

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from runtime.config import ServiceConfig
 from runtime.exception import OptionError
@@ -50,3 +51,24 @@ def run_service(serve: Callable[[ServiceConfig, asyncio.Event], Awaitable[None]]
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
+
+
+async def unless_stopped(awaitable: Awaitable[Any], stop: asyncio.Event) -> bool:
+    """Await ``awaitable`` unless ``stop`` is set first (then cancel it): True if it finished.
+
+    Services wait for the broker with it (``connection.go_online()``), so SIGTERM still stops a
+    service whose broker never comes.
+    """
+    task = asyncio.ensure_future(awaitable)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()
+    return True

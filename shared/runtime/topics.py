@@ -21,7 +21,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _UID = re.compile(r"^[0-9]+$")
 
 TopicKind = Literal[
-    "status", "device_info", "device_data", "gamepad", "keyboard", "match", "log", "rpc", "reply"
+    "status", "device_info", "device_data", "gamepad", "keyboard", "match", "game_state", "log",
+    "rpc", "reply"
 ]
 
 
@@ -115,6 +116,11 @@ class Topics:
     def match(self) -> str:
         """Retained match state (mode, alliance, start position)."""
         return f"{self.prefix}match"
+
+    @property
+    def game_state(self) -> str:
+        """Retained game state from field control (``Match.game_state`` in student code)."""
+        return f"{self.prefix}field/game_state"
 
     def log(self, source: str) -> str:
         """Log records of a service, or ``student`` for student output."""
@@ -214,6 +220,8 @@ def _parse_levels(robot: str, topic: str, levels: list[str]) -> ParsedTopic:
             return ParsedTopic("keyboard", robot)
         if head == "match" and n == 1:
             return ParsedTopic("match", robot)
+        if head == "field" and n == 2 and levels[1] == "game_state":
+            return ParsedTopic("game_state", robot)
         if head == "log" and n == 2:
             return ParsedTopic("log", robot, source=check_name(levels[1], "log source"))
         if head == "rpc" and n == 3:
@@ -232,7 +240,8 @@ def _parse_levels(robot: str, topic: str, levels: list[str]) -> ParsedTopic:
         raise MessageError(f"topic {topic!r}: {exc.message}", topic=topic) from None
     raise MessageError(
         f"topic {topic!r} is not a Runtime topic (expected service/<name>/status, "
-        "device/<uid>/info|data, input/gamepad/<0-3>, input/keyboard, match, log/<source>, "
+        "device/<uid>/info|data, input/gamepad/<0-3>, input/keyboard, match, field/game_state, "
+        "log/<source>, "
         "rpc/<service>/<method> or reply/<client_id>)",
         topic=topic,
     )

@@ -30,6 +30,7 @@ from cobs import cobs
 
 from runtime import protocol
 from runtime.catalog import Catalog, DeviceType, default_catalog
+from runtime.constants import motor_stop_values
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import MessageType, Packet
 
@@ -49,21 +50,23 @@ class Faults:
     garbage: bool = False  #: sends random bytes between its frames
     silent_after: int | None = None  #: stops sending after this many packets
     bad_checksum: bool = False  #: corrupts the checksum of every other frame
+    lose_confirmations: int = 0  #: the first N subscription confirmations are never sent
 
     @classmethod
     def parse(cls, names: list[str]) -> Faults:
-        """From ``--fault`` values: unresponsive, garbage, bad-checksum, silent-after:N."""
+        """From ``--fault`` values: unresponsive, garbage, bad-checksum, silent-after:N,
+        lose-confirmations:N."""
         options: dict[str, Any] = {}
         for name in names:
             key, _, value = name.partition(":")
-            if key == "silent-after" and value.isdigit():
-                options["silent_after"] = int(value)
+            if key in ("silent-after", "lose-confirmations") and value.isdigit():
+                options[key.replace("-", "_")] = int(value)
             elif key in ("unresponsive", "garbage", "bad-checksum") and not value:
                 options[key.replace("-", "_")] = True
             else:
                 raise DeviceError(
-                    f"unknown fault {name!r}: use unresponsive, garbage, bad-checksum or "
-                    "silent-after:N", fault=name,
+                    f"unknown fault {name!r}: use unresponsive, garbage, bad-checksum, "
+                    "silent-after:N or lose-confirmations:N", fault=name,
                 )
         return cls(**options)
 
@@ -106,17 +109,43 @@ class VirtualDevice:
         self.delay_ms = 0
         self.disabled = False
         self.self_disables = 0  #: times it disabled itself for want of heartbeat responses
+        self.heartbeats_sent = 0  #: HeartBeatRequests it sent
+        self.confirmations_lost = 0
+        self.data_sent = 0  #: DeviceData packets put on the wire
+        self.heartbeat_responses = 0  #: HeartBeatResponses it received
         self.sent = 0
         self.received: list[Packet] = []
         self.decoder = protocol.StreamDecoder()
         self.last_heartbeat_response = time.monotonic()
         self._writer: asyncio.StreamWriter | None = None
         self._phase = random.random() * 10
+        self._running = asyncio.Event()  #: cleared while paused (see ``pause``)
+        self._running.set()
 
     def __repr__(self) -> str:
         return f"<VirtualDevice {self.device_type.name} {self.uid}>"
 
     # -- running -------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Freeze like a stalled microcontroller (or a SIGSTOPped simulator): nothing is read,
+        answered or sent until ``resume``; what the host sends meanwhile waits in the stream."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def reset(self, uid: int | None = None) -> None:
+        """Reboot like the firmware (subscription forgotten, motors off), optionally flashed
+        with another ``uid`` (a different device behind the same link)."""
+        if uid is not None:
+            self.uid = make_virtual_uid(self.device_type, uid)
+        self.params, self.delay_ms = 0, 0
+        self._disable()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Be the device on this stream until it closes."""
@@ -125,7 +154,12 @@ class VirtualDevice:
         tasks = [asyncio.create_task(job) for job in
                  (self._stream(), self._heartbeats(), self._physics())]
         try:
-            while data := await reader.read(4096):
+            while True:
+                await self._running.wait()
+                data = await reader.read(4096)
+                if not data:
+                    break
+                await self._running.wait()  # paused while this read was pending
                 for packet in self.decoder.feed(data):
                     self.received.append(packet)
                     del self.received[:-200]
@@ -183,17 +217,19 @@ class VirtualDevice:
 
     # -- protocol ------------------------------------------------------------------------------
 
-    def _send(self, frame: bytes) -> None:
+    def _send(self, frame: bytes) -> bool:
+        """Put one frame on the wire (as the faults allow); whether it went."""
         writer = self._writer
         limit = self.faults.silent_after
         if writer is None or writer.is_closing() or (limit is not None and self.sent >= limit):
-            return
+            return False
         self.sent += 1
         if self.faults.bad_checksum and self.sent % 2 == 0:
             frame = _corrupt_checksum(frame)
         if self.faults.garbage:
             writer.write(bytes(random.randrange(1, 256) for _ in range(random.randrange(1, 12))))
         writer.write(frame)
+        return True
 
     def _handle(self, packet: Packet) -> None:
         kind = packet.type
@@ -203,7 +239,10 @@ class VirtualDevice:
             elif kind == MessageType.SUBSCRIPTION_REQUEST:
                 self.params, self.delay_ms = protocol.parse_subscription_request(packet.payload)
                 self.params &= (1 << len(self.device_type.params)) - 1
-                self._send(self._subscription_response())
+                if self.confirmations_lost < self.faults.lose_confirmations:
+                    self.confirmations_lost += 1  # applied, but the answer is lost on the way
+                else:
+                    self._send(self._subscription_response())
             elif kind == MessageType.DEVICE_READ:
                 self._send_data(protocol.parse_params(packet.payload))
             elif kind == MessageType.DEVICE_WRITE:
@@ -216,6 +255,7 @@ class VirtualDevice:
                 self._send(protocol.heartbeat_response(0))
             elif kind == MessageType.HEARTBEAT_RESPONSE:
                 self.last_heartbeat_response = time.monotonic()
+                self.heartbeat_responses += 1
             else:
                 self._send(protocol.error(0xFF))
         except ProtocolError as exc:
@@ -229,8 +269,9 @@ class VirtualDevice:
         bitmap &= self.device_type.readable_bitmap
         if bitmap:
             names = self.device_type.names(bitmap)
-            self._send(protocol.device_data(self.device_type,
-                                            {name: self.values[name] for name in names}))
+            if self._send(protocol.device_data(self.device_type,
+                                               {name: self.values[name] for name in names})):
+                self.data_sent += 1
 
     def _apply(self, written: dict[str, Any]) -> None:
         self.disabled = False
@@ -239,13 +280,13 @@ class VirtualDevice:
 
     def _disable(self) -> None:
         self.disabled = True
-        for param in self.device_type.motor_params:
-            self.values[param.name] = param.python_type(0)
+        self.values.update(motor_stop_values(self.device_type))
 
     # -- periodic behaviour ----------------------------------------------------------------------
 
     async def _stream(self) -> None:
         while True:
+            await self._running.wait()
             if self.delay_ms and self.params and not self.faults.unresponsive:
                 self._send_data(self.params)
                 await asyncio.sleep(self.delay_ms / 1000)
@@ -255,9 +296,11 @@ class VirtualDevice:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_period)
+            await self._running.wait()
             if self.faults.unresponsive:
                 continue
             self._send(protocol.heartbeat_request(0))
+            self.heartbeats_sent += 1
             silent = time.monotonic() - self.last_heartbeat_response
             if silent >= SELF_DISABLE_AFTER and not self.disabled:
                 log.info("%s: no heartbeat response for a second: disabling", self)
@@ -268,6 +311,7 @@ class VirtualDevice:
         start = time.monotonic()
         while True:
             await asyncio.sleep(PHYSICS_PERIOD)
+            await self._running.wait()
             self.step(PHYSICS_PERIOD, time.monotonic() - start)
 
     def step(self, dt: float, now: float) -> None:

@@ -75,4 +75,5 @@ async def test_lint_over_rpc(robot) -> None:
     assert await client.call("broker", "lint", timeout=60) == []
     broker.student_code.write_text("def teleop_main():\n    Robot.set_value(motor, 'x', 1)\n")
     messages = await client.call("broker", "lint", timeout=60)
-    assert [(m["symbol"], m["line"]) for m in messages] == [("undefined-variable", 2)]
+    assert [(m["symbol"], m["line"]) for m in messages] == [
+        ("robot-missing-mode", 1), ("robot-unknown-param", 2), ("undefined-variable", 2)]

@@ -29,6 +29,8 @@ def test_defaults_are_the_timing_defaults_of_the_design(tmp_path: Path) -> None:
         "data_rate": 25.0,
         "discovery_timeout": 10.0,
         "observer_interval": 1.0,
+        "gateway_host": "0.0.0.0",
+        "gateway_port": 8101,
     }
     assert not options_path(tmp_path).exists()
 

@@ -81,3 +81,20 @@ def attach_and_exit(robot: str, pipe: Connection) -> None:
     """Attach and exit without closing: the segment must survive (no resource_tracker)."""
     store = BufferStore(robot)
     pipe.send(store.open_device(KOALA).get("enc_a"))
+
+
+def burst_then_single(robot: str, seconds: float, singles: int, pipe: Connection) -> None:
+    """Gamepad input as fast as it comes for ``seconds``, then one write per request."""
+    with BufferStore(robot) as store:
+        gamepad = store.gamepad(0)
+        pipe.send("go")
+        end = time.monotonic() + seconds
+        count = 0
+        while time.monotonic() < end:
+            count += 1
+            gamepad.update(count, [0.0] * 4, float(count))
+        pipe.send(count)
+        for i in range(singles):
+            assert pipe.recv() == "write"
+            gamepad.update(i, [0.5] * 4, 1e9 + i)
+            pipe.send("written")

@@ -137,4 +137,6 @@ async def login(
     async with Connection(url, robot=robot, service=service, client_id=client_id,
                           connect_timeout=0) as connection:
         await connection.wait_connected(10.0)
+        if service is not None:
+            await connection.go_online()
         yield connection

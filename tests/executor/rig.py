@@ -38,6 +38,8 @@ class Rig:
         self.koala.connected = True
         self.yogi = self.store.create_device(str(YOGI), "YogiBear")
         self.yogi.connected = True
+        for device in (self.koala, self.yogi):  # as the devices' first DeviceData would
+            device.update(device.read())
         self.gamepads = [self.store.gamepad(i, create=True) for i in range(4)] if inputs else []
         self.keyboard = self.store.keyboard(create=True) if inputs else None
         set_alias(tmp_path, "koala", str(KOALA))

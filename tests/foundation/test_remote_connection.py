@@ -40,6 +40,8 @@ async def connect(broker, robot, **kwargs) -> Connection:
     connection = Connection(broker.url, robot=robot, **kwargs)
     await connection.start()
     await connection.wait_connected(20)
+    if connection.service is not None:
+        await connection.go_online()
     return connection
 
 
@@ -134,7 +136,7 @@ from runtime.remote import Connection
 
 async def main():
     async with Connection(sys.argv[1], robot=sys.argv[2], service="victim", keepalive=60) as c:
-        await c.wait_connected(20)
+        await c.go_online()
         print("ready", flush=True)
         await asyncio.Event().wait()
 
@@ -179,6 +181,7 @@ async def test_service_reconnects_and_resubscribes_after_a_broker_restart(
         await service.wait_connected(20)
         await caller.wait_connected(20)
         await Pinger().serve(service)
+        await service.go_online()
         client = Client(caller)
         assert await client.call("pinger", "ping", timeout=20) == "pong"
 

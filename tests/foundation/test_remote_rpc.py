@@ -197,3 +197,56 @@ async def test_request_passes_arguments_that_clash_with_call_options(service, cl
 async def test_a_handler_serves_once(service, client_connection):
     with pytest.raises(RPCError, match="already serves calc"):
         await service.serve(client_connection, "calc")
+
+
+class Typed(Handler):
+    """Methods whose annotations the RPC boundary enforces (strictly: no coercion)."""
+
+    def __init__(self) -> None:
+        self.reached: list[str] = []
+
+    @rpc
+    async def read(self, uid: str, params: list[str] | None = None) -> list[str]:
+        self.reached.append("read")
+        return params or []
+
+    @rpc
+    async def heartbeat(self, uid: str, heartbeat_id: int | None = None,
+                        timeout: float = 1) -> float:
+        self.reached.append("heartbeat")
+        return timeout
+
+    @rpc
+    async def move(self, to: Point, *more: Point) -> int:
+        self.reached.append("move")
+        return to.x + sum(p.x for p in more)
+
+
+@pytest.mark.parametrize(("method", "args", "kwargs", "expected"), [
+    ("read", ["12", "duty_cycle_a"], {},
+     "argument 'params' expects list[str] | None, got str 'duty_cycle_a'"),
+    ("read", [12], {}, "argument 'uid' expects str, got int 12"),
+    ("read", ["12", ["a", 3]], {}, "argument 'params' expects list[str] | None, got list"),
+    ("heartbeat", ["12"], {"timeout": "2"}, "argument 'timeout' expects float, got str '2'"),
+    ("heartbeat", ["12", True], {}, "argument 'heartbeat_id' expects int | None, got bool"),
+    ("heartbeat", ["12", 1.5], {}, "argument 'heartbeat_id' expects int | None, got float"),
+    ("move", [{"x": "1", "y": 2}], {}, "argument 'to' expects Point, got dict"),
+    ("move", [{"x": 1, "y": 2}, 7], {}, "argument 'more[0]' expects Point, got int 7"),
+])
+async def test_wrong_argument_types_are_refused_before_the_method_runs(
+    mqtt_broker, robot_name, client, method, args, kwargs, expected
+):
+    handler = Typed()
+    async with Connection(mqtt_broker.url, robot=robot_name, service="typed",
+                          connect_timeout=20) as connection:
+        await handler.serve(connection)
+        with pytest.raises(RPCError) as info:
+            await client.request("typed", method, args, kwargs, timeout=20)
+        assert expected in str(info.value)
+        assert info.value.remote_type == "RPCError"
+        assert info.value.context["argument"] in expected
+        assert handler.reached == []  # nothing reached the handler
+        # right types still work (an int is a float; a dict is a model)
+        assert await client.request("typed", "heartbeat", ["12"], {"timeout": 2}) == 2
+        assert await client.call("typed", "read", "12", ["a"]) == ["a"]
+        assert await client.call("typed", "move", {"x": 1, "y": 2}, {"x": 3, "y": 0}) == 4

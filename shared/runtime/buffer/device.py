@@ -15,6 +15,13 @@ packed with its param's wire format)::
       552  write sequence numbers 16 x u32 | read request numbers 16 x u32
     taken marks, written ONLY by the device service:
       680  write numbers taken 16 x u32 | read numbers taken 16 x u32
+    wanted params, written ONLY by the executor (student reads):
+      808  params bitmap u32 | pad
+
+A param that student code reads is "wanted": the executor sets its bit (never clears it) and
+the device service keeps every wanted param in the device's subscription for as long as the
+device stays connected (a reconnected device has a new buffer, so its reads ask again). One
+aligned 4-byte store per change, one writer: no seqlock needed.
 
 A pending write is a param whose write number differs from the number the device service took
 last: the executor never clears anything the device service writes and vice versa, so there is
@@ -64,7 +71,8 @@ WRITE_NUMBERS = DESIRED + 264
 READ_NUMBERS = DESIRED + 328
 TAKEN_WRITES = DESIRED + 392
 TAKEN_READS = TAKEN_WRITES + 64
-SIZE = TAKEN_READS + 64
+WANTED = TAKEN_READS + 64
+SIZE = WANTED + 8
 
 NUMBERS = struct.Struct("<16I")
 SUB = struct.Struct("<HH")
@@ -91,6 +99,7 @@ class DeviceBuffer(Buffer):
         self._slots = {p.name: (struct.Struct("<" + p.struct_format), p) for p in self.params}
         self._checks = {p.name: _fast_check(p) for p in self.params}
         self._taken_writes = [0] * SLOTS
+        self.asked: set[str] = set()  #: params this process already made wanted (executor)
         if segment.owner:
             self._ready()
         else:
@@ -204,6 +213,24 @@ class DeviceBuffer(Buffer):
             NUMBERS.pack_into(view, READ_NUMBERS, *numbers)
             end_write(view, DESIRED, sequence)
         self.waiters.notify(WAKE_DESIRED)
+
+    def want(self, params: Iterable[str]) -> int:
+        """Mark readable params as wanted in the subscription (executor); the new bitmap."""
+        bits = 0
+        for name in params:
+            bits |= 1 << self._readable(name)[1].index
+        view = self.view
+        with self._lock:
+            wanted = U32.unpack_from(view, WANTED)[0] | bits
+            U32.pack_into(view, WANTED, wanted)
+        self.waiters.notify(WAKE_DESIRED)
+        return wanted
+
+    @property
+    def wanted(self) -> int:
+        """Bitmap of the params student code wants subscribed (device service reads it)."""
+        self._check_open()
+        return U32.unpack_from(self.view, WANTED)[0]
 
     def take_writes(self) -> dict[str, Value]:
         """Pending desired values since the last take, each taken once (device service only)."""

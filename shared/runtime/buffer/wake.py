@@ -5,12 +5,18 @@ name dies with the socket, so a crashed waiter leaves nothing behind) and regist
 ``(pid, token, event mask)`` in a small table in the header of every buffer it watches. A writer,
 after its data is visible, sends one byte to each registered waiter whose mask matches.
 
-Coalescing: each table slot has a ``pending`` byte. The writer sends only when it is 0 and sets
-it to 1; the waiter clears it *before* draining its socket and returning. Whatever was written
-before the clear is visible to the reader that follows the wake-up, and whatever is written after
-it sends a new datagram, so no change is lost and a burst of writes costs one wake-up and one
-syscall. A dead waiter shows up as ``ECONNREFUSED`` on send and its slot is freed; a dead writer
-just stops sending (waiters always wait with a timeout where it matters).
+Coalescing without lost wake-ups: each table slot has a ``pending`` byte and a ``changes``
+counter (u16). For every matching write the writer bumps ``changes`` and, only when ``pending``
+is 0, sets it to 1 and sends one byte: a burst of writes costs one wake-up and one syscall.
+A waiter re-arms in this order: drain its socket, clear its ``pending`` bytes, then re-check
+its level (has any ``changes`` counter moved since it last looked?). Only the level says
+"woken"; a datagram is just the doorbell. A write that lands anywhere in that sequence is
+either seen by the level check or finds ``pending`` cleared and rings again, so no change is
+lost. (The old order, clear then drain, could swallow the datagram of a write made between
+the two steps and leave ``pending`` set with nothing queued: a waiter that selects on
+``fileno()`` was then never woken again; after a 0.5 s burst of gamepad input this happened
+regularly.) A dead waiter shows up as ``ECONNREFUSED`` on send and its slot is freed; a dead
+writer just stops sending (waiters always wait with a timeout where it matters).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from runtime.exception import BufferStoreError
@@ -42,10 +49,21 @@ SLOTS = 8
 SLOT = struct.Struct("<III")  # pid, token, mask; then the pending byte at +12
 SLOT_SIZE = 16
 PENDING = 12
+CHANGES = 14  #: u16 bumped by every matching write (the waiter's level)
 TABLE_SIZE = SLOTS * SLOT_SIZE
 _U32 = struct.Struct("<I")
+_U16 = struct.Struct("<H")
 
 _process_lock = threading.Lock()  # fcntl locks do not exclude threads of one process
+_fence_lock = threading.Lock()
+
+
+def _fence() -> None:
+    """A full memory barrier between a store and a later load (a locked instruction on x86,
+    acquire/release pairs on ARM): without it a CPU may let the load pass the store, and both
+    sides of the pending/changes handshake could miss each other."""
+    _fence_lock.acquire()
+    _fence_lock.release()
 _sender: socket.socket | None = None
 
 
@@ -78,22 +96,32 @@ class WaiterTable:
         self._view = view
         self._fd = fd
         self._generation = -1
-        self._targets: list[tuple[int, bytes, int]] = []  # (pending offset, address, mask)
+        self._targets: list[tuple[int, bytes, int]] = []  # (slot offset, address, mask)
 
     def notify(self, event: int) -> None:
         """Wake every waiter of ``event`` that has no wake-up pending (call after writing)."""
         view = self._view
         if _U32.unpack_from(view, GENERATION_OFFSET)[0] != self._generation:
             self._reload()
-        for pending, address, mask in self._targets:
-            if mask & event and not view[pending]:
-                view[pending] = 1
+        fenced = False
+        for offset, address, mask in self._targets:
+            if not mask & event:
+                continue
+            changes = offset + CHANGES
+            _U16.pack_into(view, changes, (_U16.unpack_from(view, changes)[0] + 1) & 0xFFFF)
+            if not fenced:
+                _fence()  # the bump is visible before we look at pending
+                fenced = True
+            if not view[offset + PENDING]:
+                view[offset + PENDING] = 1
                 try:
                     _send_socket().sendto(b"\1", address)
                 except BlockingIOError:
-                    pass  # its queue is full: it has wake-ups enough
+                    # Nothing was queued (its queue or our send buffer is full): leave pending
+                    # clear so the next write rings again instead of never.
+                    view[offset + PENDING] = 0
                 except (ConnectionRefusedError, FileNotFoundError):
-                    self._free(pending - PENDING, address)  # the waiter died
+                    self._free(offset, address)  # the waiter died
 
     def _reload(self) -> None:
         view = self._view
@@ -103,7 +131,7 @@ class WaiterTable:
             offset = TABLE_OFFSET + slot * SLOT_SIZE
             pid, token, mask = SLOT.unpack_from(view, offset)
             if pid:
-                targets.append((offset + PENDING, _address(pid, token), mask))
+                targets.append((offset, _address(pid, token), mask))
         self._targets = targets
 
     def register(self, pid: int, token: int, mask: int) -> int:
@@ -116,6 +144,7 @@ class WaiterTable:
                 if used_pid == 0 or not _alive(used_pid, used_token):
                     SLOT.pack_into(view, offset, pid, token, mask)
                     view[offset + PENDING] = 0
+                    _U16.pack_into(view, offset + CHANGES, 0)
                     self._bump()
                     return offset
         raise BufferStoreError(
@@ -161,6 +190,11 @@ def _alive(pid: int, token: int) -> bool:
     return True
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class Waiter:
     """Waits until one of the watched buffers changes. One per waiting thread or event loop."""
 
@@ -171,6 +205,7 @@ class Waiter:
                                      | socket.SOCK_CLOEXEC)
         self._socket.bind(_address(self._pid, self._token))
         self._watched: dict[int, tuple[Buffer, int]] = {}
+        self._seen: dict[int, int] = {}  # id(buffer) -> the changes counter we last saw
 
     def watch(self, buffer: Buffer, mask: int = WAKE_ALL) -> None:
         """Be woken by writes of ``mask`` events to ``buffer``."""
@@ -178,53 +213,74 @@ class Waiter:
             self.unwatch(buffer)
         offset = buffer.waiters.register(self._pid, self._token, mask)
         self._watched[id(buffer)] = (buffer, offset)
+        self._seen[id(buffer)] = 0  # register() zeroed the counter
 
     def unwatch(self, buffer: Buffer) -> None:
         entry = self._watched.pop(id(buffer), None)
+        self._seen.pop(id(buffer), None)
         if entry is not None and not buffer.closed:
             buffer.waiters.unregister(entry[1], self._pid, self._token)
 
     def fileno(self) -> int:
+        """Readable when a wake-up may be due: then call ``wait(0)``, which says if it is."""
         return self._socket.fileno()
 
     def _rearm(self) -> bool:
-        """Clear our pending flags, then drain: True if a wake-up was waiting."""
-        for buffer, offset in self._watched.values():
-            if not buffer.closed:
-                buffer.view[offset + PENDING] = 0
-        woken = False
+        """Drain the doorbell, clear our pending flags, then re-check the level: True if any
+        watched buffer changed (for our mask) since we last looked. The order matters (see
+        the module docstring)."""
+        self._drain()
+        watched = [(key, buffer, offset) for key, (buffer, offset) in self._watched.items()
+                   if not buffer.closed]
+        for _, buffer, offset in watched:
+            buffer.view[offset + PENDING] = 0
+        _fence()  # cleared before we read the counters
+        changed = False
+        for key, buffer, offset in watched:
+            changes = _U16.unpack_from(buffer.view, offset + CHANGES)[0]
+            if changes != self._seen.get(key):
+                self._seen[key] = changes
+                changed = True
+        return changed
+
+    def _drain(self) -> None:
         while True:
             try:
                 self._socket.recv(64)
             except BlockingIOError:
-                return woken
-            woken = True
+                return
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until a watched buffer changes (True) or ``timeout`` seconds pass (False)."""
         if self._rearm():
             return True
-        ready, _, _ = select.select([self._socket], [], [], timeout)
-        if not ready:
-            return False
-        self._rearm()
-        return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            ready, _, _ = select.select([self._socket], [], [], remaining)
+            if self._rearm():
+                return True
+            if not ready and remaining is not None and remaining <= 0:
+                return False
 
     async def wait_async(self, timeout: float | None = None) -> bool:
         """:meth:`wait` for an asyncio loop (the socket is watched with ``add_reader``)."""
         if self._rearm():
             return True
         loop = asyncio.get_running_loop()
-        ready = loop.create_future()
-        loop.add_reader(self._socket, lambda: ready.done() or ready.set_result(None))
-        try:
-            await asyncio.wait_for(ready, timeout)
-        except TimeoutError:
-            return False
-        finally:
-            loop.remove_reader(self._socket)
-        self._rearm()
-        return True
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(self._socket, _resolve, ready)
+            remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+            try:
+                await asyncio.wait_for(ready, remaining)
+            except TimeoutError:
+                return self._rearm()
+            finally:
+                loop.remove_reader(self._socket)
+            if self._rearm():
+                return True
 
     def close(self) -> None:
         for buffer, _ in list(self._watched.values()):

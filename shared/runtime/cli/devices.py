@@ -49,7 +49,9 @@ def devices(as_json: bool, **kwargs: Any) -> None:
     rows = [("UID", "TYPE", "PORT", "VALUES")]
     for device in sorted(listed, key=lambda d: (d.get("type", ""), d.get("uid", ""))):
         values = device.get("values") or {}
-        shown = " ".join(f"{name}={_short(value)}" for name, value in values.items())
+        never = set(device.get("never_received") or ())  # the device has not sent these yet
+        shown = " ".join(f"{name}={NOT_RECEIVED if name in never else _short(value)}"
+                         for name, value in values.items())
         rows.append((device.get("uid", "?"), device.get("type", "?"),
                      str(device.get("port") or "-"), shown))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -75,6 +77,9 @@ async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[s
     return list(infos.values())
 
 
+NOT_RECEIVED = "(none)"  #: shown for a value the device never sent (not subscribed, not read)
+
+
 def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
@@ -89,7 +94,8 @@ def _short(value: Any) -> str:
 @click.option("--pty", "link", default=None,
               help="Create a pseudo-terminal and link LINK to it (open it as a serial port).")
 @click.option("--fault", "faults", multiple=True,
-              help="Misbehave: unresponsive, garbage, bad-checksum, silent-after:N.")
+              help="Misbehave: unresponsive, garbage, bad-checksum, silent-after:N, "
+              "lose-confirmations:N.")
 def virtual_device(device_type: str, uid: str | None, address: str | None, link: str | None,
                    faults: tuple[str, ...]) -> None:
     """Simulate a Smart Device of TYPE (name or id) speaking the real protocol."""

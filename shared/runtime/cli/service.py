@@ -11,14 +11,14 @@ from runtime.cli.common import service_options
 from runtime.cli.main import main
 from runtime.config import ServiceConfig
 
-SERVICES = ("broker", "device", "executor")
+SERVICES = ("broker", "device", "executor", "gateway")
 
 
 @main.command()
 @click.argument("name", type=click.Choice(SERVICES))
 @service_options
 def service(name: str, config: ServiceConfig) -> None:
-    """Run one service (broker, device or executor) until SIGINT/SIGTERM."""
+    """Run one service (broker, device, executor or gateway) until SIGINT/SIGTERM."""
     module = importlib.import_module(f"runtime.service.{name}")
     entry = getattr(module, "main", None)
     if entry is None:

@@ -5,8 +5,15 @@ aiomqtt does not reconnect, restore subscriptions or route messages to callbacks
 adds exactly that:
 
 - a supervisor task connects, and after any loss reconnects with exponential backoff (0.1 s
-  doubling to 2 s), re-subscribes every filter and re-publishes the service's retained
-  ``online`` status; a refused login is logged once as one clear line and retried;
+  doubling to 2 s) and re-subscribes every filter (waiting for the broker's SUBACK); a refused
+  login is logged once as one clear line and retried;
+- after every (re)connection the ``on_connected`` hooks run (each service re-publishes ALL its
+  retained state there: the broker may have restarted and lost it), and only then is the
+  service's retained ``online`` status published again;
+- ``online`` means ready: a service connection publishes it only once the service called
+  ``go_online()`` (after its subscriptions are acknowledged and its handlers serve), so a
+  request sent the moment ``online`` is seen is answered. ``go_online()`` waits for the broker,
+  saying "waiting for broker at <url>" while it is unreachable;
 - every socket gets TCP_NODELAY (a request/response costs ~40 ms more without it);
 - callbacks ``callback(topic, payload)`` may be sync or async, and can never kill the loop:
   sync callbacks run inline (keep them short), async ones run in order on one worker task per
@@ -48,11 +55,14 @@ from runtime.topics import Topics, check_name
 log = logging.getLogger(__name__)
 
 Callback = Callable[[str, bytes], Awaitable[None] | None]
+#: An ``on_connected`` hook: called with no argument after every (re)connection.
+ConnectedHook = Callable[[], Awaitable[None] | None]
 
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 2.0
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 CALLBACK_QUEUE_LIMIT = 10_000
+WAITING_REPEAT = 30.0  # seconds between "still waiting for broker" lines
 
 
 @dataclass(frozen=True)
@@ -198,6 +208,16 @@ def _name(callback: Callable[..., Any]) -> str:
     return getattr(callback, "__qualname__", None) or repr(callback)
 
 
+class _Session:
+    """One established connection: its client, and what has been announced on it."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self.client = client
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.announced = asyncio.Event()  # hooks run, and online published if wanted then
+        self.online = False  # online status acknowledged on this session
+
+
 class Connection:
     """The process's MQTT connection: ``async with Connection(url, service="device") as conn``.
 
@@ -237,6 +257,11 @@ class Connection:
         self._matcher = MQTTMatcher()
         self._client: aiomqtt.Client | None = None
         self._lost: asyncio.Future[None] | None = None
+        self._session_now: _Session | None = None
+        self._hooks: list[ConnectedHook] = []
+        self._online_wanted = False
+        self._waiting_since: float | None = None  # "waiting for broker" said at (monotonic)
+        self._waiting_said = 0.0
         self._supervisor: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._attempt = asyncio.Event()  # set after every failed attempt
@@ -262,13 +287,8 @@ class Connection:
         if self.connect_timeout > 0:
             with contextlib.suppress(MQTTConnectionError):
                 await self.wait_connected(self.connect_timeout)
-            if not self.connected.is_set() and self.last_error is None:
-                # (a failed attempt has logged its own line already: a refused login is
-                # reported once, as one line)
-                log.warning(
-                    "not connected to MQTT broker %s within %g s; retrying in the background",
-                    self.address, self.connect_timeout,
-                )
+            if not self.connected.is_set():
+                self._say_waiting()
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
         """Return once connected; ``MQTTConnectionError`` on timeout or a refused login."""
@@ -291,6 +311,91 @@ class Connection:
             finally:
                 for waiter in waiters:
                     waiter.cancel()
+
+    def on_connected(self, hook: ConnectedHook) -> Callable[[], None]:
+        """Call ``hook()`` after every (re)connection from now on; returns an unregister function.
+
+        Hooks run once the subscriptions are restored (acknowledged), in the order they were
+        added, before ``online`` is published again; messages keep flowing meanwhile, so a
+        hook may publish (QoS 1 included) or even make an RPC call. Use it to re-publish
+        retained state, which a restarted broker has lost: a client connecting afterwards
+        must see what it saw before. Hooks must be idempotent (the first connection runs
+        them too, if they were added before it); one that raises is logged and the others
+        still run. A hook added while connected is not called for the current connection.
+        """
+        self._hooks.append(hook)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._hooks.remove(hook)
+
+        return remove
+
+    async def go_online(self) -> None:
+        """Publish the service's retained ``online`` status: call it once the service serves.
+
+        Before this call a service connection says nothing about itself (its last will says
+        ``offline``), so ``online`` can only mean "subscriptions acknowledged, handlers in
+        place". Waits for the broker as long as it takes, logging "waiting for broker at
+        <url>" (again every 30 s) while it is unreachable; returns once the broker has
+        acknowledged ``online``. After any reconnect ``online`` is re-published by itself,
+        after the ``on_connected`` hooks.
+        """
+        if self.service is None:
+            raise MQTTConnectionError("go_online() needs a connection made with service=...")
+        self._online_wanted = True
+        while not self._closing:
+            session = self._session_now
+            if session is None or not self.connected.is_set():
+                self._say_waiting()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.connected.wait(), WAITING_REPEAT)
+                continue
+            await session.announced.wait()
+            if session.online:
+                return
+            if await self._announce_online(session):
+                return
+        raise MQTTConnectionError("the connection was closed before the service went online")
+
+    def _say_waiting(self) -> None:
+        """"waiting for broker at <url>": once per outage, then again every 30 s."""
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = self._waiting_said = now
+            log.warning("waiting for broker at %s (retrying in the background)", self.url)
+        elif now - self._waiting_said >= WAITING_REPEAT:
+            self._waiting_said = now
+            log.warning("still waiting for broker at %s (%.0f s so far)", self.url,
+                        now - self._waiting_since)
+
+    async def _announce(self, session: _Session) -> None:
+        """After a (re)connection: run the hooks, then publish ``online`` if the service is."""
+        try:
+            for hook in list(self._hooks):
+                if session.lost.done():
+                    return
+                try:
+                    result = hook()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("on_connected hook %s failed", _name(hook))
+            if self._online_wanted and not session.lost.done():
+                await self._announce_online(session)
+        finally:
+            session.announced.set()
+
+    async def _announce_online(self, session: _Session) -> bool:
+        """Publish ``online`` on ``session`` and wait for the ack; False if it was lost."""
+        assert self.service is not None
+        deadline = asyncio.get_running_loop().time() + 10.0
+        topic = self.topics.status(self.service)
+        data = encode(self._status("online"))
+        if await self._publish_acked(session.client, session.lost, topic, data, 1, True,
+                                     deadline):
+            session.online = True
+        return session.online
 
     async def close(self) -> None:
         """Publish ``offline`` (services), disconnect cleanly, stop every callback task."""
@@ -414,8 +519,10 @@ class Connection:
             self._matcher[filter_] = subscribers
         subscribers.append(subscriber)
         self._qos[filter_] = max(qos, self._qos.get(filter_, 0))
+        # A session in progress may have sent its SUBSCRIBE list already: subscribe now even
+        # if it is not marked connected yet (subscribing twice is harmless).
         client = self._client
-        if client is not None and self.connected.is_set():
+        if client is not None:
             try:
                 await client.subscribe(filter_, self._qos[filter_])
             except aiomqtt.MqttError as exc:
@@ -491,28 +598,30 @@ class Connection:
         """One connection: connect, restore state, dispatch until it drops."""
         client = self._new_client()
         async with client:
+            session = _Session(client)
             self._client = client
-            self._lost = asyncio.get_running_loop().create_future()
+            self._lost = session.lost
             try:
                 if self._qos:
-                    await client.subscribe(list(self._qos.items()))
-                if self.service is not None:
-                    await client.publish(
-                        self.topics.status(self.service), encode(self._status("online")), 1, True
-                    )
-                if self.last_error is not None:
+                    await client.subscribe(list(self._qos.items()))  # returns on SUBACK
+                if self.last_error is not None or self._waiting_since is not None:
                     log.info("connected to MQTT broker %s", self.address)
+                self._waiting_since = None
                 self.last_error = self.last_reason = None
                 self._refused = False
                 self._established = True
+                self._session_now = session
                 self.connected.set()
+                self.spawn(self._announce(session), name=f"announce {self}")
                 async for message in client.messages:
                     self._dispatch(message.topic.value, message.payload)  # type: ignore[arg-type]
             finally:
                 self.connected.clear()
                 self._client = None
-                if not self._lost.done():
-                    self._lost.set_result(None)
+                self._session_now = None
+                if not session.lost.done():
+                    session.lost.set_result(None)
+                session.announced.set()
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
         for subscribers in self._matcher.iter_match(topic):

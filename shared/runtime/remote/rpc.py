@@ -4,9 +4,11 @@ A request ``{id, reply_to, args, kwargs}`` on ``rpc/<service>/<method>`` gets ex
 ``{id, ok: true, result}`` or ``{id, ok: false, error: {type, message, context}}`` on
 ``reply_to``, whatever was wrong with it: bad CBOR (answered when a ``reply_to`` can still be
 read from it), an unknown method, arguments that do not fit the signature, an exception in the
-method, a result CBOR cannot carry. Only a request without any usable ``reply_to`` is merely
-logged. ``reply_to`` must lie under the robot's ``reply/`` tree, so a service can never be made
-to publish anywhere else.
+method, a result CBOR cannot carry. Argument *types* are checked from the method's annotations
+before the method runs (``runtime.remote.arguments``): a wrong one is an error naming the
+argument, the expected type and what was sent. Only a request without any usable ``reply_to``
+is merely logged. ``reply_to`` must lie under the robot's ``reply/`` tree, so a service can
+never be made to publish anywhere else.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import BaseModel
 
 from runtime.exception import MessageError, RPCError, RuntimeBaseException
 from runtime.messages import RPCErrorInfo, RPCReply, RPCRequest, decode, encode, loads, validate
+from runtime.remote.arguments import ArgumentValidator
 from runtime.remote.connection import Connection
 from runtime.topics import check_name
 
@@ -114,6 +117,10 @@ class _Server:
         self.service = service
         self.methods = handler.rpc_methods()
         self.signatures = {name: inspect.signature(m) for name, m in self.methods.items()}
+        self.validators = {
+            name: ArgumentValidator(f"{service}.{signature_text(name, m)}", m)
+            for name, m in self.methods.items()
+        }
         self.reply_root = connection.topics.reply_root
 
     async def on_request(self, topic: str, payload: bytes) -> None:
@@ -164,6 +171,7 @@ class _Server:
                 f"wrong arguments for {self.service}.{signature_text(method_name, method)}: {exc}",
                 service=self.service, method=method_name,
             ) from None
+        self.validators[method_name].check(bound)
         if inspect.iscoroutinefunction(method):
             return await method(*bound.args, **bound.kwargs)
         if method.__rpc__["blocking"]:

@@ -39,6 +39,7 @@ def teleop_setup():
     Robot.run(plain)
     Robot.run(quick, results, "done")
     try:
+        Robot.run(spin)  # still running: does nothing, says so once
         Robot.run(spin)
     except Exception as exc:
         refused = str(exc)

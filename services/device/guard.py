@@ -1,0 +1,158 @@
+"""``MotorGuard``: the stop rules applied to the devices of the device service.
+
+The policy is ``safety.StopRules`` (pure); this is the mechanism around it: it follows the
+retained ``match`` and ``service/executor/status`` topics, reads the driver-input buffers and the
+executor's liveness counter, asks the rules every ``period`` (20 ms) and on every message, and on
+a new verdict holds or releases the motors of every device, sends Disable when the holding rule
+asks for one, and says so in one log line naming the rule and the devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from runtime.buffer import BufferStore, GamepadBuffer, KeyboardBuffer
+from runtime.buffer.liveness import LivenessMonitor
+from runtime.exception import BufferStoreError, DeviceError, MessageError
+from runtime.messages import Match, ServiceStatus, decode
+from runtime.remote import Connection
+from runtime.service.device.client import SmartDeviceClient
+from runtime.service.device.safety import InputState, SafetyState, StopRules, Verdict
+
+log = logging.getLogger(__name__)
+
+INPUT_KEYS = ("0", "1", "2", "3", "keyboard")
+PERIOD = 0.02  #: seconds between two checks of the stop rules
+STALL = 0.1  #: a check this late means this process was paused (see ``run``)
+
+
+class MotorGuard:
+    """Applies the stop rules (see the module docstring) to ``devices()``."""
+
+    def __init__(self, buffers: BufferStore, devices: Callable[[], Iterable[SmartDeviceClient]],
+                 rules: StopRules | None = None, liveness: LivenessMonitor | None = None,
+                 period: float = PERIOD) -> None:
+        self.buffers = buffers
+        self.devices = devices
+        self.rules = rules or StopRules()
+        self.liveness = liveness or LivenessMonitor(buffers.robot)
+        self.period = period
+        self.mode = "idle"
+        self.mode_since = 0.0  #: when the current mode began (``match.since``)
+        self.executor_online = False  #: from its retained status
+        self.executor_started = 0.0  #: when the running executor started (its status)
+        self.verdict: Verdict = self.rules.check(SafetyState())
+        self._inputs: dict[str, GamepadBuffer | KeyboardBuffer] = {}
+
+    @property
+    def allowed(self) -> bool:
+        """May motors move, as of the last check? (What the write path asks.)"""
+        return self.verdict.allowed
+
+    async def follow(self, connection: Connection) -> None:
+        """Follow the match and the executor's status on ``connection``."""
+        await connection.subscribe(connection.topics.match, self._on_match, qos=1)
+        await connection.subscribe(connection.topics.status("executor"), self._on_executor,
+                                   qos=1)
+
+    def close(self) -> None:
+        for buffer in self._inputs.values():
+            self.buffers.forget(buffer)
+        self._inputs.clear()
+        self.liveness.close()
+
+    async def _on_match(self, topic: str, payload: bytes) -> None:
+        if not payload:
+            return
+        try:
+            match = decode(Match, payload)
+        except MessageError as exc:
+            log.warning("ignoring a bad match message on %s: %s", topic, exc.message)
+            return
+        self.mode, self.mode_since = match.mode, match.since
+        await self.apply()
+
+    async def _on_executor(self, topic: str, payload: bytes) -> None:
+        """A dead executor cannot stop what it started: its motors stop here."""
+        online = False
+        if payload:
+            try:
+                status = decode(ServiceStatus, payload)
+            except MessageError as exc:
+                log.warning("ignoring a bad executor status on %s: %s", topic, exc.message)
+                return
+            online = status.state == "online"
+            if online:
+                self.executor_started = status.started
+        self.executor_online = online
+        await self.apply()
+
+    def safety_state(self) -> SafetyState:
+        """What the stop rules look at, read now from the match, statuses and buffers."""
+        return SafetyState(
+            mode=self.mode, mode_since=self.mode_since, executor_online=self.executor_online,
+            executor_started=self.executor_started,
+            executor_silent_for=self.liveness.silent_for(),
+            inputs=tuple(InputState(b.connected, b.ts) for b in self._input_buffers()
+                         if not b.closed),
+            now=time.time(),
+        )
+
+    def _input_buffers(self) -> list[GamepadBuffer | KeyboardBuffer]:
+        """The input buffers, (re)attached when missing or replaced by a restarted broker."""
+        found = []
+        for key in INPUT_KEYS:
+            buffer = self._inputs.get(key)
+            if buffer is None or not buffer.is_live():
+                if buffer is not None:
+                    self.buffers.forget(self._inputs.pop(key))
+                try:
+                    buffer = (self.buffers.keyboard() if key == "keyboard"
+                              else self.buffers.gamepad(int(key)))
+                except BufferStoreError:
+                    continue
+                self._inputs[key] = buffer
+            found.append(buffer)
+        return found
+
+    async def apply(self) -> None:
+        """Check the rules; on a new verdict, one log line naming the rule and the devices,
+        motors held or released, and a Disable when the holding rule asks for one."""
+        verdict = self.rules.check(self.safety_state())
+        previous = self.verdict
+        if verdict == previous:
+            return
+        self.verdict = verdict
+        clients = list(self.devices())
+        names = ", ".join(c.name for c in clients) or "no device connected"
+        if verdict.allowed:
+            log.info("motors released (%s): every stop rule passes", names)
+        else:
+            (log.warning if verdict.rule in ("executor-gone", "executor-stuck") else log.info)(
+                "motors held at 0%s (%s) by %s", " and disabled" if verdict.disable else "",
+                names, verdict)
+        for client in clients:
+            try:
+                await client.hold_motors(not verdict.allowed)
+                if verdict.disable:
+                    await client.disable()
+            except DeviceError as exc:
+                log.warning("%s", exc.message)
+
+    async def run(self) -> None:
+        """Check the rules every ``period`` for ever (a task)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(self.period)
+            if (loop.time() - asked - self.period > STALL
+                    and self.verdict.rule != "executor-stuck"):
+                # This process was paused: the executor's counter may have moved unseen.
+                self.liveness.forgive()
+            try:
+                await self.apply()
+            except Exception:
+                log.exception("applying the stop rules failed")

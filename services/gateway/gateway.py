@@ -1,0 +1,453 @@
+"""``Gateway``: PiE's Dawn and Shepherd on TCP 8101, translated to and from the MQTT contract.
+
+The gateway is a client of the robot like any other: it calls the executor's ``set_mode``,
+publishes driver input on ``input/gamepad/<i>`` / ``input/keyboard``, and reads
+``device/+/info``, ``device/+/data``, ``log/student`` and ``match``. It never touches the
+shared-memory buffers, so it runs wherever MQTT reaches (docs/gateway.md).
+
+The rules of PiE's protocol (docs/gateway.md, "Behaviour clients rely on") are kept here:
+
+- one Dawn and one Shepherd; a new connection with the same identity replaces the old one;
+- the identity byte must come within ``identity_timeout`` (1 s);
+- any disconnect sets the robot idle (a replaced link counts: the old link is gone); Dawn's
+  also marks its gamepads and keyboard gone;
+- while Shepherd (field control) is connected, Dawn may only stop: its AUTO/TELEOP is refused
+  with a LOG line saying so; its IDLE is always obeyed;
+- a malformed, oversized, truncated or unknown frame, or a stall mid-frame, closes that
+  connection with one log line; the service and the robot carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+from google.protobuf.message import Message
+from runtime.exception import MessageError, RuntimeBaseException
+from runtime.messages import DeviceData, DeviceInfo, LogRecord, Match, decode, encode
+from runtime.remote import Client, Connection, Handler, rpc
+from runtime.service.gateway import translate
+from runtime.service.gateway.proto import pie_client_pb2 as pb
+from runtime.service.gateway.wire import (
+    FrameError,
+    Identity,
+    MessageType,
+    encode_frame,
+    read_identity,
+    read_message,
+)
+from runtime.topics import GAMEPAD_COUNT
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8101
+IDENTITY_TIMEOUT = 1.0  #: seconds to send the identity byte (PiE's rule)
+FRAME_TIMEOUT = 2.0  #: seconds to finish a frame once it has started (slow-loris guard)
+DATA_INTERVAL = 0.04  #: DEVICE_DATA to Dawn every 40 ms (25 Hz, as the C runtime)
+MAX_UNSENT = 256 * 1024  #: bytes queued to a client that does not read before it is dropped
+NAMES = {Identity.SHEPHERD: "Shepherd", Identity.DAWN: "Dawn"}
+
+SetMode = Callable[..., Awaitable[Any]]
+
+
+@dataclass(eq=False)
+class ClientLink:
+    """One connected Dawn or Shepherd."""
+
+    identity: Identity
+    writer: asyncio.StreamWriter
+    peer: str
+    connected_at: float = field(default_factory=time.monotonic)
+    connected_wall: float = field(default_factory=time.time)
+    sent: int = 0
+    received: int = 0
+
+    @property
+    def name(self) -> str:
+        return NAMES[self.identity]
+
+    def send(self, kind: MessageType, message: Message) -> None:
+        """Queue a message; a client that stops reading is dropped, never buffered forever."""
+        if self.writer.is_closing():
+            return
+        if self.writer.transport.get_write_buffer_size() > MAX_UNSENT:
+            log.warning("%s at %s does not read what the robot sends: closing the connection",
+                        self.name, self.peer)
+            self.close()
+            return
+        self.writer.write(encode_frame(kind, message))
+        self.sent += 1
+
+    def close(self) -> None:
+        if not self.writer.is_closing():
+            self.writer.close()
+
+
+class Gateway(Handler):
+    """The gateway service (see the module docstring). RPC service name: ``gateway``.
+
+    ``Gateway(host, port)``; ``await gateway.start(connection)`` listens and subscribes;
+    ``await gateway.stop()`` closes every link (which sets the robot idle). ``set_mode`` can be
+    given to replace the executor call (an ``async`` callable with ``set_mode``'s arguments).
+    """
+
+    service_name = "gateway"
+
+    def __init__(self, host: str = "0.0.0.0", port: int = DEFAULT_PORT, *,
+                 identity_timeout: float = IDENTITY_TIMEOUT,
+                 frame_timeout: float = FRAME_TIMEOUT,
+                 data_interval: float = DATA_INTERVAL,
+                 set_mode: SetMode | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.identity_timeout = identity_timeout
+        self.frame_timeout = frame_timeout
+        self.data_interval = data_interval
+        self.links: dict[Identity, ClientLink] = {}
+        self.devices: dict[str, tuple[DeviceInfo, dict[str, Any]]] = {}
+        self.custom: dict[str, Any] = {}
+        self.match: Match | None = None
+        self._set_mode = set_mode
+        self._connection: Connection | None = None
+        self._client: Client | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._gamepads_used: set[int] = set()
+        self._complaints: dict[str, float] = {}
+        self._game_state: bytes | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self, connection: Connection) -> None:
+        """Subscribe to what Dawn needs, serve RPC, then listen on ``host:port``."""
+        self._connection = connection
+        self._client = Client(connection)
+        await self._client.start()
+        topics = connection.topics
+        await connection.subscribe(topics.any_device_info, self._on_device_info, qos=1)
+        await connection.subscribe(topics.any_device_data, self._on_device_data)
+        await connection.subscribe(topics.log("student"), self._on_student_log)
+        await connection.subscribe(topics.match, self._on_match, qos=1)
+        await self.serve(connection)
+        connection.on_connected(self._republish)
+        self._server = await asyncio.start_server(self._on_client, self.host, self.port,
+                                                  reuse_address=True)
+        if self.port == 0:
+            self.port = self._server.sockets[0].getsockname()[1]
+        self._spawn(self._send_device_data(), "gateway device data")
+        log.info("gateway listening for Dawn and Shepherd on %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        """Stop listening and close every link (each close sets the robot idle)."""
+        if self._server is not None:
+            self._server.close()
+        for link in list(self.links.values()):
+            link.close()
+        handlers = [task for task in self._tasks if task.get_name().startswith("gateway link")]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await asyncio.gather(*handlers, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- RPC ----------------------------------------------------------------------------------
+    @rpc
+    def clients(self) -> dict[str, Any]:
+        """Who is connected: ``{"dawn": {peer, since, sent, received} | None, "shepherd": ...}``."""
+        result: dict[str, Any] = {}
+        for identity in Identity:
+            link = self.links.get(identity)
+            result[NAMES[identity].lower()] = None if link is None else {
+                "peer": link.peer, "since": link.connected_wall,
+                "sent": link.sent, "received": link.received,
+            }
+        return result
+
+    # -- TCP clients --------------------------------------------------------------------------
+    async def _on_client(self, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            task.set_name("gateway link")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        peer = _peer(writer)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            identity = await read_identity(reader, self.identity_timeout)
+        except FrameError as exc:
+            log.warning("client at %s: %s; connection closed", peer, exc.message)
+            writer.close()
+            return
+        link = ClientLink(identity, writer, peer)
+        old = self.links.get(identity)
+        self.links[identity] = link
+        if old is not None:
+            log.info("%s connected again from %s: the link from %s is replaced",
+                     link.name, peer, old.peer)
+            old.close()
+        else:
+            log.info("%s connected from %s", link.name, peer)
+        try:
+            await self._serve_link(link, reader)
+        finally:
+            link.close()
+            if self.links.get(identity) is link:
+                del self.links[identity]
+            await self._on_disconnect(link)
+
+    async def _serve_link(self, link: ClientLink, reader: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                item = await read_message(reader, self.frame_timeout, link.identity)
+            except FrameError as exc:
+                log.warning("%s at %s sent a bad frame: %s; connection closed",
+                            link.name, link.peer, exc.message)
+                return
+            except (ConnectionError, OSError):
+                return
+            if item is None:
+                return
+            link.received += 1
+            kind, message = item
+            try:
+                await self._handle(link, kind, message)
+            except Exception:
+                log.exception("gateway bug handling %s from %s", kind.name, link.name)
+
+    async def _on_disconnect(self, link: ClientLink) -> None:
+        log.info("%s at %s disconnected: robot set to idle", link.name, link.peer)
+        if link.identity is Identity.DAWN:
+            await self._inputs_gone()
+        await self._change_mode(None, "idle")
+
+    async def _handle(self, link: ClientLink, kind: MessageType, message: Message) -> None:
+        if kind is MessageType.RUN_MODE:
+            assert isinstance(message, pb.RunMode)
+            await self._on_run_mode(link, message)
+        elif kind is MessageType.START_POS:
+            assert isinstance(message, pb.StartPos)
+            await self._on_start_pos(link, message)
+        elif kind is MessageType.INPUTS:
+            assert isinstance(message, pb.UserInputs)
+            await self._on_inputs(link, message)
+        elif kind is MessageType.GAME_STATE:
+            assert isinstance(message, pb.GameState)
+            await self._on_game_state(link, message)
+        elif kind is MessageType.TIME_STAMPS:
+            assert isinstance(message, pb.TimeStamps)
+            echo = pb.TimeStamps(dawn_timestamp=message.dawn_timestamp,
+                                 runtime_timestamp=int(time.time() * 1000))
+            link.send(MessageType.TIME_STAMPS, echo)
+
+    async def _on_run_mode(self, link: ClientLink, message: pb.RunMode) -> None:
+        mode = translate.mode_name(message)
+        if mode is None:
+            self._tell(link, f"unknown run mode {message.mode}: ignored")
+            return
+        if (link.identity is Identity.DAWN and mode != "idle"
+                and Identity.SHEPHERD in self.links):
+            self._tell(link, f"{mode} refused: field control (Shepherd) is connected, so only "
+                             "it starts autonomous and teleop; IDLE from Dawn always works")
+            return
+        await self._change_mode(link, mode)
+
+    async def _on_start_pos(self, link: ClientLink, message: pb.StartPos) -> None:
+        position = translate.start_pos_name(message)
+        if position is None:
+            self._tell(link, f"unknown start position {message.pos}: ignored")
+            return
+        if self.match is not None and self.match.start_pos == position:
+            return
+        mode = self.match.mode if self.match is not None else "idle"
+        await self._change_mode(link, mode, start_pos=position)
+
+    async def _on_inputs(self, link: ClientLink, message: pb.UserInputs) -> None:
+        if link.identity is not Identity.DAWN:
+            self._complain(f"{link.name} sent INPUTS (only Dawn drives): ignored")
+            return
+        assert self._connection is not None
+        update = translate.inputs_update(message, time.time())
+        for problem in update.problems:
+            self._complain(f"Dawn at {link.peer}: {problem}")
+        topics = self._connection.topics
+        for index, payload in update.gamepads.items():
+            self._gamepads_used.add(index)
+            await self._connection.publish(topics.gamepad(index),
+                                           b"" if payload is None else encode(payload))
+        if update.has_keyboard:
+            keyboard = update.keyboard
+            await self._connection.publish(topics.keyboard,
+                                           b"" if keyboard is None else encode(keyboard))
+
+    async def _on_game_state(self, link: ClientLink, message: pb.GameState) -> None:
+        if link.identity is not Identity.SHEPHERD:
+            self._complain(f"{link.name} sent GAME_STATE (only Shepherd does): ignored")
+            return
+        assert self._connection is not None
+        state = translate.game_state_name(message)
+        self._game_state = cbor2.dumps({"state": state, "ts": time.time()})
+        await self._publish_game_state()
+        log.info("game state from Shepherd: %s", state)
+
+    async def _publish_game_state(self) -> None:
+        assert self._connection is not None
+        if self._game_state is not None:
+            await self._connection.publish(f"{self._connection.topics.prefix}field/game_state",
+                                           self._game_state, qos=1, retain=True)
+
+    async def _republish(self) -> None:
+        """After a reconnect (a restarted broker lost its retained messages): the game state."""
+        await self._publish_game_state()
+
+    async def _inputs_gone(self) -> None:
+        """Dawn left: every input it drove is marked gone (empty payload, as a last will)."""
+        if self._connection is None:
+            return
+        topics = self._connection.topics
+        for index in range(GAMEPAD_COUNT):
+            await self._connection.publish(topics.gamepad(index), b"")
+        await self._connection.publish(topics.keyboard, b"")
+        self._gamepads_used.clear()
+
+    async def _change_mode(self, link: ClientLink | None, mode: str, **kwargs: Any) -> None:
+        try:
+            if self._set_mode is not None:
+                await self._set_mode(mode, **kwargs)
+            else:
+                assert self._client is not None
+                await self._client.call("executor", "set_mode", mode, timeout=2.0, **kwargs)
+        except RuntimeBaseException as exc:
+            text = f"set_mode {mode} failed: {exc.message}"
+            log.warning("%s (asked by %s)", text, link.name if link else "the gateway")
+            if link is not None:
+                self._tell(link, text)
+        except Exception as exc:  # the robot must not lose the gateway over one call
+            log.warning("set_mode %s failed: %s", mode, exc)
+
+    def _tell(self, link: ClientLink, text: str) -> None:
+        """A line for the client (Dawn shows LOG lines; Shepherd only gets the log line)."""
+        log.info("to %s: %s", link.name, text)
+        if link.identity is Identity.DAWN:
+            link.send(MessageType.LOG, translate.log_text([f"[gateway] {text}"]))
+
+    def _complain(self, text: str, interval: float = 5.0) -> None:
+        now = time.monotonic()
+        if now - self._complaints.get(text, -interval) >= interval:
+            self._complaints[text] = now
+            log.warning("%s", text)
+
+    # -- MQTT side ----------------------------------------------------------------------------
+    def _on_device_info(self, topic: str, payload: bytes) -> None:
+        assert self._connection is not None
+        try:
+            uid = self._connection.topics.parse(topic).uid
+            if uid is None:
+                return
+            if not payload:
+                self.devices.pop(uid, None)
+                return
+            info = decode(DeviceInfo, payload)
+        except MessageError as exc:
+            self._complain(f"bad device info on {topic}: {exc.message}")
+            return
+        known = uid in self.devices
+        values = self.devices.get(uid, (info, {}))[1]
+        self.devices[uid] = (info, values)
+        if not known:
+            self._spawn(self._read_all(uid), f"gateway read {uid}")
+
+    async def _read_all(self, uid: str) -> None:
+        """A new device's current values: ``device/<uid>/data`` only carries changes, and
+        Dawn shows every param, so ask the device service once (``read``)."""
+        assert self._client is not None
+        try:
+            values = await self._client.call("device", "read", uid, timeout=3.0)
+        except RuntimeBaseException as exc:
+            log.info("no first values of device %s (%s): they show once they change",
+                     uid, exc.message)
+            return
+        entry = self.devices.get(uid)
+        if entry is not None and isinstance(values, dict):
+            for name, value in values.items():
+                entry[1].setdefault(name, value)  # a newer data message wins
+
+    def _on_device_data(self, topic: str, payload: bytes) -> None:
+        assert self._connection is not None
+        try:
+            uid = self._connection.topics.parse(topic).uid
+            data = decode(DeviceData, payload)
+        except MessageError as exc:
+            self._complain(f"bad device data on {topic}: {exc.message}")
+            return
+        entry = self.devices.get(uid or "")
+        if entry is not None:
+            entry[1].update(data.params)
+
+    def _on_match(self, topic: str, payload: bytes) -> None:
+        if not payload:
+            self.match = None
+            return
+        try:
+            self.match = decode(Match, payload)
+        except MessageError as exc:
+            self._complain(f"bad match on {topic}: {exc.message}")
+
+    def _on_student_log(self, topic: str, payload: bytes) -> None:
+        try:
+            record = decode(LogRecord, payload)
+        except MessageError as exc:
+            self._complain(f"bad student log record on {topic}: {exc.message}")
+            return
+        entry = translate.custom_entry(record)
+        if entry is not None:
+            self.custom[entry[0]] = entry[1]
+            return
+        dawn = self.links.get(Identity.DAWN)
+        if dawn is not None:
+            dawn.send(MessageType.LOG, translate.log_text(translate.record_lines(record)))
+
+    async def _send_device_data(self) -> None:
+        """DEVICE_DATA to Dawn every ``data_interval`` seconds while it is connected."""
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += self.data_interval
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            if loop.time() - next_at > self.data_interval:
+                next_at = loop.time()  # fell behind (paused): no burst of catch-up frames
+            dawn = self.links.get(Identity.DAWN)
+            if dawn is None:
+                continue
+            time_ms = int((time.monotonic() - dawn.connected_at) * 1000)
+            try:
+                message = translate.dev_data(self.devices.values(), self.custom, time_ms)
+                dawn.send(MessageType.DEVICE_DATA, message)
+            except Exception:
+                log.exception("gateway bug building DEVICE_DATA")
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
