@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import os
 import random
@@ -221,31 +222,47 @@ async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str,
         await asyncio.gather(device_task, return_exceptions=True)
 
 
-def breakdown(trace_dir: Path, marks: list[tuple[int, int]]) -> dict[str, dict[str, float]]:
-    """For each change, the first event of each hop after its publish, as ms since publish."""
-    events: list[tuple[int, str]] = []
+#: The hops of one change, in the order the path passes them (names as in ``trace.hop``).
+CHAIN = ("broker: input received", "broker: buffer written", "executor: woken",
+         "executor: main entered", "executor: set_value", "device: woken",
+         "device: DeviceWrite written")
+ARRIVAL = "device read DeviceWrite"
+
+
+def breakdown(trace_dir: Path, marks: list[tuple[int, int]]) -> dict[str, dict[str, Any]]:
+    """Per hop: ms from the publish to it (``at``) and from the hop before it (``step``).
+
+    Each change is followed along :data:`CHAIN`: a hop is the first event of its name after
+    the previous hop found (so a periodic call or a poll between changes is not taken for
+    this change's), before the device read the write. A hop the change did not pass (the
+    executor called ``teleop_main`` on its tick, not woken early) is left out of that change.
+    """
+    events: dict[str, list[int]] = {}
     for file in trace_dir.glob("*.trace"):
         for line in file.read_text().splitlines():
             stamp, _, name = line.partition(" ")
             if stamp.isdigit():
-                events.append((int(stamp), name))
-    events.sort()
-    per_hop: dict[str, list[float]] = {}
-    index = 0
+                events.setdefault(name, []).append(int(stamp))
+    for stamps in events.values():
+        stamps.sort()
+    at: dict[str, list[float]] = {}
+    step: dict[str, list[float]] = {}
     for start, end in marks:
-        seen: set[str] = set()
-        while index < len(events) and events[index][0] < start:
-            index += 1
-        scan = index
-        while scan < len(events) and events[scan][0] <= end:
-            stamp, name = events[scan]
-            if name not in seen:
-                seen.add(name)
-                per_hop.setdefault(name, []).append((stamp - start) / 1e6)
-            scan += 1
-        per_hop.setdefault("device read DeviceWrite", []).append((end - start) / 1e6)
-    return {name: figures(values) for name, values in
-            sorted(per_hop.items(), key=lambda item: sorted(item[1])[len(item[1]) // 2])}
+        previous = start
+        for name in (*CHAIN, ARRIVAL):
+            if name == ARRIVAL:
+                stamp: int | None = end
+            else:
+                stamps = events.get(name, [])
+                index = bisect.bisect_left(stamps, previous)
+                stamp = stamps[index] if index < len(stamps) and stamps[index] <= end else None
+            if stamp is None:
+                continue
+            at.setdefault(name, []).append((stamp - start) / 1e6)
+            step.setdefault(name, []).append((stamp - previous) / 1e6)
+            previous = stamp
+    return {name: {"at": figures(at[name]), "step": figures(step[name])}
+            for name in (*CHAIN, ARRIVAL) if name in at}
 
 
 def report(label: str, stats: dict[str, float]) -> str:
@@ -277,8 +294,12 @@ async def main() -> None:
         print(report(f"{kind}: gamepad -> DeviceWrite", entry["e2e_ms"]), flush=True)
         if "hops" in measured:
             entry["hops"] = measured["hops"]
+            print(f"    {'hop':30s} {'since publish: median':>22s} {'step: median':>13s}"
+                  f" {'p90':>7s} {'p99':>7s} ms  (changes)")
             for name, stats in measured["hops"].items():
-                print(report(f"    {name}", stats))
+                at, step = stats["at"], stats["step"]
+                print(f"    {name:30s} {at['median']:22.3f} {step['median']:13.3f} "
+                      f"{step['p90']:7.3f} {step['p99']:7.3f}     ({step['samples']})")
         results[kind] = entry
     print(json.dumps(results))
 

@@ -26,6 +26,7 @@ from runtime.exception import MessageError
 from runtime.messages import GamepadInput, KeyboardInput, decode
 from runtime.remote import Connection
 from runtime.topics import GAMEPAD_COUNT, check_index
+from runtime.trace import hop
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class InputBridge:
 
     # -- callbacks (run inline on the MQTT loop: keep them short) ---------------------------
     def on_gamepad(self, topic: str, payload: bytes) -> None:
+        hop("broker: input received")
         try:
             index = check_index(topic.rsplit("/", 1)[-1])
         except MessageError as exc:
@@ -101,6 +103,7 @@ class InputBridge:
         if message is not None:
             buffer = self.gamepads[index]
             buffer.update(buttons=message.buttons, axes=message.axes, ts=time.time())
+            hop("broker: buffer written")
             self._mark_fresh(buffer)
 
     def on_keyboard(self, topic: str, payload: bytes) -> None:

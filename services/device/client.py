@@ -23,6 +23,7 @@ from runtime.catalog import Catalog, DeviceType, default_catalog
 from runtime.constants import MAX_WRITE_PAYLOAD, motor_stop_values
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import MessageType, Packet
+from runtime.trace import hop
 
 log = logging.getLogger(__name__)
 
@@ -484,6 +485,7 @@ class SmartDeviceClient:
                 except Exception as exc:  # keep the device: log and go on
                     log.warning("%s: could not send desired values: %s", self.name, exc)
                 await waiter.wait_async(self.poll_interval)
+                hop("device: woken")
 
     async def _flush(self, buffer: DeviceBuffer) -> None:
         self._widen_subscription(buffer)
@@ -530,6 +532,7 @@ class SmartDeviceClient:
                     values[name] = zero
         for chunk in _chunks(device_type, values):
             await self._send(protocol.device_write(device_type, chunk))
+        hop("device: DeviceWrite written")
 
 
 ERROR_CODES = {0xFD: "unexpected delimiter", 0xFE: "bad checksum", 0xFF: "generic error"}

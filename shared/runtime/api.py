@@ -49,6 +49,7 @@ from runtime.exception import (
     ParameterError,
     RuntimeBaseException,
 )
+from runtime.trace import hop
 
 RECHECK = 0.25  # seconds a device resolution is trusted before it is checked again
 SHORT_FORM = re.compile(r"^(\d+)_(\d+)$")
@@ -272,6 +273,7 @@ class Robot:
                 raise StudentCodeStopped
             try:
                 buffer.set(param, value)
+                hop("executor: set_value")
             except RuntimeBaseException as exc:
                 raise _explain(exc, f"Robot.set_value({device!r}, {param!r}, {value!r})",
                                device, param) from None
