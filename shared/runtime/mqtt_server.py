@@ -28,6 +28,7 @@ from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.session import Session
 
+from runtime import eventloop
 from runtime.exception import MQTTConnectionError
 from runtime.mqtt_auth import AccessList, PasswordFile
 
@@ -215,7 +216,7 @@ class EmbeddedBrokerThread:
             ready = threading.Event()
 
             def run() -> None:
-                loop = asyncio.new_event_loop()
+                loop = eventloop.new_event_loop()
                 self._loop = loop
                 asyncio.set_event_loop(loop)
                 ready.set()

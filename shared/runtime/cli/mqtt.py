@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from runtime import eventloop
 from runtime.cli.common import connection_options
 from runtime.cli.main import main
 from runtime.exception import MessageError, MQTTConnectionError, RPCError
@@ -83,7 +84,7 @@ def mqtt_server(listen: str, broker_password_file: Path | None, acl_file: Path |
             await _until_signal()
 
     try:
-        asyncio.run(run())
+        eventloop.run(run())  # uvloop: the broker is on the gamepad -> motor path
     except MQTTConnectionError as exc:
         _fail(exc.message)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from runtime import eventloop
 from runtime.cli.common import service_options
 from runtime.cli.main import main
 from runtime.cli.mqtt import parse_listen
@@ -77,7 +78,7 @@ def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            sys.exit(asyncio.run(run()))
+            sys.exit(eventloop.run(run()))
     except (OSError, RuntimeBaseException) as exc:
         message = getattr(exc, "message", None) or str(exc)
         click.echo(f"error: {message}", err=True)
