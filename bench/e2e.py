@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import json
 import os
 import random
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+import psutil
 from runtime.messages import GamepadInput, encode
 from runtime.mqtt_server import free_port
 from runtime.remote import Client, Connection
@@ -184,7 +186,10 @@ async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str,
 
             await send(0.0)
             await client.call("executor", "set_mode", "teleop", timeout=5)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
+            idle_from = time.monotonic(), cpu_seconds(processes)
+            await asyncio.sleep(2.0)
+            busy_from = time.monotonic(), cpu_seconds(processes)
             samples = []
             marks = []
             last = 0.0
@@ -205,8 +210,10 @@ async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str,
                 samples.append((device.arrival_ns - start) / 1e6)
                 marks.append((start, device.arrival_ns))
                 await asyncio.sleep(random.uniform(0.02, 0.05))
+            busy_to = time.monotonic(), cpu_seconds(processes)
             await client.call("executor", "set_mode", "idle", timeout=5)
-        result: dict[str, Any] = {"e2e_ms": samples}
+        result: dict[str, Any] = {"e2e_ms": samples, "cpu_us_per_change": cpu_per_change(
+            idle_from, busy_from, busy_to, len(samples))}
         if hops:
             result["hops"] = breakdown(trace_dir, marks)
         return result
@@ -227,6 +234,48 @@ CHAIN = ("broker: input received", "broker: buffer written", "executor: woken",
          "executor: main entered", "executor: set_value", "device: woken",
          "device: DeviceWrite written")
 ARRIVAL = "device read DeviceWrite"
+
+
+def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU time (user + system) used so far by each service and its child processes."""
+    used = {}
+    for name, process in zip(SERVICES, processes, strict=True):
+        total = 0.0
+        with contextlib.suppress(psutil.NoSuchProcess):
+            root = psutil.Process(process.pid)
+            for member in (root, *root.children(recursive=True)):
+                total += _on_cpu(member)
+        used[name] = total
+    return used
+
+
+def _on_cpu(process: psutil.Process) -> float:
+    """Seconds on a CPU, every thread: ``/proc/PID/schedstat`` counts in ns (``cpu_times``
+    only in 10 ms ticks, too coarse for a few hundred microseconds per change)."""
+    try:
+        with open(f"/proc/{process.pid}/schedstat") as stat:
+            return int(stat.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            return times.user + times.system
+    return 0.0
+
+
+def cpu_per_change(idle_from: tuple[float, dict[str, float]],
+                   busy_from: tuple[float, dict[str, float]],
+                   busy_to: tuple[float, dict[str, float]], changes: int) -> dict[str, float]:
+    """Microseconds of CPU each service spent per change, its teleop idle rate (measured just
+    before) taken out. CPU time hardly depends on how loaded the machine is, so this is the
+    figure to compare runs on a busy machine by, where latencies are mostly waiting for a core.
+    """
+    idle_seconds, busy_seconds = busy_from[0] - idle_from[0], busy_to[0] - busy_from[0]
+    spent = {}
+    for name in SERVICES:
+        idle_rate = (busy_from[1][name] - idle_from[1][name]) / idle_seconds
+        busy = busy_to[1][name] - busy_from[1][name] - idle_rate * busy_seconds
+        spent[name] = round(busy / max(changes, 1) * 1e6, 1)
+    return spent
 
 
 def breakdown(trace_dir: Path, marks: list[tuple[int, int]]) -> dict[str, dict[str, Any]]:
@@ -292,6 +341,9 @@ async def main() -> None:
                                  "e2e_ms": figures(measured["e2e_ms"])}
         print(report(f"{kind}: MQTT floor (paho -> paho)", entry["floor_ms"]))
         print(report(f"{kind}: gamepad -> DeviceWrite", entry["e2e_ms"]), flush=True)
+        entry["cpu_us_per_change"] = measured["cpu_us_per_change"]
+        print(f"{kind}: CPU per change (us): " + ", ".join(
+            f"{name} {used:.0f}" for name, used in measured["cpu_us_per_change"].items()))
         if "hops" in measured:
             entry["hops"] = measured["hops"]
             print(f"    {'hop':30s} {'since publish: median':>22s} {'step: median':>13s}"
