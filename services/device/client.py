@@ -33,6 +33,7 @@ SILENCE_PROBE = 0.2  #: seconds a suspected-silent device has to answer a last P
 SUBSCRIBE_ATTEMPTS = 3
 COMPLAINT_PERIOD = 5.0  #: seconds between two log lines about bad frames of one device
 READ_CHUNK = 4096
+WRITE_BACKLOG = 4096  #: bytes queued for a link before writes wait for it to drain
 
 
 class DeviceGone(DeviceError):
@@ -326,13 +327,22 @@ class SmartDeviceClient:
         return self.device_type
 
     async def _send(self, data: bytes) -> None:
+        self._write_now(data)
+        try:
+            if self._backed_up():
+                await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self._lose(f"write failed: {exc}", transport=True)
+            raise DeviceGone(f"{self.name} on {self.port}: write failed ({exc})",
+                             uid=str(self.uid), port=self.port) from exc
+
+    def _write_now(self, data: bytes) -> None:
+        """Hand ``data`` to the transport (which writes at once when its buffer is empty)."""
         if self._gone.done():
             raise DeviceGone(f"{self.name} on {self.port} is gone: {self._gone.result()}",
                              uid=str(self.uid), port=self.port)
         try:
             self.writer.write(data)
-            if self.writer.transport.get_write_buffer_size() > 4096:
-                await self.writer.drain()
         except (ConnectionError, OSError) as exc:
             self._lose(f"write failed: {exc}", transport=True)
             raise DeviceGone(f"{self.name} on {self.port}: write failed ({exc})",
@@ -472,29 +482,58 @@ class SmartDeviceClient:
             await self._send(protocol.subscription_request(params, delay_ms))
 
     async def _write_loop(self) -> None:
-        """Send desired values as soon as they are set (woken by the buffer)."""
+        """Send desired values as soon as they are set: in the loop turn the buffer's doorbell
+        rings (the reader callback writes the frame itself), plus a pass every
+        ``poll_interval`` that also waits for a backed-up link to drain."""
         buffer = self.buffer
         assert buffer is not None
+        loop = asyncio.get_running_loop()
         with Waiter() as waiter:
             waiter.watch(buffer, WAKE_DESIRED)
-            while not self._gone.done():
-                try:
-                    await self._flush(buffer)
-                except DeviceGone:
-                    return
-                except Exception as exc:  # keep the device: log and go on
-                    log.warning("%s: could not send desired values: %s", self.name, exc)
-                await waiter.wait_async(self.poll_interval)
-                hop("device: woken")
+            loop.add_reader(waiter.fileno(), self._on_ring, waiter, buffer)
+            try:
+                while not self._gone.done():
+                    waiter.poll()
+                    try:
+                        await self._flush(buffer)
+                    except DeviceGone:
+                        return
+                    except Exception as exc:  # keep the device: log and go on
+                        log.warning("%s: could not send desired values: %s", self.name, exc)
+                    await asyncio.wait((self._gone,), timeout=self.poll_interval)
+            finally:
+                loop.remove_reader(waiter.fileno())
+
+    def _on_ring(self, waiter: Waiter, buffer: DeviceBuffer) -> None:
+        """The buffer rang: write what changed now (a backed-up link waits for the poll pass,
+        which drains it first; the values stay pending in the buffer meanwhile)."""
+        if not waiter.poll() or self._gone.done() or self._backed_up():
+            return
+        hop("device: woken")
+        try:
+            self._flush_now(buffer)
+        except DeviceGone:
+            pass  # the write loop sees _gone and ends
+        except Exception as exc:  # keep the device: log and go on
+            log.warning("%s: could not send desired values: %s", self.name, exc)
+
+    def _backed_up(self) -> bool:
+        return self.writer.transport.get_write_buffer_size() > WRITE_BACKLOG
 
     async def _flush(self, buffer: DeviceBuffer) -> None:
+        self._flush_now(buffer)
+        if self._backed_up():
+            await self.writer.drain()
+
+    def _flush_now(self, buffer: DeviceBuffer) -> None:
+        """Student reads and desired values to the device, without waiting."""
         self._widen_subscription(buffer)
         reads = buffer.take_reads()
         values = buffer.take_writes()
         if values:
-            await self._write_values(values)
+            self._write_values_now(values)
         if reads:
-            await self._send(protocol.device_read(reads))
+            self._write_now(protocol.device_read(reads))
 
     def _widen_subscription(self, buffer: DeviceBuffer) -> None:
         """Params that student code reads (the buffer's "wanted" bitmap, set by the executor)
@@ -525,13 +564,18 @@ class SmartDeviceClient:
         self._tasks = [task for task in self._tasks if not task.done()] + [self._widening]
 
     async def _write_values(self, values: dict[str, Any]) -> None:
+        self._write_values_now(values)
+        if self._backed_up():
+            await self.writer.drain()
+
+    def _write_values_now(self, values: dict[str, Any]) -> None:
         device_type = self._identified_type()
         if not self.motors_allowed():
             for name, zero in motor_stop_values(device_type).items():
                 if name in values:
                     values[name] = zero
         for chunk in _chunks(device_type, values):
-            await self._send(protocol.device_write(device_type, chunk))
+            self._write_now(protocol.device_write(device_type, chunk))
         hop("device: DeviceWrite written")
 
 
