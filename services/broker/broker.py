@@ -113,6 +113,14 @@ class Broker(Handler):
         hour): ``log/student`` and the other services' student-relevant lines."""
         return self.history.since(since)
 
+    # -- device values -----------------------------------------------------------------------
+    @rpc
+    def values(self) -> dict[str, dict[str, Any]]:
+        """Every device's readable params as last published on ``device/<uid>/data``:
+        ``{uid: {param: value}}``. ``data`` only carries changes, so a client that just
+        connected (the driver station) asks here once for the whole picture."""
+        return {uid: dict(tracked.published) for uid, tracked in self.updates.devices.items()}
+
     # -- input -----------------------------------------------------------------------------
     @rpc
     def button_params(self) -> list[dict[str, str]]:

@@ -246,7 +246,11 @@ class SmartDeviceManager(Handler):
                 return False
             uid = str(client.uid)
             self.devices[uid] = client
-            client.subscription_changed = lambda: self._publish_info(client)
+
+            async def subscription_changed(client: SmartDeviceClient = client) -> None:
+                self._announce(client)  # the info shows the widened subscription
+
+            client.subscription_changed = subscription_changed
             try:
                 await client.subscribe(interval=self.subscription_interval)
             except DeviceGone:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import hashlib
 import logging
 import os
 import select
@@ -205,6 +206,17 @@ class Dispatcher(Handler):
         log.info("new student program stored in %s (sha256 %s)", self.student_code,
                  result["sha256"][:12])
         return result
+
+    @rpc(blocking=True)
+    def program(self) -> dict[str, Any]:
+        """The stored student program: ``{source, sha256}`` (what the driver station edits)."""
+        try:
+            data = self.student_code.read_bytes()
+        except FileNotFoundError:
+            raise ExecutionError(f"there is no student program yet at {self.student_code}: "
+                                 "upload one", path=str(self.student_code)) from None
+        return {"source": data.decode("utf-8", "replace"),
+                "sha256": hashlib.sha256(data).hexdigest()}
 
     async def serve(self, connection: Connection, service_name: str | None = None) -> None:
         """Answer RPCs on ``connection`` and publish the current (retained) ``match``."""

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 ANONYMOUS_PLUGINS: dict[str, Any] = {
     "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
 }
-AMQTT_LOGGERS = ("amqtt", "transitions")
+AMQTT_LOGGERS = ("amqtt", "transitions", "websockets")  # websockets: its WebSocket listener
 FILES_PLUGIN = "runtime.mqtt_auth.MosquittoFilesPlugin"
 
 
@@ -105,6 +105,13 @@ class _NoDelayBroker(_CheckedBroker):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         await super().stream_connected(reader, writer, listener_name)
 
+    async def ws_connected(self, websocket: Any, listener_name: str) -> None:
+        sock = websocket.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await super().ws_connected(websocket, listener_name)
+
 
 class EmbeddedBroker:
     """amqtt on ``host:port`` in the current event loop: ``await start()`` / ``await stop()``.
@@ -123,8 +130,11 @@ class EmbeddedBroker:
         password_file: str | Path | None = None,
         acl_file: str | Path | None = None,
         nodelay: bool = True,
+        ws_port: int | None = None,
     ) -> None:
         self.host = host
+        #: MQTT over WebSockets for the browser driver station (None: no such listener).
+        self.ws_port = ws_port
         self.port = port or free_port(host)
         self.password_file = Path(password_file) if password_file is not None else None
         self.acl_file = Path(acl_file) if acl_file is not None else None
@@ -148,10 +158,11 @@ class EmbeddedBroker:
     def config(self) -> dict[str, Any]:
         """amqtt configuration: one TCP listener, given plugins (files) or anonymous access."""
         plugins = self.plugins_config if self.plugins_config is not None else ANONYMOUS_PLUGINS
-        return {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "plugins": dict(plugins),
-        }
+        listeners: dict[str, Any] = {
+            "default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}
+        if self.ws_port is not None:
+            listeners["ws"] = {"type": "ws", "bind": f"{self.host}:{self.ws_port}"}
+        return {"listeners": listeners, "plugins": dict(plugins)}
 
     async def start(self) -> None:
         """Listen; ``MQTTConnectionError`` (naming the address) if that fails."""
@@ -174,8 +185,10 @@ class EmbeddedBroker:
                 reason = ("the address is already in use: is another MQTT broker (a system "
                           "Mosquitto?) or robot running? Pick another with --listen HOST:PORT, "
                           "or use that broker with --mqtt URL")
+            also = (f" (its WebSocket listener wants port {self.ws_port} too: --ws-port)"
+                    if self.ws_port is not None else "")
             raise MQTTConnectionError(
-                f"embedded MQTT broker cannot listen on {self.host}:{self.port}: {reason}",
+                f"embedded MQTT broker cannot listen on {self.host}:{self.port}: {reason}{also}",
                 host=self.host, port=self.port,
             ) from None
         self._broker = broker

@@ -1,8 +1,9 @@
 """compose.yaml: validated by docker-compose (fast), and run for real (slow, docker).
 
 The real run builds the image from the Dockerfile and starts Mosquitto (shipped config) and the
-three services with an override file that only swaps the base images for local ones
-(``tests/deploy/images.py``: no registry can be reached). It then plays the robot's day: a
+three services on base images built from Debian packages, chosen in ``.env`` as
+docs/deployment.md tells a staffer without registry access (``deploy/images.py``, with the
+test's own prefix ``runtime-test``). It then plays the robot's day: a
 virtual smart device connects to the device service, its info and data appear on MQTT (seen
 with ``mosquitto_sub`` as the read-only monitor account), field control sets teleop, every
 container turns healthy, and ``docker-compose down -v`` removes it all.
@@ -37,17 +38,6 @@ from tests.support.wait import wait_for
 
 SERVICES = ("broker", "device", "executor")
 LOCK = Path(tempfile.gettempdir()) / "runtime-compose-test.lock"
-OVERRIDE = f"""\
-# Only the base images differ from compose.yaml: local ones instead of registry images.
-services:
-  mosquitto:
-    image: {MOSQUITTO}
-""" + "".join(f"""\
-  {name}:
-    build:
-      args:
-        PYTHON_IMAGE: {PYTHON}
-""" for name in SERVICES)
 
 
 def compose_binary() -> str:
@@ -99,7 +89,10 @@ def test_compose_config_is_valid_and_complete(tmp_path: Path) -> None:
     passwords = {line.split("=", 1)[0]: line.split("=", 1)[1]
                  for line in (tmp_path / "env").read_text().splitlines() if "=" in line}
     services = config["services"]
-    assert set(services) == {"mosquitto", *SERVICES}
+    assert set(services) == {"mosquitto", "web", *SERVICES}
+    web = services["web"]  # the driver station page, talking to Mosquitto's WebSockets
+    assert web["command"] == ["runtime", "web"]
+    assert web["environment"]["RUNTIME_WS_PORT"] == "9001"
     for name, service in services.items():
         assert service["network_mode"] == "host", name
         assert service["restart"] == "unless-stopped", name
@@ -121,6 +114,7 @@ def test_compose_config_is_valid_and_complete(tmp_path: Path) -> None:
         assert environment["RUNTIME_MQTT"] == f"mqtt://{name}:{password}@127.0.0.1:1883"
         assert "/var/lib/runtime" in {volume["target"] for volume in _volumes(service)}
         assert service["build"]["network"] == "host"
+        assert service["build"]["args"]["PYTHON_IMAGE"] == "python:3.11-slim"  # .env may swap
     device = services["device"]
     assert device["environment"]["RUNTIME_VIRTUAL_LISTEN"] == "tcp:127.0.0.1:5600"
     device_mounts = {volume["target"]: volume for volume in _volumes(device)}
@@ -277,13 +271,13 @@ def test_the_compose_deployment_runs(docker_daemon: DockerDaemon, tmp_path: Path
         robot,
         VIRTUAL_LISTEN=f"tcp:127.0.0.1:{virtual_port}",
         RUNTIME_IMAGE="runtime-test/runtime",
+        PYTHON_IMAGE=PYTHON,  # the offline deployment of docs/deployment.md
+        MOSQUITTO_IMAGE=MOSQUITTO,
         HEALTH_INTERVAL="2s",
         MQTT_PASSWD_FILE=str(tmp_path / "passwd"),
     ))
     assert set(credentials.passwords) == set(ACCOUNTS)
-    override = tmp_path / "compose.override.yaml"
-    override.write_text(OVERRIDE, encoding="utf-8")
-    compose = Compose(f"runtimetest{uuid.uuid4().hex[:8]}", credentials.env_file, override)
+    compose = Compose(f"runtimetest{uuid.uuid4().hex[:8]}", credentials.env_file)
     monitor_password = credentials.passwords["monitor"]
 
     with exclusive(LOCK):
@@ -296,6 +290,7 @@ def test_the_compose_deployment_runs(docker_daemon: DockerDaemon, tmp_path: Path
             compose.run("build", timeout=1800)
             phase("image built")
             compose.run("up", "-d", timeout=600)
+            up_started = time.monotonic()
             wait_listening("127.0.0.1", 1883, timeout=60)
             phase("mosquitto listening")
             watcher = Subscriber(1883, "monitor", monitor_password, f"runtime/{robot}/#")
@@ -359,6 +354,8 @@ def test_the_compose_deployment_runs(docker_daemon: DockerDaemon, tmp_path: Path
             wait_for(lambda: health(compose, "executor") == "healthy", timeout=120,
                      message=lambda: f"executor is {health(compose, 'executor')}")
             phase("all healthy")
+            timings.append(f"up -d to all healthy (health interval 2 s): "
+                           f"{time.monotonic() - up_started:.1f} s")
         finally:
             if device is not None:
                 device.terminate()

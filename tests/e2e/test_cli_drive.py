@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
+import struct
 import subprocess
 import sys
 import termios
 
+import psutil
+from runtime.buffer.segment import reclaim
 from runtime.messages import loads
 from runtime.remote import Connection
 
+from tests.e2e.robot import RunningRobot
 from tests.support.wait import wait_for_async
 
 
@@ -67,3 +72,92 @@ def test_drive_needs_a_terminal(amqtt_broker, robot_name) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip() == "error: runtime drive needs a terminal (its input is not a TTY)"
+
+
+def latest_line(screen: bytearray) -> str:
+    """The status line as last drawn (each redraw starts with carriage return, clear line)."""
+    return screen.decode(errors="replace").rsplit("\r\x1b[K", 1)[-1]
+
+
+async def test_the_status_line_follows_the_robot_and_turns_red_when_it_dies(
+    amqtt_broker, robot_name, tmp_path
+) -> None:
+    """Connection, round-trip time, mode, code state and devices; an estop is left only with a
+    confirmation; a killed robot turns the line red at once, without a stale mode."""
+    robot = RunningRobot(robot_name, tmp_path / "state", "--simulate", "KoalaBear",
+                         mqtt=amqtt_broker.url)
+    robot.wait_for_line("Runtime is up")
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    loop = asyncio.get_running_loop()
+    screen = bytearray()
+    loop.add_reader(master, lambda: screen.extend(os.read(master, 65536)))
+    env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "runtime", "drive", "--mqtt", amqtt_broker.url,
+        "--robot", robot_name, stdin=slave, stdout=slave, stderr=slave, env=env,
+    )
+
+    async def shows(*texts: str) -> str:
+        await wait_for_async(lambda: all(t in latest_line(screen) for t in texts), 30,
+                             message=lambda: f"{texts} not in {latest_line(screen)!r}")
+        return latest_line(screen)
+
+    try:
+        line = await shows("connected, rtt", "ms, IDLE, code stopped, 1 device")
+        assert "\x1b[32m" in line  # green while the robot answers
+        assert len(line.replace("\x1b[32m", "").replace("\x1b[0m", "")) < 100
+        os.write(master, b"T")
+        await shows("TELEOP, code running")
+        os.write(master, b" ")
+        await shows("ESTOP, code stopped")
+        os.write(master, b"T")  # one Shift-T does not clear an estop...
+        await shows("ESTOP is on: Shift-T again clears it")
+        assert (await asyncio.to_thread(robot.call, "executor", "get_mode"))["mode"] == "estop"
+        os.write(master, b"T")  # ...the same key again does
+        await shows("TELEOP, code running", "estop cleared")
+        for child in [*robot.children(), psutil.Process(robot.process.pid)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        line = await shows("ROBOT NOT ANSWERING FOR", "last mode teleop")
+        assert "\x1b[1;31m" in line and "TELEOP," not in line  # red; no current mode shown
+        os.write(master, b"q")
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+    finally:
+        loop.remove_reader(master)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        for fd in (master, slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if robot.process.poll() is None:
+            robot.stop()
+        reclaim(robot_name)  # a killed robot leaves its buffers behind
+
+
+def test_the_status_line_from_the_robots_state():
+    """RobotStatus, table by table: what the driver reads for each state of the robot."""
+    from runtime.cli.drive_status import STALE_AFTER, RobotStatus
+
+    status = RobotStatus()
+    assert status.line(0.0, colour=False) == "NO BROKER CONNECTION (reconnecting)"
+    status.connected = True
+    assert status.line(0.0, colour=False) == "ROBOT NEVER ANSWERED"
+    status.answered(10.0, 0.0008, {"mode": "teleop", "since": 100.0})
+    status.on_device("1", True)
+    status.on_device("2", True)
+    status.on_device("1", False)
+    assert status.line(10.5, colour=False) == \
+        "connected, rtt 0.8 ms, TELEOP, code running, 1 device"
+    status.on_student_log("ERROR", "Traceback...\nZeroDivisionError: division by zero", 99.0)
+    assert "code running" in status.line(10.5, colour=False)  # an error of the previous run
+    status.on_student_log("ERROR", "Traceback...\nZeroDivisionError: division by zero", 101.0)
+    line = status.line(10.5, colour=True)
+    assert "code ERROR: ZeroDivisionError: division by zero" in line and "\x1b[1;31m" in line
+    status.answered(11.0, 0.001, {"mode": "teleop", "since": 105.0})  # a new run: no error yet
+    assert "code running" in status.line(11.0, colour=False)
+    status.answered(11.0, 0.001, {"mode": "idle", "since": 106.0})
+    assert "IDLE, code stopped" in status.line(11.0, colour=False)
+    assert status.line(11.0 + STALE_AFTER + 2, colour=False) == \
+        "ROBOT NOT ANSWERING FOR 4 S, last mode idle"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -100,8 +101,9 @@ def test_simulated_devices_appear_in_devices_and_info(robot):
     listed = json.loads(robot.cli("devices", "--json").stdout)
     types = {entry["uid"]: entry["type"] for entry in listed}
     assert types[KOALA] == "KoalaBear" and "LimitSwitch" in types.values()
-    table = robot.cli("devices").stdout
-    assert KOALA in table and "duty_cycle_a=" in table
+    table = robot.cli("devices", "--all").stdout  # named by alias: the sample's "koala"
+    assert re.search(r"^koala +KoalaBear .*duty_cycle_a=", table, re.M), table
+    assert KOALA in robot.cli("devices", "--json").stdout
 
     async def infos():
         async with Watcher(robot) as watcher:

@@ -9,12 +9,34 @@ from typing import Any
 import click
 
 from runtime.config import DEFAULT_MQTT_URL, DEFAULT_STATE_DIR, ServiceConfig
+from runtime.exception import MessageError
+from runtime.topics import check_name
+
+
+def _robot_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A robot name is a topic level: refused at the command line, not deep in a connection."""
+    try:
+        return check_name(value, "robot name")
+    except MessageError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+#: ``--password-file``: the one definition every command shares (an unreadable file is a usage
+#: error at the command line, not a traceback from inside a connection).
+password_file_option = click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False, readable=True),
+    default=None,
+    envvar="RUNTIME_PASSWORD_FILE",
+    help="File holding the MQTT password on its first line (instead of putting it in --mqtt).",
+)
 
 
 def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--mqtt`` and ``--robot``: enough for any client command."""
     func = click.option(
-        "--robot", default="robot", show_default=True, envvar="RUNTIME_ROBOT", help="Robot name."
+        "--robot", default="robot", show_default=True, envvar="RUNTIME_ROBOT",
+        callback=_robot_name, help="Robot name.",
     )(func)
     func = click.option(
         "--mqtt",
@@ -45,13 +67,7 @@ def service_options(func: Callable[..., Any]) -> Callable[..., Any]:
     build.__name__ = func.__name__
     build.__doc__ = func.__doc__
     options = [
-        click.option(
-            "--password-file",
-            type=click.Path(path_type=Path),
-            default=None,
-            envvar="RUNTIME_PASSWORD_FILE",
-            help="File holding the MQTT password (instead of putting it in --mqtt).",
-        ),
+        password_file_option,
         click.option(
             "--virtual-listen",
             default=None,

@@ -6,36 +6,51 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import signal
-from typing import Any
+import sys
+import time
+from typing import Any, TextIO
 
 import click
 
 from runtime.catalog import default_catalog
+from runtime.cli.errors import fail, unreachable
 from runtime.cli.main import main
-from runtime.cli.robot import common, fail, robot_options
-from runtime.exception import MessageError, MQTTConnectionError, RPCError, RuntimeBaseException
-from runtime.messages import DeviceInfo, decode
-from runtime.remote import Connection, call_sync
+from runtime.cli.robot import common, robot_options
+from runtime.cli.table import DeviceRow, render
+from runtime.exception import MessageError, MQTTConnectionError, RPCError
+from runtime.messages import DeviceData, DeviceInfo, decode
+from runtime.remote import Client, Connection, call_sync
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the device service's list as JSON.")
+@click.option("--watch", is_flag=True,
+              help="A live table (until Ctrl-C): values as they arrive on device/+/data.")
+@click.option("--all", "all_params", is_flag=True,
+              help="Every param of every device (wrapped), not just what fits on one line.")
 @robot_options
-def devices(as_json: bool, **kwargs: Any) -> None:
-    """List connected devices: uid, type, port and live values.
+def devices(as_json: bool, watch: bool, all_params: bool, **kwargs: Any) -> None:
+    """Connected devices: name (alias or uid), type, port and values, one row each.
 
-    If the device service does not answer (it is down, or this account may not call it, like
-    the ``driver`` role), the devices it announced (retained ``device/<uid>/info``) are shown,
-    without values.
+    Values are ordered most recently changed first and cut to the terminal width (--all shows
+    them all). If the device service does not answer (it is down, or this account may not call
+    it, like the ``driver`` role), the devices it announced (retained ``device/<uid>/info``)
+    are shown, without values.
     """
     params = common(kwargs)
     logging.getLogger("runtime.remote").setLevel(logging.ERROR)
+    if watch:
+        if as_json:
+            fail("--watch and --json do not go together (try `runtime monitor 'device/#'`)")
+        asyncio.run(_watch(params, all_params, sys.stdout))
+        return
     try:
         listed = call_sync(params["mqtt"], "device", "list", robot=params["robot"],
                            timeout=params["timeout"], password_file=params["password_file"])
     except MQTTConnectionError as exc:
-        fail(f"{exc.message} (is the robot running? start one with `runtime up`)")
+        unreachable(exc)
     except RPCError as exc:
         click.echo(f"note: the device service did not answer ({exc.message}); showing the "
                    "devices it announced, without values", err=True)
@@ -46,18 +61,102 @@ def devices(as_json: bool, **kwargs: Any) -> None:
     if not listed:
         click.echo("no devices connected")
         return
-    rows = [("UID", "TYPE", "PORT", "VALUES")]
-    for device in sorted(listed, key=lambda d: (d.get("type", ""), d.get("uid", ""))):
-        values = device.get("values") or {}
-        never = set(device.get("never_received") or ())  # the device has not sent these yet
-        shown = " ".join(f"{name}={NOT_RECEIVED if name in never else _short(value)}"
-                         for name, value in values.items())
-        rows.append((device.get("uid", "?"), device.get("type", "?"),
-                     str(device.get("port") or "-"), shown))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-                   + "  " + row[3])
+    names = _aliases(params)
+    rows = [DeviceRow(uid=str(device.get("uid", "?")), type=device.get("type", "?"),
+                      port=device.get("port"), name=names.get(str(device.get("uid"))),
+                      values=dict(device.get("values") or {}),
+                      never=set(device.get("never_received") or ()))
+            for device in listed]
+    for line in render(rows, _width(), all_params):
+        click.echo(line)
+
+
+def _width() -> int:
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def _aliases(params: dict[str, Any]) -> dict[str, str]:
+    """uid -> alias, from the broker service (nothing if it cannot tell)."""
+    try:
+        aliases = call_sync(params["mqtt"], "broker", "list_aliases", robot=params["robot"],
+                            timeout=min(params["timeout"], 2.0),
+                            password_file=params["password_file"])
+    except (RPCError, MQTTConnectionError):
+        return {}
+    return {str(uid): name for name, uid in sorted(aliases.items(), reverse=True)}
+
+
+async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
+                 period: float = 0.25) -> None:
+    """Redraw the table whenever values changed (at most every ``period`` s) until a signal."""
+    rows: dict[str, DeviceRow] = {}
+    changed = asyncio.Event()
+    stop = asyncio.Event()
+    tty = out.isatty()
+
+    def on_info(topic: str, payload: bytes) -> None:
+        uid = topic.split("/")[-2]
+        if not payload:
+            rows.pop(uid, None)
+        else:
+            with contextlib.suppress(MessageError):
+                info = decode(DeviceInfo, payload)
+                row = rows.setdefault(uid, DeviceRow(uid=uid))
+                row.type, row.port = info.type, info.port
+        changed.set()
+
+    def on_data(topic: str, payload: bytes) -> None:
+        uid = topic.split("/")[-2]
+        with contextlib.suppress(MessageError):
+            data = decode(DeviceData, payload)
+            if rows.setdefault(uid, DeviceRow(uid=uid)).update(data.params, time.monotonic()):
+                changed.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    async with Connection(params["mqtt"], robot=params["robot"], connect_timeout=0,
+                          password_file=params["password_file"]) as connection:
+        await connection.wait_connected(params["timeout"])
+        names = await asyncio.to_thread(_aliases, params)
+        await connection.subscribe(connection.topics.any_device_info, on_info)
+        await connection.subscribe(connection.topics.any_device_data, on_data)
+        # device/+/data carries changes only: the values so far come from the device service
+        with contextlib.suppress(RPCError):
+            for device in await Client(connection).call("device", "list",
+                                                        timeout=params["timeout"]):
+                row = rows.setdefault(str(device.get("uid")), DeviceRow(uid=str(device["uid"])))
+                row.type, row.port = device.get("type", row.type), device.get("port")
+                never = set(device.get("never_received") or ())
+                for param, value in (device.get("values") or {}).items():
+                    if param not in row.values:
+                        row.values[param] = value
+                        if param in never:
+                            row.never.add(param)
+        changed.set()
+        drawn = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            if changed.is_set() or now - drawn >= 1.0:  # at least every second: the age
+                changed.clear()
+                drawn = now
+                for uid, row in rows.items():
+                    row.name = names.get(uid)
+                last = max((max(row.changed.values(), default=0.0) for row in rows.values()),
+                           default=0.0)
+                age = (f", no data for {now - last:.0f} s" if last and now - last > 2.0
+                       else "")
+                title = (f"{params['robot']}: {len(rows)} device{'s' * (len(rows) != 1)} "
+                         f"at {time.strftime('%H:%M:%S')}{age} (Ctrl-C quits)")
+                lines = [title, *render(list(rows.values()), _width(), all_params)]
+                if not connection.connected.is_set():
+                    lines[0] += "  NO BROKER CONNECTION (reconnecting)"
+                text = ("\033[H\033[J" if tty else "\n") + "\n".join(lines) + "\n"
+                with contextlib.suppress(OSError, ValueError):
+                    out.write(text)
+                    out.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
 
 
 async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[str, Any]]:
@@ -75,15 +174,6 @@ async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[s
         await connection.subscribe(connection.topics.any_device_info, on_info)
         await asyncio.sleep(settle)  # retained messages arrive right after subscribing
     return list(infos.values())
-
-
-NOT_RECEIVED = "(none)"  #: shown for a value the device never sent (not subscribed, not read)
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
 
 
 @main.command("virtual-device")
@@ -107,21 +197,18 @@ def virtual_device(device_type: str, uid: str | None, address: str | None, link:
     try:
         device = VirtualDevice(default_catalog().get(device_type), uid,
                                faults=Faults.parse(list(faults)))
-    except (RuntimeBaseException, ValueError) as exc:
-        fail(getattr(exc, "message", str(exc)))
+    except ValueError as exc:  # a bad --uid or --fault (Runtime's own errors: the boundary)
+        fail(str(exc))
     click.echo(f"virtual {device.device_type.name} uid {device.uid} "
                + (f"connecting to {address}" if address else f"on {link}"), err=True)
     async def serve() -> None:
         task = asyncio.ensure_future(device.connect(address) if address
-                                     else device.serve_pty(link))
+                                     else device.serve_pty(str(link)))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: the pty link goes too
             loop.add_signal_handler(signum, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve())
-    except (OSError, RuntimeBaseException) as exc:
-        fail(getattr(exc, "message", None) or str(exc))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())  # a refused connection: one line from the error boundary

@@ -3,9 +3,15 @@
 WASD move the left stick, the arrow keys the right stick, J K L I are the A B X Y buttons; every
 key also goes out as keyboard input. Gamepad 0 and the keyboard are published at 20 Hz (and at
 once on a change). Shift-T starts teleop, Shift-A autonomous, Enter goes idle, Space is the
-emergency stop; q or Ctrl-C quits, restoring the terminal and telling the robot the input is
-gone (an empty payload on each input topic, so teleop stops the motors at once rather than after
-the broker's 500 ms staleness limit).
+emergency stop; leaving an estop takes the same key twice within ``CONFIRM_WINDOW`` s (one
+stray Shift-T must not clear it). q or Ctrl-C quits, restoring the terminal and telling the
+robot the input is gone (an empty payload on each input topic, so teleop stops the motors at
+once rather than after the broker's 500 ms staleness limit).
+
+The key map lives in the tables below (``AXIS_KEYS``, ``BUTTON_KEYS``, ``COMMANDS``); the
+docs' key table is checked against them by a test. The first line shows the robot's status
+(:mod:`runtime.cli.drive_status`): connection, round-trip time, mode, code state, devices,
+red when the robot stops answering.
 
 Terminals send no key-release events, only auto-repeat while a key is held: a key counts as held
 for ``FIRST_HOLD`` s after it is pressed (longer than the usual auto-repeat delay), then for
@@ -18,8 +24,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
-import string
 import sys
 import termios
 import time
@@ -29,28 +35,29 @@ from typing import TextIO
 
 import click
 
-from runtime.cli.common import connection_options
+from runtime.buffer.inputs import AXES, BUTTONS, KEYS
+from runtime.cli.common import connection_options, password_file_option
+from runtime.cli.drive_status import PROBE_PERIOD, PROBE_TIMEOUT, RobotStatus
+from runtime.cli.errors import fail, unreachable
 from runtime.cli.main import main
 from runtime.exception import MessageError, MQTTConnectionError, RPCError
-from runtime.messages import GamepadInput, KeyboardInput, Match, decode
+from runtime.messages import GamepadInput, KeyboardInput, LogRecord, Match, decode
 from runtime.remote import Client, Connection
 
 PERIOD = 0.05
 FIRST_HOLD = 0.7
 REPEAT_HOLD = 0.15
 
-#: Bit order of the keyboard bitmap (reference/device-catalog.md).
-KEYBOARD_KEYS = (
-    *string.ascii_lowercase, *"1234567890", ",", ".", "/", ";", "'", "[", "]",
-    "left_arrow", "right_arrow", "up_arrow", "down_arrow",
-)
+#: Bit order of the keyboard bitmap and the gamepad buttons: one place, the input buffers'.
+KEYBOARD_KEYS = KEYS
 KEY_BITS = {key: 1 << bit for bit, key in enumerate(KEYBOARD_KEYS)}
-#: Bit order of the gamepad buttons (reference/device-catalog.md).
-GAMEPAD_BUTTONS = (
-    "button_a", "button_b", "button_x", "button_y", "l_bumper", "r_bumper", "l_trigger",
-    "r_trigger", "button_back", "button_start", "l_stick", "r_stick", "dpad_up", "dpad_down",
-    "dpad_left", "dpad_right", "button_xbox",
-)
+GAMEPAD_BUTTONS = BUTTONS
+#: Stick axes (index into ``GamepadInput.axes``: lx, ly, rx, ry) -> (key for +1, key for -1).
+AXIS_KEYS = {
+    "joystick_left_x": ("d", "a"), "joystick_left_y": ("w", "s"),
+    "joystick_right_x": ("right_arrow", "left_arrow"),
+    "joystick_right_y": ("up_arrow", "down_arrow"),
+}
 BUTTON_KEYS = {"j": "button_a", "k": "button_b", "l": "button_x", "i": "button_y"}
 ESCAPES = {
     "\x1b[A": "up_arrow", "\x1b[B": "down_arrow", "\x1b[C": "right_arrow", "\x1b[D": "left_arrow",
@@ -58,8 +65,13 @@ ESCAPES = {
 }
 COMMANDS = {"q": "quit", "\x03": "quit", "\x04": "quit", " ": "estop", "\r": "idle",
             "\n": "idle", "T": "teleop", "A": "auto"}
+#: How the docs and the status line name the command keys.
+KEY_LABELS = {" ": "Space", "\r": "Enter", "\n": "Enter", "T": "Shift-T", "A": "Shift-A",
+              "q": "q", "\x03": "Ctrl-C", "\x04": "Ctrl-D"}
+CONFIRM_WINDOW = 3.0
+NOTE_TIME = 5.0
 HELP = ("WASD: left stick, arrows: right stick, J K L I: A B X Y, "
-        "T: teleop, A: auto, Enter: idle, Space: ESTOP, q: quit")
+        "Shift-T: teleop, Shift-A: auto, Enter: idle, Space: ESTOP, q: quit")
 
 
 def parse_keys(data: str) -> list[str]:
@@ -108,8 +120,7 @@ class DriverState:
         for key, name in BUTTON_KEYS.items():
             if key in self.held:
                 buttons |= 1 << GAMEPAD_BUTTONS.index(name)
-        axes = [self._axis("d", "a"), self._axis("w", "s"),
-                self._axis("right_arrow", "left_arrow"), self._axis("up_arrow", "down_arrow")]
+        axes = [self._axis(*AXIS_KEYS[name]) for name in AXES]
         return GamepadInput(buttons=buttons, axes=axes, ts=now)
 
     def keyboard(self, now: float) -> KeyboardInput:
@@ -129,8 +140,11 @@ class Driver:
         self.out = out
         self.index = index
         self.state = DriverState()
-        self.mode = "?"
+        self.status = RobotStatus()
         self.note = ""
+        self.noted = 0.0  # when the note was set: it is shown for NOTE_TIME s
+        self.confirm: tuple[str, float] | None = None  # (command, until): clearing an estop
+        self.colour = "NO_COLOR" not in os.environ
         self.quit = asyncio.Event()
         self.changed = asyncio.Event()
 
@@ -148,38 +162,99 @@ class Driver:
             if command == "quit":
                 self.quit.set()
             elif command is not None:
-                self.connection.spawn(self.set_mode(command))
+                self.command(command, KEY_LABELS.get(key, key), time.monotonic())
             elif key.lower() in KEY_BITS or key in BUTTON_KEYS:
                 self.state.press(key.lower(), now)
         self.changed.set()
 
-    def on_match(self, topic: str, payload: bytes) -> None:
-        with contextlib.suppress(MessageError):
-            self.mode = decode(Match, payload).mode
-            self.changed.set()
+    def command(self, command: str, key: str, now: float) -> None:
+        """A mode key; leaving an estop needs the same key again within CONFIRM_WINDOW s."""
+        clearing = self.status.mode == "estop" and command != "estop"
+        if clearing and not (self.confirm and self.confirm[0] == command
+                             and now <= self.confirm[1]):
+            self.confirm = (command, now + CONFIRM_WINDOW)
+            self.say(f"ESTOP is on: {key} again clears it")
+            return
+        self.confirm = None
+        self.connection.spawn(self.set_mode(command, clear_estop=clearing))
 
-    async def set_mode(self, mode: str) -> None:
-        try:
-            await self.client.call("executor", "set_mode", mode, timeout=3.0)
-            self.note = f"mode {mode} set"
-        except (RPCError, MQTTConnectionError) as exc:
-            self.note = f"mode {mode} failed: {exc.message}"
+    def say(self, note: str) -> None:
+        """Show ``note`` in place of the sticks for NOTE_TIME s."""
+        self.note, self.noted = note, time.monotonic()
         self.changed.set()
 
+    def on_match(self, topic: str, payload: bytes) -> None:
+        with contextlib.suppress(MessageError):
+            match = decode(Match, payload)
+            self.status.on_match(match.mode, match.since)
+            self.changed.set()
+
+    def on_student_log(self, topic: str, payload: bytes) -> None:
+        with contextlib.suppress(MessageError):
+            record = decode(LogRecord, payload)
+            self.status.on_student_log(record.level, record.message, record.ts)
+            self.changed.set()
+
+    def on_info(self, topic: str, payload: bytes) -> None:
+        self.status.on_device(topic.split("/")[-2], bool(payload))
+        self.changed.set()
+
+    async def set_mode(self, mode: str, clear_estop: bool = False) -> None:
+        kwargs = {"clear_estop": True} if clear_estop else {}
+        try:
+            try:
+                await self.client.request("executor", "set_mode", [mode], kwargs, timeout=3.0)
+            except RPCError as exc:  # an executor from before the estop latch: no clear_estop
+                if not (kwargs and "clear_estop" in exc.message):
+                    raise
+                await self.client.call("executor", "set_mode", mode, timeout=3.0)
+            self.say(f"mode {mode} set" + (" (estop cleared)" if clear_estop else ""))
+        except (RPCError, MQTTConnectionError) as exc:
+            self.say(f"mode {mode} failed: {exc.message}")
+        self.changed.set()
+
+    async def probe(self) -> None:
+        """Ask the executor for its mode every PROBE_PERIOD s: alive, round-trip time, mode."""
+        while True:
+            started = time.monotonic()
+            self.status.connected = self.connection.connected.is_set()
+            try:
+                match = await self.client.call("executor", "get_mode", timeout=PROBE_TIMEOUT)
+            except (RPCError, MQTTConnectionError):
+                pass
+            else:
+                now = time.monotonic()
+                self.status.answered(now, now - started, match)
+            self.changed.set()
+            await asyncio.sleep(max(PROBE_PERIOD - (time.monotonic() - started), 0.05))
+
     def render(self, pad: GamepadInput) -> None:
-        pressed = " ".join(
-            name[-1] for bit, name in enumerate(GAMEPAD_BUTTONS[:4]) if pad.buttons & (1 << bit)
+        """One line: the robot's status, then the sticks, buttons and the last note."""
+        pressed = "".join(
+            name[-1].upper() for bit, name in enumerate(GAMEPAD_BUTTONS[:4])
+            if pad.buttons & (1 << bit)
         )
         lx, ly, rx, ry = pad.axes
-        line = (f"[{self.mode:>6}] left ({lx:+.0f},{ly:+.0f}) right ({rx:+.0f},{ry:+.0f}) "
-                f"buttons [{pressed:<7}] {self.note}")
+        now = time.monotonic()
+        self.status.connected = self.connection.connected.is_set()
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        if self.note and now - self.noted > NOTE_TIME:
+            self.note = ""
+        controls = (f" | {self.note}" if self.note  # a refused mode, an estop to confirm
+                    else f" | L({lx:+.0f},{ly:+.0f}) R({rx:+.0f},{ry:+.0f}) [{pressed:<4}]")
+        plain = self.status.line(now, colour=False)
+        coloured = self.status.line(now, colour=self.colour)
+        line = coloured + controls[: max(width - len(plain), 0)]
         with contextlib.suppress(OSError, ValueError):
-            self.out.write("\r\033[K" + line[:200])
+            self.out.write("\r\033[K" + line)
             self.out.flush()
 
     async def run(self) -> None:
         topics = self.connection.topics
         await self.connection.subscribe(topics.match, self.on_match)
+        await self.connection.subscribe(topics.log("student"), self.on_student_log)
+        await self.connection.subscribe(topics.any_device_info, self.on_info)
+        prober = asyncio.ensure_future(self.probe())
         loop = asyncio.get_running_loop()
         loop.add_reader(self.fd, self.on_input)
         try:
@@ -194,6 +269,7 @@ class Driver:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake(), PERIOD)
         finally:
+            prober.cancel()
             loop.remove_reader(self.fd)
             # An empty payload says "this input is gone": teleop stops the motors at once.
             await self.connection.publish(topics.gamepad(self.index), b"", qos=1, timeout=2.0)
@@ -227,15 +303,13 @@ async def drive_robot(mqtt: str, robot: str, password_file: Path | None, index: 
 @main.command()
 @click.option("--gamepad", "index", type=click.IntRange(0, 3), default=0, show_default=True,
               help="Which gamepad this terminal is.")
-@click.option("--password-file", type=click.Path(path_type=Path), default=None,
-              envvar="RUNTIME_PASSWORD_FILE", help="File holding the MQTT password.")
+@password_file_option
 @connection_options
 def drive(index: int, password_file: Path | None, mqtt: str, robot: str) -> None:
     """Drive the robot from the keyboard (a small terminal driver station)."""
     fd = sys.stdin.fileno()
     if not os.isatty(fd):
-        click.echo("error: runtime drive needs a terminal (its input is not a TTY)", err=True)
-        sys.exit(1)
+        fail("runtime drive needs a terminal (its input is not a TTY)")
     logging.getLogger("runtime.remote").setLevel(logging.ERROR)
     saved = termios.tcgetattr(fd)
     try:
@@ -243,8 +317,8 @@ def drive(index: int, password_file: Path | None, mqtt: str, robot: str) -> None
         asyncio.run(drive_robot(mqtt, robot, password_file, index, fd, sys.stdout))
     except MQTTConnectionError as exc:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-        click.echo(f"\nerror: {exc.message} (is the robot running?)", err=True)
-        sys.exit(1)
+        sys.stdout.write("\n")
+        unreachable(exc)
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
     click.echo("\nbye")

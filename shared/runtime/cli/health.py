@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from pathlib import Path
 
 import click
 
-from runtime.cli.common import connection_options
+from runtime.cli.common import connection_options, password_file_option
+from runtime.cli.errors import fail
 from runtime.cli.main import main
-from runtime.exception import MessageError, MQTTConnectionError
 from runtime.messages import ServiceStatus, decode
 from runtime.remote import Connection
 from runtime.topics import check_name
@@ -74,21 +73,15 @@ def check(status: ServiceStatus | None, robot: str, service: str, timeout: float
               help="Seconds to wait for the broker and the status.")
 @click.option("--local", is_flag=True,
               help="Also require the status's pid to be running here (same container).")
-@click.option("--password-file", type=click.Path(path_type=Path), default=None,
-              envvar="RUNTIME_PASSWORD_FILE", help="File holding the MQTT password.")
+@password_file_option
 @connection_options
 def health(service_name: str, timeout: float, local: bool, password_file: Path | None,
            mqtt: str, robot: str) -> None:
     """Exit 0 if SERVICE (broker, device, executor...) is online, else 1."""
     logging.getLogger("runtime.remote").setLevel(logging.ERROR)  # reported below, in one line
-    try:
-        service = check_name(service_name, "service name")
-        status = asyncio.run(read_status(mqtt, robot, service, timeout, password_file))
-    except (MQTTConnectionError, MessageError) as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(1)
+    service = check_name(service_name, "service name")
+    status = asyncio.run(read_status(mqtt, robot, service, timeout, password_file))
     healthy, line = check(status, robot, service, timeout, local)
     if not healthy:
-        click.echo(f"error: {line}", err=True)
-        sys.exit(1)
+        fail(line)
     click.echo(line)

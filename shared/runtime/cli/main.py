@@ -1,4 +1,7 @@
-"""Root ``runtime`` group. Every other module of this package adds its commands to it."""
+"""Root ``runtime`` group. Every other module of this package adds its commands to it.
+
+The group is the command line's one error boundary (:mod:`runtime.cli.errors`).
+"""
 
 import importlib
 import pkgutil
@@ -6,9 +9,10 @@ import pkgutil
 import click
 
 from runtime import __version__
+from runtime.cli.errors import RuntimeGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RuntimeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="runtime")
 def main() -> None:
     """Runtime: the robot-side software of the PiE robotics kit."""
@@ -19,7 +23,7 @@ def _load_commands() -> None:
     import runtime.cli as package
 
     for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in {"main", "common"}:
+        if module.name not in {"main", "common", "errors"}:
             importlib.import_module(f"runtime.cli.{module.name}")
 
 

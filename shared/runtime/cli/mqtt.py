@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from runtime import eventloop
-from runtime.cli.common import connection_options
+from runtime.cli.common import connection_options, password_file_option
+from runtime.cli.errors import fail
 from runtime.cli.main import main
-from runtime.exception import MessageError, MQTTConnectionError, RPCError
+from runtime.exception import MessageError, RPCError
 from runtime.messages import loads
 from runtime.mqtt_server import EmbeddedBroker
 from runtime.remote import Client, Connection, check_filter, error_line
-
-password_file_option = click.option(
-    "--password-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    envvar="RUNTIME_PASSWORD_FILE",
-    help="File holding the MQTT password (instead of putting it in --mqtt).",
-)
 
 
 def quiet_client_logs() -> None:
@@ -83,10 +74,9 @@ def mqtt_server(listen: str, broker_password_file: Path | None, acl_file: Path |
                        err=True)
             await _until_signal()
 
-    try:
-        eventloop.run(run())  # uvloop: the broker is on the gamepad -> motor path
-    except MQTTConnectionError as exc:
-        _fail(exc.message)
+    # uvloop: the broker is on the gamepad -> motor path. A taken port: one line from the
+    # error boundary.
+    eventloop.run(run())
 
 
 def payload_json(payload: bytes) -> dict[str, Any]:
@@ -112,19 +102,29 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def is_input(topic: str) -> bool:
+    """``runtime/<robot>/input/...``: driver input, 20 Hz per driver station."""
+    levels = topic.split("/")
+    return len(levels) > 2 and levels[2] == "input"
+
+
 @main.command()
 @click.argument("topic_filter", metavar="[FILTER]", default="#")
+@click.option("--input", "with_input", is_flag=True,
+              help="Also show input/ (gamepads and keyboard, 20 Hz each): hidden unless FILTER "
+              "names input.")
 @click.option("--once", is_flag=True, help="Exit after the first message.")
 @click.option("--timeout", type=float, default=None,
               help="With --once: fail if no message arrives within this many seconds.")
 @password_file_option
 @connection_options
-def monitor(topic_filter: str, once: bool, timeout: float | None, password_file: Path | None,
-            mqtt: str, robot: str) -> None:
+def monitor(topic_filter: str, with_input: bool, once: bool, timeout: float | None,
+            password_file: Path | None, mqtt: str, robot: str) -> None:
     """Print every message as a JSON line {"topic", "payload"} (payloads decoded from CBOR).
 
     FILTER is relative to runtime/<robot>/ unless it starts with "runtime/"
-    (default "#": everything of the robot).
+    (default "#": everything of the robot except the 20 Hz driver input; --input or a FILTER
+    such as "input/#" shows it).
     """
     quiet_client_logs()
     if not topic_filter.startswith("runtime/"):
@@ -133,12 +133,13 @@ def monitor(topic_filter: str, once: bool, timeout: float | None, password_file:
         check_filter(topic_filter)
     except MessageError as exc:
         raise click.BadParameter(exc.message) from None
+    show_input = with_input or is_input(topic_filter)
 
-    async def run() -> int:
+    async def run() -> None:
         done = asyncio.Event()
 
         def show(topic: str, payload: bytes) -> None:
-            if done.is_set():
+            if done.is_set() or (not show_input and is_input(topic)):
                 return
             line = {"topic": topic, **payload_json(payload)}
             click.echo(json.dumps(line, allow_nan=True))
@@ -156,14 +157,9 @@ def monitor(topic_filter: str, once: bool, timeout: float | None, password_file:
             for waiter in pending:
                 waiter.cancel()
             if once and not finished:
-                click.echo(f"error: no message on {topic_filter} within {timeout:g} s", err=True)
-                return 1
-        return 0
+                fail(f"no message on {topic_filter} within {timeout:g} s")
 
-    try:
-        sys.exit(asyncio.run(run()))
-    except (MQTTConnectionError, BrokenPipeError) as exc:
-        _fail(str(exc))
+    asyncio.run(run())
 
 
 @main.command()
@@ -202,13 +198,6 @@ def call(service: str, method: str, arguments: str, timeout: float,
 
     try:
         result = asyncio.run(run())
-    except (RPCError, MQTTConnectionError, MessageError) as exc:
-        _fail(error_line(exc))
+    except (RPCError, MessageError) as exc:
+        fail(error_line(exc))  # a remote error with its type and context
     click.echo(json.dumps(_jsonable(result)))
-
-
-def _fail(message: str) -> None:
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)

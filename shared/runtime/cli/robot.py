@@ -2,8 +2,8 @@
 ``alias``, ``upload``.
 
 Each is one RPC (or a short look at retained topics) through ``runtime.remote``. Anything the
-robot refuses, or a robot that cannot be reached, is printed as one line on stderr
-(``error: ...``) with exit code 1: no tracebacks for users.
+robot refuses, or a robot that cannot be reached, is raised and printed as one line on stderr
+(``error: ...``) with exit code 1 by the error boundary (:mod:`runtime.cli.errors`).
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from runtime.cli.common import connection_options
+from runtime.cli.common import connection_options, password_file_option
+from runtime.cli.errors import fail, unreachable
 from runtime.cli.main import main
-from runtime.exception import MessageError, MQTTConnectionError, RPCError
+from runtime.exception import MQTTConnectionError
 from runtime.remote import call_sync
 
 MODES = ("idle", "auto", "teleop", "estop")
@@ -31,20 +31,8 @@ def robot_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "--timeout", type=float, default=5.0, show_default=True,
         help="Seconds to wait for the robot.",
     )(func)
-    func = click.option(
-        "--password-file",
-        type=click.Path(path_type=Path),
-        default=None,
-        envvar="RUNTIME_PASSWORD_FILE",
-        help="File holding the MQTT password (instead of putting it in --mqtt).",
-    )(func)
+    func = password_file_option(func)
     return connection_options(func)
-
-
-def fail(message: str) -> NoReturn:
-    """Print ``error: message`` on stderr and exit 1."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
 
 
 def robot_call(params: dict[str, Any], service: str, method: str, *args: Any,
@@ -52,15 +40,13 @@ def robot_call(params: dict[str, Any], service: str, method: str, *args: Any,
     """``service.method(*args, **kwargs)`` on the robot named by the command's options."""
     wait = timeout if timeout is not None else params["timeout"]
     logging.getLogger("runtime.remote").setLevel(logging.ERROR)  # reported below, in one line
-    try:
+    try:  # a refused call: one line from the error boundary
         return call_sync(
             params["mqtt"], service, method, args, kwargs, robot=params["robot"], timeout=wait,
             password_file=params["password_file"],
         )
     except MQTTConnectionError as exc:
-        fail(f"{exc.message} (is the robot running? start one with `runtime up`)")
-    except (RPCError, MessageError) as exc:
-        fail(exc.message)
+        unreachable(exc)
 
 
 def common(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import sys
 import click
 
 from runtime.cli.common import service_options
+from runtime.cli.errors import fail
 from runtime.cli.main import main
 from runtime.config import ServiceConfig
 
@@ -22,6 +23,5 @@ def service(name: str, config: ServiceConfig) -> None:
     module = importlib.import_module(f"runtime.service.{name}")
     entry = getattr(module, "main", None)
     if entry is None:
-        click.echo(f"runtime service {name}: not implemented yet", err=True)
-        sys.exit(2)
+        fail(f"runtime service {name}: not implemented yet")
     sys.exit(entry(config) or 0)

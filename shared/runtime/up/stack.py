@@ -1,9 +1,12 @@
 """``runtime up``: the whole robot on one machine, started and stopped as one.
 
-Order of a start: state dir (sample student program on first use, options checked), MQTT broker
-(embedded amqtt unless ``--mqtt``), the three services as supervised processes, simulated
-devices (in this process, connected to the device service's virtual-device socket), then a
-summary of where to connect once every service is online and every simulated device published.
+Order of a start: the checks that may refuse it (options readable, no robot of this name running
+on this machine), the MQTT broker (embedded amqtt unless ``--mqtt``: from then on we own the
+port), on an external broker no robot of this name online there; only then the state dir
+(sample student program on first use, the ``koala`` alias), the three services as supervised
+processes, simulated devices (in this process, connected to the device service's
+virtual-device socket), then a summary of where to connect once every service is online and
+every simulated device published. A refused start writes nothing.
 A stop (Ctrl-C, SIGTERM) goes the other way: services (SIGTERM, wait, SIGKILL), simulated
 devices, broker, then shared-memory segments that a killed child may have left behind.
 """
@@ -21,19 +24,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from runtime import aliases
 from runtime.config import ServiceConfig
-from runtime.exception import MessageError
+from runtime.exception import MessageError, MQTTConnectionError, RuntimeBaseException
 from runtime.messages import DeviceInfo, ServiceStatus, decode
 from runtime.mqtt_server import EmbeddedBroker
 from runtime.options import Options, load_options
 from runtime.remote import Connection
-from runtime.up import shm
+from runtime.up import conflicts, shm
 from runtime.up.logstream import LogStream
 from runtime.up.simulate import SimulatedDevice
 from runtime.up.supervisor import RestartPolicy, ServiceProcess
+from runtime.web.station import DriverStation
 
 log = logging.getLogger("runtime.up")
 
@@ -41,6 +45,20 @@ SERVICES = ("broker", "device", "executor")
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "studentcode.py"
 SAMPLE_ALIAS = "koala"
 READY_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
+
+
+class ConflictError(RuntimeBaseException):
+    """A robot of this name is already running (on this machine or on the broker)."""
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (it goes into messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def install_sample(student_code: Path) -> bool:
@@ -84,8 +102,10 @@ class Stack:
         broker_password_file: Path | None = None,
         broker_acl_file: Path | None = None,
         broker_user: str | None = None,
+        station: DriverStation | None = None,
     ) -> None:
         self.config = config
+        self.station = station or DriverStation(web=None)
         self.listen = listen
         self.simulated = list(simulate)
         self.stream = stream or LogStream()
@@ -104,11 +124,62 @@ class Stack:
         self._monitor: Connection | None = None
 
     # -- start -----------------------------------------------------------------------------
+    async def claim(self) -> None:
+        """Everything that may refuse the start, before anything is written: options readable,
+        the port ours (embedded broker), the robot name free here and on the broker.
+
+        Raises (``RuntimeBaseException``) after undoing what it started."""
+        self.options = load_options(self.config.state_dir)  # reads only
+        running = conflicts.on_this_machine(self.config.robot)
+        if running:
+            raise ConflictError(conflicts.refusal(self.config.robot, redact(self.url), running),
+                                robot=self.config.robot)
+        try:
+            if self.listen is not None:
+                self.broker = EmbeddedBroker(*self.listen,
+                                             password_file=self.broker_password_file,
+                                             acl_file=self.broker_acl_file,
+                                             ws_port=self.station.broker_ws_port(self.listen[0]))
+                try:
+                    await self.broker.start()
+                except MQTTConnectionError as exc:
+                    if "already in use" in exc.message:  # the usual cause, and the way out
+                        raise MQTTConnectionError(
+                            f"{exc.message} (another `runtime up`, or a compose deployment's "
+                            "Mosquitto? give this one --listen 127.0.0.1:PORT, or join that "
+                            "broker with --mqtt URL)", **exc.context) from None
+                    raise
+                self.url = with_user(self.broker.url, self.broker_user)
+            self._monitor = Connection(self.url, robot=self.config.robot,
+                                       password_file=self.config.password_file,
+                                       connect_timeout=0)
+            await self._monitor.start()
+            await self._monitor.wait_connected(CONNECT_TIMEOUT)
+            if self.broker is None:  # a fresh embedded broker has no robot on it yet
+                services = await conflicts.on_broker(self._monitor)
+                if services:
+                    raise ConflictError(conflicts.refusal(
+                        self.config.robot, redact(self.url), conflicts.Running(
+                            services=services)), robot=self.config.robot)
+        except BaseException:
+            await self._release()
+            raise
+
+    async def _release(self) -> None:
+        """Undo :meth:`claim` (monitor connection, embedded broker); never raises."""
+        if self._monitor is not None:
+            with contextlib.suppress(Exception):
+                await self._monitor.close()
+            self._monitor = None
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+            self.broker = None
+
     def prepare_state(self) -> None:
-        """State dir, sample program, options check (a bad options file stops us here)."""
+        """State dir, sample program, the sample's alias (only once the start is ours)."""
         state = self.config.state_dir
         state.mkdir(parents=True, exist_ok=True)
-        self.options = load_options(state)
         if install_sample(self.config.student_code_path):
             log.info("no student program yet: installed the sample as %s",
                      self.config.student_code_path)
@@ -135,19 +206,13 @@ class Stack:
         return argv
 
     async def start(self) -> None:
-        """Bring everything up (returns once started, not once ready)."""
+        """Bring everything up after :meth:`claim` (returns once started, not once ready)."""
+        assert self._monitor is not None, "claim() first"
         self.prepare_state()
         self._tmp = Path(tempfile.mkdtemp(prefix=f"runtime-{self.config.robot}-"))
         if not self.virtual_listen:
             self.virtual_listen = f"unix:{self._tmp / 'virtual.sock'}"
-        if self.listen is not None:
-            self.broker = EmbeddedBroker(*self.listen, password_file=self.broker_password_file,
-                                         acl_file=self.broker_acl_file)
-            await self.broker.start()
-            self.url = with_user(self.broker.url, self.broker_user)
-        self._monitor = Connection(self.url, robot=self.config.robot,
-                                   password_file=self.config.password_file, connect_timeout=0)
-        await self._monitor.start()
+        self.station.start(self.config.robot)
         await self._monitor.subscribe(self._monitor.topics.any_status, self._on_status)
         await self._monitor.subscribe(self._monitor.topics.any_device_info, self._on_info)
         for name in SERVICES:
@@ -212,10 +277,11 @@ class Stack:
         config = self.config
         broker = "embedded amqtt" if self.broker else "external"
         robot = f" --robot {config.robot}" if config.robot != "robot" else ""
-        mqtt = f" --mqtt {self.url}" if self.url != "mqtt://127.0.0.1:1883" else ""
+        url = redact(self.url)
+        mqtt = f" --mqtt {url}" if url != "mqtt://127.0.0.1:1883" else ""
         lines = [
             f"Runtime is up: robot {config.robot!r}, ready in {elapsed:.2f} s",
-            f"  MQTT broker      {self.url} ({broker})",
+            f"  MQTT broker      {url} ({broker})",
             f"  virtual devices  {self.virtual_listen} "
             f"(runtime virtual-device TYPE --connect {self.virtual_listen})",
             f"  student code     {config.student_code_path}",
@@ -223,6 +289,7 @@ class Stack:
             "  services         " + ", ".join(
                 f"{name} (pid {self.ready.online.get(name, '?')})" for name in SERVICES),
         ]
+        lines.append(self.station.summary())
         for uid, info in sorted(self.ready.devices.items()):
             lines.append(f"  device           {info.type} {uid} on {info.port or '?'}")
         changed = {name: value for name, value in self.options.model_dump(exclude_unset=True)
@@ -237,6 +304,7 @@ class Stack:
     async def run(self, stop: asyncio.Event) -> int:
         """Start, report readiness, run until ``stop`` is set, then stop everything."""
         started = time.monotonic()
+        await self.claim()  # a refusal raises here, having written nothing
         try:
             await self.start()
             ready = asyncio.ensure_future(self.wait_ready())
@@ -275,12 +343,8 @@ class Stack:
                              return_exceptions=True)
         await asyncio.gather(*(device.stop() for device in self.simulated),
                              return_exceptions=True)
-        if self._monitor is not None:
-            with contextlib.suppress(Exception):
-                await self._monitor.close()
-        if self.broker is not None:
-            with contextlib.suppress(Exception):
-                await self.broker.stop()
+        self.station.stop()
+        await self._release()
         removed = shm.cleanup(self.config.robot)
         if removed:
             log.info("removed %d shared-memory segment(s) left by killed processes", removed)

@@ -22,6 +22,7 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.up.logstream import LogStream
 
@@ -29,6 +30,7 @@ log = logging.getLogger("runtime.up")
 PR_SET_PDEATHSIG = 1
 LINE_LIMIT = 1 << 20
 
+_prctl: Any
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: children just will not follow a killed parent
