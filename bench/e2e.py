@@ -192,6 +192,7 @@ async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str,
             busy_from = time.monotonic(), cpu_seconds(processes)
             samples = []
             marks = []
+            lost = 0
             last = 0.0
             for _ in range(changes):
                 value = last
@@ -206,14 +207,15 @@ async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str,
                     await asyncio.wait_for(device.arrived.wait(), 2)
                 except TimeoutError:
                     print(f"a change to {value} never reached the device", file=sys.stderr)
+                    lost += 1
                     continue
                 samples.append((device.arrival_ns - start) / 1e6)
                 marks.append((start, device.arrival_ns))
                 await asyncio.sleep(random.uniform(0.02, 0.05))
             busy_to = time.monotonic(), cpu_seconds(processes)
             await client.call("executor", "set_mode", "idle", timeout=5)
-        result: dict[str, Any] = {"e2e_ms": samples, "cpu_us_per_change": cpu_per_change(
-            idle_from, busy_from, busy_to, len(samples))}
+        used = cpu_per_change(idle_from, busy_from, busy_to, len(samples))
+        result: dict[str, Any] = {"e2e_ms": samples, "lost": lost, "cpu_us_per_change": used}
         if hops:
             result["hops"] = breakdown(trace_dir, marks)
         return result
@@ -342,8 +344,10 @@ async def main() -> None:
         print(report(f"{kind}: MQTT floor (paho -> paho)", entry["floor_ms"]))
         print(report(f"{kind}: gamepad -> DeviceWrite", entry["e2e_ms"]), flush=True)
         entry["cpu_us_per_change"] = measured["cpu_us_per_change"]
+        entry["lost"] = measured["lost"]
         print(f"{kind}: CPU per change (us): " + ", ".join(
-            f"{name} {used:.0f}" for name, used in measured["cpu_us_per_change"].items()))
+            f"{name} {used:.0f}" for name, used in measured["cpu_us_per_change"].items())
+            + f"; changes that never arrived: {measured['lost']}")
         if "hops" in measured:
             entry["hops"] = measured["hops"]
             print(f"    {'hop':30s} {'since publish: median':>22s} {'step: median':>13s}"
