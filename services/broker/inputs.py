@@ -11,8 +11,9 @@ its MQTT last will and sends when it quits), the buffer is marked disconnected; 
 and the device service then stop the motors in teleop. One timer, re-armed only while some
 input is connected, does the staleness check: an idle robot does no work here.
 
-Malformed input is dropped and logged at most once per topic every ``COMPLAINT_INTERVAL``
-seconds (with a count of what was dropped since), so a broken client cannot flood the log.
+Malformed input is dropped and logged at most once per topic every 10 s (with a count of what
+was dropped since), so a broken client cannot flood the log: payloads by the connection's typed
+subscriptions, a bad gamepad index here, both with ``runtime.complaints.Complaints``.
 """
 
 from __future__ import annotations
@@ -20,40 +21,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
+from runtime.complaints import Complaints
 from runtime.exception import MessageError
-from runtime.messages import gamepad_input, keyboard_input
+from runtime.messages import GamepadInput, KeyboardInput
 from runtime.remote import Connection
-from runtime.topics import GAMEPAD_COUNT, check_index
+from runtime.topics import GAMEPAD_COUNT, Topics
 from runtime.trace import hop
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 STALE_AFTER = 0.5
-COMPLAINT_INTERVAL = 10.0
-
-
-class Complaints:
-    """Log a problem with a topic at most once per ``interval`` s, counting the rest."""
-
-    def __init__(self, interval: float = COMPLAINT_INTERVAL) -> None:
-        self.interval = interval
-        self._last: dict[str, float] = {}
-        self._dropped: dict[str, int] = {}
-
-    def report(self, topic: str, problem: str) -> None:
-        now = time.monotonic()
-        last = self._last.get(topic)
-        if last is not None and now - last < self.interval:
-            self._dropped[topic] = self._dropped.get(topic, 0) + 1
-            return
-        dropped = self._dropped.pop(topic, 0)
-        since = f" ({dropped} more bad messages since the last report)" if dropped else ""
-        log.warning("dropped input on %s: %s%s", topic, problem, since)
-        self._last[topic] = now
 
 
 class InputBridge:
@@ -63,7 +42,8 @@ class InputBridge:
                  complaints: Complaints | None = None) -> None:
         self.buffers = buffers
         self.stale_after = stale_after
-        self.complaints = complaints or Complaints()
+        self.complaints = complaints or Complaints(log)
+        self.topics: Topics | None = None
         self.gamepads: dict[int, Any] = {}
         self.keyboard: Any = None
         self._fresh: dict[Any, float] = {}  # connected buffer -> monotonic time of last input
@@ -80,9 +60,9 @@ class InputBridge:
         for index in range(GAMEPAD_COUNT):
             self.gamepads[index] = self.buffers.gamepad(index, create=True)
         self.keyboard = self.buffers.keyboard(create=True)
-        topics = connection.topics
-        await connection.subscribe(topics.any_gamepad, self.on_gamepad)
-        await connection.subscribe(topics.keyboard, self.on_keyboard)
+        topics = self.topics = connection.topics
+        await connection.subscribe_typed(topics.any_gamepad, GamepadInput, self.on_gamepad)
+        await connection.subscribe_typed(topics.keyboard, KeyboardInput, self.on_keyboard)
 
     async def stop(self) -> None:
         """Mark every input disconnected and stop the watchdog."""
@@ -93,41 +73,29 @@ class InputBridge:
             self._disconnect(buffer, "the broker service is stopping")
 
     # -- callbacks (run inline on the MQTT loop: keep them short) ---------------------------
-    def on_gamepad(self, topic: str, payload: bytes) -> None:
+    def on_gamepad(self, topic: str, message: GamepadInput | None) -> None:
         hop("broker: input received")
+        assert self.topics is not None
         try:
-            index = check_index(topic.rsplit("/", 1)[-1])
+            index = self.topics.parse(topic).index
         except MessageError as exc:
-            self.complaints.report(topic, exc.message)
+            self.complaints.report(topic, f"dropped input on {topic}: {exc.message}")
             return
+        assert index is not None
         buffer = self.gamepads[index]
-        fields = self._message(topic, payload, buffer, gamepad_input)
-        if fields is not None:
-            buttons, axes, _ = fields
-            buffer.update(buttons, axes, time.time())
-            hop("broker: buffer written")
-            self._mark_fresh(buffer)
-
-    def on_keyboard(self, topic: str, payload: bytes) -> None:
-        fields = self._message(topic, payload, self.keyboard, keyboard_input)
-        if fields is not None:
-            self.keyboard.update(fields[0], time.time())
-            self._mark_fresh(self.keyboard)
-
-    def _message(self, topic: str, payload: bytes, buffer: Any,
-                 check: Callable[[bytes], T]) -> T | None:
-        """The checked input's fields, or None: an empty payload (a last will) disconnects the
-        input, a bad one is reported (rate-limited) and ignored. ``check`` is the hand-made
-        equivalent of the payload's model (``runtime.messages.gamepad_input``): no pydantic
-        on the way of good input."""
-        if not payload:
+        if message is None:
             self._disconnect(buffer, "its driver station said it is gone")
-            return None
-        try:
-            return check(payload)
-        except MessageError as exc:
-            self.complaints.report(topic, exc.message)
-            return None
+            return
+        buffer.update(buttons=message.buttons, axes=message.axes, ts=time.time())
+        hop("broker: buffer written")
+        self._mark_fresh(buffer)
+
+    def on_keyboard(self, topic: str, message: KeyboardInput | None) -> None:
+        if message is None:  # an empty payload: the driver station's last will
+            self._disconnect(self.keyboard, "its driver station said it is gone")
+            return
+        self.keyboard.update(keys=message.keys, ts=time.time())
+        self._mark_fresh(self.keyboard)
 
     # -- staleness ------------------------------------------------------------------------
     def _mark_fresh(self, buffer: Any) -> None:

@@ -17,8 +17,9 @@ import logging
 import time
 from typing import Any
 
+from runtime.complaints import Complaints
 from runtime.exception import BufferStoreError, MessageError
-from runtime.messages import DeviceData, DeviceInfo, ServiceStatus, decode
+from runtime.messages import DeviceData, DeviceInfo, ServiceStatus
 from runtime.remote import Connection
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,15 @@ class DataPublisher:
         self._connection: Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._complaints = Complaints(log)
 
     async def start(self, connection: Connection) -> None:
         """Follow device infos and the device service's status; start the publish loop."""
         self._connection = connection
         topics = connection.topics
-        await connection.subscribe(topics.any_device_info, self.on_info)
-        await connection.subscribe(topics.status("device"), self.on_device_service)
+        await connection.subscribe_typed(topics.any_device_info, DeviceInfo, self.on_info)
+        await connection.subscribe_typed(topics.status("device"), ServiceStatus,
+                                         self.on_device_service)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="device data")
 
     async def stop(self) -> None:
@@ -66,23 +69,23 @@ class DataPublisher:
             self.detach(uid)
 
     # -- which devices --------------------------------------------------------------------
-    def on_info(self, topic: str, payload: bytes) -> None:
-        uid = topic.split("/")[-2]
-        if not payload:
-            self.detach(uid)
-            return
+    def on_info(self, topic: str, info: DeviceInfo | None) -> None:
+        assert self._connection is not None
         try:
-            info = decode(DeviceInfo, payload)
+            uid = self._connection.topics.parse(topic).uid
         except MessageError as exc:
-            log.warning("ignoring bad device info on %s: %s", topic, exc.message)
+            self._complaints.report(topic, f"ignoring device info on {topic}: {exc.message}")
+            return
+        assert uid is not None
+        if info is None:  # the info was cleared: the device left
+            self.detach(uid)
             return
         self.attach(uid, [param.name for param in info.params if param.readable])
 
-    def on_device_service(self, topic: str, payload: bytes) -> None:
-        with contextlib.suppress(MessageError):
-            if decode(ServiceStatus, payload).state == "offline":
-                for uid in list(self.devices):
-                    self.detach(uid)
+    def on_device_service(self, topic: str, status: ServiceStatus | None) -> None:
+        if status is not None and status.state == "offline":
+            for uid in list(self.devices):
+                self.detach(uid)
 
     def attach(self, uid: str, readable: list[str]) -> None:
         """(Re)attach to the buffer of ``uid`` (a new info may mean a new segment)."""

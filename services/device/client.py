@@ -125,8 +125,10 @@ class SmartDeviceClient:
         return self.attach(buffers)
 
     async def identify(self, interval: float = 1.0, timeout: float | None = 10.0,
-                       backoff: float = 1.0) -> int:
-        """Ping until a SubscriptionResponse gives the uid; the uid.
+                       backoff: float = 1.0,
+                       identified: protocol.SubscriptionResponse | None = None) -> int:
+        """Ping until a SubscriptionResponse gives the uid; the uid. ``identified``: the answer
+        the port's identification (both generations, ``identify.py``) already got: no Ping.
 
         The first Ping goes at once, the next after ``interval`` s, each later wait multiplied
         by ``backoff`` (capped at 1 s when backing off). ``DeviceError`` if nothing answers
@@ -136,6 +138,8 @@ class SmartDeviceClient:
         self.start()
         loop = asyncio.get_running_loop()
         self._identified = loop.create_future()
+        if identified is not None:
+            self._identified.set_result(identified)
         deadline = None if timeout is None else loop.time() + timeout
         wait = interval
         while not self._identified.done():

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 
 from runtime.buffer import BufferStore, GamepadBuffer, KeyboardBuffer
 from runtime.buffer.liveness import LivenessMonitor
-from runtime.exception import BufferStoreError, DeviceError, MessageError
-from runtime.messages import Match, ServiceStatus, decode
+from runtime.exception import BufferStoreError, DeviceError
+from runtime.messages import Match, ServiceStatus
 from runtime.remote import Connection
 from runtime.service.device.client import SmartDeviceClient
 from runtime.service.device.safety import InputState, SafetyState, StopRules, Verdict
@@ -60,9 +60,9 @@ class MotorGuard:
 
     async def follow(self, connection: Connection) -> None:
         """Follow the match and the executor's status on ``connection``."""
-        await connection.subscribe(connection.topics.match, self._on_match, qos=1)
-        await connection.subscribe(connection.topics.status("executor"), self._on_executor,
-                                   qos=1)
+        await connection.subscribe_typed(connection.topics.match, Match, self._on_match, qos=1)
+        await connection.subscribe_typed(connection.topics.status("executor"), ServiceStatus,
+                                         self._on_executor, qos=1)
 
     def close(self) -> None:
         for buffer in self._inputs.values():
@@ -70,29 +70,17 @@ class MotorGuard:
         self._inputs.clear()
         self.liveness.close()
 
-    async def _on_match(self, topic: str, payload: bytes) -> None:
-        if not payload:
-            return
-        try:
-            match = decode(Match, payload)
-        except MessageError as exc:
-            log.warning("ignoring a bad match message on %s: %s", topic, exc.message)
+    async def _on_match(self, topic: str, match: Match | None) -> None:
+        if match is None:
             return
         self.mode, self.mode_since = match.mode, match.since
         await self.apply()
 
-    async def _on_executor(self, topic: str, payload: bytes) -> None:
+    async def _on_executor(self, topic: str, status: ServiceStatus | None) -> None:
         """A dead executor cannot stop what it started: its motors stop here."""
-        online = False
-        if payload:
-            try:
-                status = decode(ServiceStatus, payload)
-            except MessageError as exc:
-                log.warning("ignoring a bad executor status on %s: %s", topic, exc.message)
-                return
-            online = status.state == "online"
-            if online:
-                self.executor_started = status.started
+        online = status is not None and status.state == "online"
+        if status is not None and online:
+            self.executor_started = status.started
         self.executor_online = online
         await self.apply()
 

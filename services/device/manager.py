@@ -14,26 +14,33 @@ import asyncio
 import builtins
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
+from runtime import transport
+from runtime.address import Address, AddressError
 from runtime.buffer import BufferStore
 from runtime.buffer.liveness import LivenessMonitor
 from runtime.catalog import Catalog, default_catalog
 from runtime.exception import BufferStoreError, DeviceError
 from runtime.messages import DeviceInfo, ParamInfo, SubscriptionInfo
+from runtime.protocol.uid import Generation, Uid, UidError, parse_short
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.device.announce import InfoAnnouncer
-from runtime.service.device.client import DeviceGone, SmartDeviceClient
+from runtime.service.device.client import DeviceGone, SmartDeviceClient, _peer_name
 from runtime.service.device.guard import PERIOD as SAFETY_PERIOD
 from runtime.service.device.guard import MotorGuard
+from runtime.service.device.identify import Identity, NotASmartDevice, identify
+from runtime.service.device.lowcar import LowcarSession
 from runtime.service.device.observers import Observer
 from runtime.service.device.safety import StopRules
+from runtime.tasks import TaskSet
 
 log = logging.getLogger(__name__)
+
+#: One device's conversation, in its generation's protocol (the manager drives both alike).
+Session: TypeAlias = SmartDeviceClient | LowcarSession
 
 BAUD_RATE = 115200
 REPROBE_FIRST = 0.1  #: seconds before the second Ping of a link whose device went silent
@@ -66,15 +73,15 @@ class SmartDeviceManager(Handler):
         self.silence_limit = silence_limit
         self.subscription_interval = subscription_interval
         self.catalog = catalog or default_catalog()
-        self.devices: dict[str, SmartDeviceClient] = {}
+        self.devices: dict[str, Session] = {}
         #: the stop rules, applied to every device (``guard.MotorGuard``)
         self.guard = MotorGuard(buffers, self.devices.values, rules, liveness, safety_period)
         self.connection: Connection | None = None
         self.announcer: InfoAnnouncer | None = None
         self.rejected: set[str] = set()  # ports that are not Smart Devices (until re-plugged)
         self._ports: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._device_tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log)
+        self._device_tasks = TaskSet(log)  # one per link being served
         self._released: dict[str, asyncio.Event] = {}  # uid -> set when its link lets it go
         self._servers: list[asyncio.AbstractServer] = []
         self._stopping = False
@@ -96,16 +103,12 @@ class SmartDeviceManager(Handler):
         self._stopping = True
         for server in self._servers:
             server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         clients = list(self.devices.values())
         for client in clients:
             with contextlib.suppress(DeviceError):
                 await client.disable()
-        for task in list(self._device_tasks):
-            task.cancel()
-        await asyncio.gather(*self._device_tasks, return_exceptions=True)
+        await self._device_tasks.cancel_all()
         await asyncio.gather(*(c.close("the device service stopped") for c in clients),
                              return_exceptions=True)
         if self.announcer is not None:
@@ -113,10 +116,7 @@ class SmartDeviceManager(Handler):
         self.guard.close()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coro, name=name)
 
     # -- opening devices -------------------------------------------------------------------------
 
@@ -170,50 +170,50 @@ class SmartDeviceManager(Handler):
             return
         await self.run_device(reader, writer, port)
 
-    async def open_virtual_devices(self, vsd_addr: str) -> asyncio.AbstractServer:
+    async def open_virtual_devices(self, vsd_addr: str | Address) -> asyncio.AbstractServer:
         """Accept virtual smart devices on ``unix:PATH`` or ``tcp:HOST:PORT``."""
-        kind, _, where = vsd_addr.partition(":")
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.run_device(reader, writer)
 
-        if kind == "unix" and where:
-            path = Path(where)
-            if path.is_socket():
-                path.unlink()
-            server = await asyncio.start_unix_server(accept, path=str(path))
-            os.chmod(path, 0o660)
-        elif kind == "tcp" and where.rpartition(":")[2].isdigit():
-            host, _, port = where.rpartition(":")
-            server = await asyncio.start_server(accept, host=host or "127.0.0.1", port=int(port))
-        else:
-            raise DeviceError(
-                f"bad virtual device address {vsd_addr!r}: expected unix:PATH or tcp:HOST:PORT",
-                address=vsd_addr,
-            )
+        try:
+            address = Address.parse(vsd_addr, ("unix", "tcp"))
+        except AddressError as exc:
+            raise DeviceError(f"bad virtual device address: {exc.message}",
+                              address=str(vsd_addr)) from None
+        server = await transport.listen(address, accept)
         self._servers.append(server)
-        log.info("accepting virtual smart devices on %s", vsd_addr)
+        log.info("accepting virtual smart devices on %s", address)
         return server
 
     async def run_device(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                          port: str | None = None) -> None:
         """Serve one link (a serial port or a virtual device's connection) until it closes or
-        its port is removed; never raises. A device that goes silent is dropped and the same
-        link is pinged again (backoff from 0.1 s to 1 s) for as long as it exists."""
+        its port is removed; never raises. Each device on it is first identified, Hibike or
+        lowcar (``identify.py``), and then spoken to in its generation. A device that goes
+        silent (or, lowcar, resets) is dropped and the same link is probed again (backoff from
+        0.1 s to 1 s) for as long as it exists."""
         task = asyncio.current_task()
         if task is not None:
             self._device_tasks.add(task)
-            task.add_done_callback(self._device_tasks.discard)
         first = True
-        client: SmartDeviceClient | None = None
+        client: Session | None = None
+        where = port or _peer_name(writer)
         try:
             while not self._stopping:
-                client = SmartDeviceClient(reader, writer, port, catalog=self.catalog,
-                                           silence_limit=self.silence_limit,
-                                           motors_allowed=lambda: self.guard.allowed,
-                                           poll_interval=self.poll_interval)
-                if not await self._serve_device(client, first, port) or client.transport_lost:
+                identity = await self._identify(reader, writer, where, port, first)
+                if identity is None:
+                    return
+                try:
+                    client = self._session(reader, writer, where, port, identity)
+                except DeviceError as exc:  # an unknown device type
+                    log.warning("%s", exc.message)
+                    if port is not None:
+                        self.rejected.add(port)
+                    return
+                if not await self._serve_device(client, first, port, identity) \
+                        or client.transport_lost:
                     return
                 first = False
         finally:
@@ -221,19 +221,51 @@ class SmartDeviceManager(Handler):
                 await asyncio.shield(client.close("its link ended"))
             writer.close()
 
-    async def _serve_device(self, client: SmartDeviceClient, first: bool,
-                            port: str | None) -> bool:
+    async def _identify(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        where: str, port: str | None, first: bool) -> Identity | None:
+        """Which generation answers on the link (None: nothing, or the link closed). A new
+        link is given ``discovery_timeout``; a link probed again is probed while it lasts."""
+        try:
+            if first:
+                return await identify(reader, writer, where, timeout=self.discovery_timeout)
+            return await identify(reader, writer, where, timeout=None, retry=REPROBE_FIRST,
+                                  backoff=REPROBE_BACKOFF)
+        except NotASmartDevice as exc:
+            log.warning("%s", exc.message)
+            if port is not None:  # a serial port: left alone until it is re-plugged
+                self.rejected.add(port)
+        except DeviceError as exc:  # the link closed
+            log.info("%s", exc.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("identifying %s failed", where)
+        return None
+
+    def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str,
+                 port: str | None, identity: Identity) -> Session:
+        """The conversation for the generation that answered."""
+        if identity.generation is Generation.LOWCAR:
+            return LowcarSession(reader, writer, where, identity, catalog=self.catalog,
+                                 silence_limit=self.silence_limit,
+                                 motors_allowed=lambda: self.guard.allowed,
+                                 poll_interval=self.poll_interval)
+        return SmartDeviceClient(reader, writer, port, catalog=self.catalog,
+                                 silence_limit=self.silence_limit,
+                                 motors_allowed=lambda: self.guard.allowed,
+                                 poll_interval=self.poll_interval)
+
+    async def _serve_device(self, client: Session, first: bool, port: str | None,
+                            identity: Identity) -> bool:
         """One device's session on a link; True if the link may serve another one."""
         uid: str | None = None
         reason = "the device service stopped"
         keep_link = True
         try:
             try:
-                if first:
-                    await client.identify(interval=1.0, timeout=self.discovery_timeout)
-                else:
-                    await client.identify(interval=REPROBE_FIRST, timeout=None,
-                                          backoff=REPROBE_BACKOFF)
+                if isinstance(client, SmartDeviceClient):  # lowcar: the ACK said it all
+                    await client.identify(interval=1.0, timeout=self.discovery_timeout,
+                                          identified=identity.response)
                 await self._claim(client)
                 client.attach(self.buffers)
             except DeviceGone as exc:
@@ -261,7 +293,8 @@ class SmartDeviceManager(Handler):
             verdict = self.guard.verdict
             if not verdict.allowed:
                 await client.hold_motors(True)
-                await client.disable()
+                if isinstance(client, SmartDeviceClient):  # a fresh lowcar device is disabled
+                    await client.disable()  # until its ACK, and its motors are at 0: no RST
                 held = f" (motors held at 0 and disabled: {verdict})"
             self._announce(client)
             log.info("%s connected on %s%s", client.name, client.port, held)
@@ -293,7 +326,7 @@ class SmartDeviceManager(Handler):
                     released.set()
         return keep_link
 
-    async def _claim(self, client: SmartDeviceClient) -> None:
+    async def _claim(self, client: Session) -> None:
         """Wait while another link serves a device with the same uid (said once, naming both
         links); the refused link is served as soon as the first one lets the uid go."""
         uid = str(client.uid)
@@ -320,7 +353,7 @@ class SmartDeviceManager(Handler):
 
     # -- info --------------------------------------------------------------------------------------
 
-    def info(self, client: SmartDeviceClient) -> DeviceInfo:
+    def info(self, client: Session) -> DeviceInfo:
         device_type = client.device_type
         assert device_type is not None
         params, interval = client.subscription
@@ -328,6 +361,7 @@ class SmartDeviceManager(Handler):
             uid=str(client.uid),
             type=device_type.name,
             type_id=device_type.id,
+            generation=device_type.generation.value,
             port=client.port,
             params=[ParamInfo(name=p.name, type=p.type, readable=p.readable,
                               writeable=p.writeable, lower=p.lower, upper=p.upper)
@@ -335,21 +369,33 @@ class SmartDeviceManager(Handler):
             subscription=SubscriptionInfo(params=device_type.names(params), interval_ms=interval),
         )
 
-    def _announce(self, client: SmartDeviceClient) -> None:
+    def _announce(self, client: Session) -> None:
         """Its retained info, published now or as soon as the broker is back (never waits)."""
         if self.announcer is not None:
             self.announcer.announce(self.info(client))
 
+    async def _publish_info(self, client: Session) -> None:
+        """``subscription_changed`` hook: the info again (its subscription grew)."""
+        self._announce(client)
+
     # -- RPC ---------------------------------------------------------------------------------------
 
-    def _clients(self, uids: str | Iterable[str] | None) -> list[SmartDeviceClient]:
+    def _clients(self, uids: str | Iterable[str] | None) -> builtins.list[Session]:
         if uids is None:
             return list(self.devices.values())
         wanted = [uids] if isinstance(uids, str | int) else list(uids)
         return [self._client(uid) for uid in wanted]
 
-    def _client(self, uid: Any) -> SmartDeviceClient:
-        client = self.devices.get(str(uid))
+    def _client(self, uid: Any) -> Session:
+        """The device a uid names (any form ``Uid.parse`` takes, or ``"<type>_<id>"``)."""
+        client = None
+        with contextlib.suppress(UidError):
+            client = self.devices.get(str(Uid.parse(uid)))
+        short = parse_short(uid)
+        if client is None and short is not None:
+            client = next((c for c in self.devices.values()
+                           if c.uid is not None and Uid.parse(c.uid).matches_short(*short)),
+                          None)
         if client is None:
             raise DeviceError(
                 f"no device with uid {uid} is connected; connected: "

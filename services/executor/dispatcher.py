@@ -42,7 +42,7 @@ from runtime.api import Mode, StudentAPI
 from runtime.buffer import WAKE_INPUT, BufferStore, Waiter
 from runtime.exception import ExecutionError, MessageError
 from runtime.lint import known_aliases
-from runtime.messages import GameState, LogRecord, Match, decode, validate
+from runtime.messages import GameState, LogRecord, Match, validate
 from runtime.options import Options
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.executor.asyncexec import AsyncExecutor
@@ -224,14 +224,12 @@ class Dispatcher(Handler):
         self._loop = asyncio.get_running_loop()
         await super().serve(connection, service_name)
         await connection.publish(connection.topics.match, self.match, qos=1, retain=True)
-        await connection.subscribe(connection.topics.game_state, self._on_game_state, qos=1)
+        await connection.subscribe_typed(connection.topics.game_state, GameState,
+                                         self._on_game_state, qos=1)
 
-    def _on_game_state(self, topic: str, payload: bytes) -> None:
+    def _on_game_state(self, topic: str, game_state: GameState | None) -> None:
         """Retained ``field/game_state``: student code reads it as ``Match.game_state``."""
-        try:
-            self.api.match.game_state = decode(GameState, payload).state if payload else None
-        except MessageError as exc:
-            log.warning("ignoring a bad game state on %s: %s", topic, exc.message)
+        self.api.match.game_state = game_state.state if game_state is not None else None
 
     # -- mode changes (any thread) ---------------------------------------------------------------
     def change_mode(self, mode: Any, alliance: Any = None, start_pos: Any = None) -> Match:

@@ -28,10 +28,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import cbor2
 from google.protobuf.message import Message
-from runtime.exception import MessageError, RuntimeBaseException
-from runtime.messages import DeviceData, DeviceInfo, LogRecord, Match, decode, encode
+from runtime.complaints import Complaints
+from runtime.exception import RuntimeBaseException
+from runtime.messages import DeviceData, DeviceInfo, GameState, LogRecord, Match, encode
 from runtime.remote import Client, Connection, Handler, rpc
 from runtime.service.gateway import translate
 from runtime.service.gateway.proto import pie_client_pb2 as pb
@@ -43,6 +43,7 @@ from runtime.service.gateway.wire import (
     read_identity,
     read_message,
 )
+from runtime.tasks import TaskSet
 from runtime.topics import GAMEPAD_COUNT
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,11 @@ class Gateway(Handler):
         self._connection: Connection | None = None
         self._client: Client | None = None
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log)
+        self._links = TaskSet(log)
         self._gamepads_used: set[int] = set()
-        self._complaints: dict[str, float] = {}
-        self._game_state: bytes | None = None
+        self._complaints = Complaints(log, interval=5.0)
+        self._game_state: GameState | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, connection: Connection) -> None:
@@ -130,17 +132,18 @@ class Gateway(Handler):
         self._client = Client(connection)
         await self._client.start()
         topics = connection.topics
-        await connection.subscribe(topics.any_device_info, self._on_device_info, qos=1)
-        await connection.subscribe(topics.any_device_data, self._on_device_data)
-        await connection.subscribe(topics.log("student"), self._on_student_log)
-        await connection.subscribe(topics.match, self._on_match, qos=1)
+        await connection.subscribe_typed(topics.any_device_info, DeviceInfo,
+                                         self._on_device_info, qos=1)
+        await connection.subscribe_typed(topics.any_device_data, DeviceData, self._on_device_data)
+        await connection.subscribe_typed(topics.log("student"), LogRecord, self._on_student_log)
+        await connection.subscribe_typed(topics.match, Match, self._on_match, qos=1)
         await self.serve(connection)
         connection.on_connected(self._republish)
         self._server = await asyncio.start_server(self._on_client, self.host, self.port,
                                                   reuse_address=True)
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
-        self._spawn(self._send_device_data(), "gateway device data")
+        self._tasks.spawn(self._send_device_data(), name="gateway device data")
         log.info("gateway listening for Dawn and Shepherd on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
@@ -149,22 +152,13 @@ class Gateway(Handler):
             self._server.close()
         for link in list(self.links.values()):
             link.close()
-        handlers = [task for task in self._tasks if task.get_name().startswith("gateway link")]
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError):  # each closed link sets the robot idle
             async with asyncio.timeout(1.0):
-                await asyncio.gather(*handlers, return_exceptions=True)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+                await asyncio.gather(*self._links, return_exceptions=True)
+        await self._links.cancel_all()
+        await self._tasks.cancel_all()
         if self._server is not None:
             await self._server.wait_closed()
-
-    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # -- RPC ----------------------------------------------------------------------------------
     @rpc
@@ -185,8 +179,7 @@ class Gateway(Handler):
         task = asyncio.current_task()
         if task is not None:
             task.set_name("gateway link")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._links.add(task)
         peer = _peer(writer)
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -305,15 +298,15 @@ class Gateway(Handler):
             return
         assert self._connection is not None
         state = translate.game_state_name(message)
-        self._game_state = cbor2.dumps({"state": state, "ts": time.time()})
+        self._game_state = GameState(state=state, ts=time.time())
         await self._publish_game_state()
         log.info("game state from Shepherd: %s", state)
 
     async def _publish_game_state(self) -> None:
         assert self._connection is not None
         if self._game_state is not None:
-            await self._connection.publish(f"{self._connection.topics.prefix}field/game_state",
-                                           self._game_state, qos=1, retain=True)
+            await self._connection.publish(self._connection.topics.game_state,
+                                           encode(self._game_state), qos=1, retain=True)
 
     async def _republish(self) -> None:
         """After a reconnect (a restarted broker lost its retained messages): the game state."""
@@ -350,31 +343,23 @@ class Gateway(Handler):
         if link.identity is Identity.DAWN:
             link.send(MessageType.LOG, translate.log_text([f"[gateway] {text}"]))
 
-    def _complain(self, text: str, interval: float = 5.0) -> None:
-        now = time.monotonic()
-        if now - self._complaints.get(text, -interval) >= interval:
-            self._complaints[text] = now
-            log.warning("%s", text)
+    def _complain(self, text: str) -> None:
+        self._complaints.report(text, text)
 
     # -- MQTT side ----------------------------------------------------------------------------
-    def _on_device_info(self, topic: str, payload: bytes) -> None:
+    def _on_device_info(self, topic: str, info: DeviceInfo | None) -> None:
         assert self._connection is not None
-        try:
-            uid = self._connection.topics.parse(topic).uid
-            if uid is None:
-                return
-            if not payload:
-                self.devices.pop(uid, None)
-                return
-            info = decode(DeviceInfo, payload)
-        except MessageError as exc:
-            self._complain(f"bad device info on {topic}: {exc.message}")
+        uid = self._connection.topics.parse(topic).uid
+        if uid is None:
+            return
+        if info is None:
+            self.devices.pop(uid, None)
             return
         known = uid in self.devices
         values = self.devices.get(uid, (info, {}))[1]
         self.devices[uid] = (info, values)
         if not known:
-            self._spawn(self._read_all(uid), f"gateway read {uid}")
+            self._tasks.spawn(self._read_all(uid), name=f"gateway read {uid}")
 
     async def _read_all(self, uid: str) -> None:
         """A new device's current values: ``device/<uid>/data`` only carries changes, and
@@ -391,32 +376,17 @@ class Gateway(Handler):
             for name, value in values.items():
                 entry[1].setdefault(name, value)  # a newer data message wins
 
-    def _on_device_data(self, topic: str, payload: bytes) -> None:
+    def _on_device_data(self, topic: str, data: DeviceData | None) -> None:
         assert self._connection is not None
-        try:
-            uid = self._connection.topics.parse(topic).uid
-            data = decode(DeviceData, payload)
-        except MessageError as exc:
-            self._complain(f"bad device data on {topic}: {exc.message}")
-            return
-        entry = self.devices.get(uid or "")
-        if entry is not None:
+        entry = self.devices.get(self._connection.topics.parse(topic).uid or "")
+        if entry is not None and data is not None:
             entry[1].update(data.params)
 
-    def _on_match(self, topic: str, payload: bytes) -> None:
-        if not payload:
-            self.match = None
-            return
-        try:
-            self.match = decode(Match, payload)
-        except MessageError as exc:
-            self._complain(f"bad match on {topic}: {exc.message}")
+    def _on_match(self, topic: str, match: Match | None) -> None:
+        self.match = match
 
-    def _on_student_log(self, topic: str, payload: bytes) -> None:
-        try:
-            record = decode(LogRecord, payload)
-        except MessageError as exc:
-            self._complain(f"bad student log record on {topic}: {exc.message}")
+    def _on_student_log(self, topic: str, record: LogRecord | None) -> None:
+        if record is None:
             return
         entry = translate.custom_entry(record)
         if entry is not None:

@@ -7,11 +7,14 @@ device infos and values -> ``DevData`` (plus the CustomData pseudo-device), log 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.catalog import default_catalog
+from runtime.exception import RuntimeBaseException
 from runtime.messages import (
     GAMEPAD_BUTTONS,
     KEYBOARD_KEYS,
@@ -119,9 +122,23 @@ def _param(name: str, kind: str, value: Any, readonly: bool) -> pb.Param:
     return param
 
 
+@functools.cache
+def dawn_type(generation: str, name: str, type_id: int) -> int:
+    """The type number Dawn shows: Dawn numbers device types as the lowcar generation (C
+    runtime) does, so a Hibike device is sent as the lowcar type of the same name (Hibike
+    KoalaBear 13 -> 6); a type lowcar does not have keeps its own number."""
+    if generation == "lowcar":
+        return type_id
+    try:
+        return default_catalog().get(name, "lowcar").id
+    except RuntimeBaseException:
+        return type_id
+
+
 def device_message(info: DeviceInfo, values: Mapping[str, Any]) -> pb.Device:
     """A ``Device`` with **all** params of ``info`` (values never received carry no value)."""
-    device = pb.Device(name=info.type, uid=int(info.uid) & UID_ID_MASK, type=info.type_id)
+    device = pb.Device(name=info.type, uid=int(info.uid) & UID_ID_MASK,
+                       type=dawn_type(info.generation, info.type, info.type_id))
     for param in info.params:
         device.params.append(_param(param.name, param.type, values.get(param.name),
                                     param.readable and not param.writeable))

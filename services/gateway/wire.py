@@ -6,7 +6,7 @@ length and that many bytes of protobuf. Old Dawn versions write the high length 
 a length is never trusted past the bytes that arrived: the reader waits for them (with a
 deadline, so a client that stalls mid-frame, a slow-loris, is dropped).
 
-Errors are :class:`FrameError` (a ``ValueError``): the caller closes the connection and logs
+Errors are :class:`FrameError` (a ``MessageError``): the caller closes the connection and logs
 the sentence, the service carries on.
 """
 
@@ -17,7 +17,7 @@ import enum
 import struct
 
 from google.protobuf.message import DecodeError, Message
-from runtime.exception import RuntimeBaseException
+from runtime.exception import MessageError
 from runtime.service.gateway.proto import pie_client_pb2 as pb
 
 HEADER = struct.Struct("<BH")
@@ -55,7 +55,7 @@ CLIENT_MESSAGES: dict[MessageType, tuple[type[Message], int]] = {
 }
 
 
-class FrameError(RuntimeBaseException, ValueError):
+class FrameError(MessageError):
     """A client sent something that is not a valid frame: the connection is closed."""
 
 

@@ -13,12 +13,12 @@ import re
 from pathlib import Path
 
 from runtime.exception import DeviceError
+from runtime.protocol.uid import Uid, UidError
 from runtime.statefile import read_json, write_json
 
 ALIASES_FILE = "aliases.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 NAME_RULE = "1-64 letters, digits, '_' or '-', starting with a letter"
-UID_BITS = 88
 
 
 def aliases_path(state_dir: Path) -> Path:
@@ -36,15 +36,15 @@ def check_name(name: object) -> str:
 
 
 def check_uid(uid: object) -> str:
-    """The canonical decimal form of a device uid (string of digits or int below 2**88)."""
-    text = str(uid).strip() if isinstance(uid, str | int) and not isinstance(uid, bool) else ""
-    if not text.isdecimal() or int(text) >= 1 << UID_BITS:
+    """The canonical decimal form of a device uid (``runtime.protocol.uid``, the one parser)."""
+    try:
+        return str(Uid.parse(uid))
+    except UidError as exc:
         raise DeviceError(
             f"{uid!r} is not a device uid: expected its decimal form (as in device/<uid>/info), "
-            f"a whole number below 2**{UID_BITS}",
-            uid=uid,
-        )
-    return str(int(text))
+            "a whole number below 2**88 in ASCII digits",
+            uid=repr(uid), why=exc.message,
+        ) from None
 
 
 def load_aliases(state_dir: Path) -> dict[str, str]:

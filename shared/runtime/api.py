@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import math
-import re
 import sys
 import threading
 import time
@@ -49,11 +49,10 @@ from runtime.exception import (
     ParameterError,
     RuntimeBaseException,
 )
+from runtime.protocol.uid import Uid, UidError, parse_short
 from runtime.trace import hop
 
 RECHECK = 0.25  # seconds a device resolution is trusted before it is checked again
-SHORT_FORM = re.compile(r"^(\d+)_(\d+)$")
-ID_MASK = (1 << 64) - 1
 
 
 class StudentCodeStopped(BaseException):
@@ -184,15 +183,13 @@ class DeviceDirectory:
             raise DeviceError(
                 f"a device is named by a string (its uid, '<type_id>_<id>', or an alias), "
                 f"not {type(name).__name__} {name!r}", device=repr(name))
-        if name.isdecimal():
-            return str(int(name))
-        short = SHORT_FORM.match(name)
-        if short:
-            type_id, device_id = int(short.group(1)), int(short.group(2))
-            for uid in self.buffers.device_uids():
-                number = int(uid)
-                if number >> 72 == type_id and number & ID_MASK == device_id:
-                    return uid
+        with contextlib.suppress(UidError):
+            return str(Uid.parse(name))
+        short = parse_short(name)
+        if short:  # "<type>_<id>": either generation (ids are 64 random bits: no clash)
+            for known in self.buffers.device_uids():
+                if Uid.parse(known).matches_short(*short):
+                    return known
             raise self._unknown(name, "no connected device has that type id and id")
         target = self.aliases.resolve(name) if self.aliases is not None else None
         if target is None:
@@ -224,9 +221,8 @@ class DeviceDirectory:
         aliases = self.aliases.get() if self.aliases is not None else {}
         known = []
         for uid in self.buffers.device_uids():
-            number = int(uid)
             names = [alias for alias, target in sorted(aliases.items()) if target == uid]
-            label = f"{number >> 72}_{number & ID_MASK}"
+            label = Uid.parse(uid).short
             known.append(f"{label}" + (f" ({', '.join(names)})" if names else ""))
         return DeviceError(
             f"no device {name!r}: {why}; connected devices: {', '.join(known) or 'none'}",

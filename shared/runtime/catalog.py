@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import struct
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from runtime.exception import CatalogError, ParameterError
+from runtime.protocol.uid import LOWCAR_TYPE_BASE, Generation, Uid
 
 ParamTypeName = Literal[
     "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float"
@@ -66,6 +67,7 @@ class Parameter(BaseModel):
     lower: float | None = None
     upper: float | None = None
     motor: bool = False
+    default: bool | int | float | None = None  #: the firmware's value after a reset, if known
     index: int = Field(default=0, ge=0, lt=MAX_PARAMS)
 
     @model_validator(mode="after")
@@ -89,7 +91,8 @@ class Parameter(BaseModel):
         return struct.calcsize("<" + self.struct_format)
 
     @property
-    def python_type(self) -> type:
+    def python_type(self) -> Callable[[Any], bool | int | float]:
+        """The Python type of this param's values (``bool``, ``int`` or ``float``)."""
         if self.type == "bool":
             return bool
         if self.type == "float":
@@ -168,11 +171,20 @@ def _fmt(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
 
+#: The wire types a lowcar device speaks (int32, float32, and bool as one byte).
+LOWCAR_TYPES = ("bool", "int32", "float")
+
+
 class DeviceType(BaseModel):
-    """A Smart Device type: id (the ``device_type`` of its UID), name and ordered params."""
+    """A Smart Device type: generation, id (its number within the generation), name, params.
+
+    Type numbers collide across generations (lowcar KoalaBear is 6, Hibike KoalaBear 13), so
+    ``(generation, id)`` is the identity; ``uid_type`` is the 16-bit type field of its ``Uid``.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    generation: Generation = Generation.HIBIKE
     id: int = Field(ge=0, le=0xFFFF)
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     params: tuple[Parameter, ...] = Field(max_length=MAX_PARAMS)
@@ -201,7 +213,37 @@ class DeviceType(BaseModel):
             if param.name in seen:
                 raise ValueError(f"param {param.name!r} is defined twice")
             seen.add(param.name)
+        if self.generation is Generation.LOWCAR:
+            if self.id > 0xFF:
+                raise ValueError(f"lowcar type id {self.id} does not fit its u8 type field")
+            for param in self.params:
+                if param.type not in LOWCAR_TYPES:
+                    raise ValueError(
+                        f"param {param.name!r}: lowcar devices speak only "
+                        f"{', '.join(LOWCAR_TYPES)}, not {param.type}"
+                    )
+        elif LOWCAR_TYPE_BASE <= self.id < LOWCAR_TYPE_BASE + 0x100:
+            raise ValueError(
+                f"Hibike type id {self.id} is in {LOWCAR_TYPE_BASE}..{LOWCAR_TYPE_BASE + 255}, "
+                "the uid range of lowcar types"
+            )
         return self
+
+    @property
+    def uid_type(self) -> int:
+        """The 16-bit type field of this type's uids (lowcar: LOWCAR_TYPE_BASE + id)."""
+        return self.id + (LOWCAR_TYPE_BASE if self.generation is Generation.LOWCAR else 0)
+
+    @property
+    def qualified_name(self) -> str:
+        """``KoalaBear`` for Hibike types, ``lowcar.KoalaBear`` for lowcar ones."""
+        if self.generation is Generation.LOWCAR:
+            return f"{self.generation}.{self.name}"
+        return self.name
+
+    def make_uid(self, id: int, year: int = 1) -> Uid:
+        """A uid of this type (virtual devices, tests)."""
+        return Uid.of(self.generation, self.id, year, id)
 
     @cached_property
     def by_name(self) -> dict[str, Parameter]:
@@ -214,7 +256,7 @@ class DeviceType(BaseModel):
                 if key < 0:
                     raise IndexError(key)
                 return self.params[key]
-            return self.by_name[key]
+            return self.by_name[key]  # type: ignore[index]  # bool keys: KeyError below
         except (KeyError, IndexError, TypeError):
             raise ParameterError(
                 f"{self.name} has no param {key!r}; its params are: "
@@ -277,25 +319,28 @@ class Catalog(BaseModel):
     @model_validator(mode="after")
     def _unique(self) -> Catalog:
         ids: dict[int, str] = {}
-        names: set[str] = set()
+        names: set[tuple[Generation, str]] = set()
         for device in self.devices:
-            if device.id in ids:
+            if device.uid_type in ids:
                 raise ValueError(
-                    f"device type id {device.id} is used by both {ids[device.id]} and {device.name}"
+                    f"{device.generation} device type id {device.id} is used by both "
+                    f"{ids[device.uid_type]} and {device.name}"
                 )
-            if device.name in names:
-                raise ValueError(f"device name {device.name!r} is defined twice")
-            ids[device.id] = device.name
-            names.add(device.name)
+            if (device.generation, device.name) in names:
+                raise ValueError(
+                    f"{device.generation} device name {device.name!r} is defined twice"
+                )
+            ids[device.uid_type] = device.name
+            names.add((device.generation, device.name))
         return self
 
     @cached_property
     def _by_id(self) -> dict[int, DeviceType]:
-        return {device.id: device for device in self.devices}
+        return {device.uid_type: device for device in self.devices}
 
     @cached_property
     def _by_name(self) -> dict[str, DeviceType]:
-        return {device.name.lower(): device for device in self.devices}
+        return {device.qualified_name.lower(): device for device in self.devices}
 
     def __iter__(self) -> Iterator[DeviceType]:  # type: ignore[override]
         return iter(self.devices)
@@ -303,23 +348,49 @@ class Catalog(BaseModel):
     def __len__(self) -> int:
         return len(self.devices)
 
-    def get(self, key: int | str) -> DeviceType:
-        """A device type by id (int, or decimal string) or by name (case-insensitive)."""
+    def get(self, key: int | str, generation: Generation | str | None = None) -> DeviceType:
+        """A device type by name (case-insensitive) or id (int, or decimal string).
+
+        Without ``generation``, a name means the Hibike type unless qualified
+        (``"lowcar.KoalaBear"``), and an int is a uid's 16-bit type field (``Uid.type_field``:
+        lowcar types are offset by LOWCAR_TYPE_BASE). With ``generation``, both are that
+        generation's own name and number (lowcar KoalaBear: ``get(6, "lowcar")``).
+        """
+        found = None
+        if generation is not None:
+            try:
+                generation = Generation(generation)
+            except ValueError:
+                raise CatalogError(
+                    f"unknown device generation {generation!r}; known: "
+                    + ", ".join(g.value for g in Generation),
+                    generation=str(generation),
+                ) from None
+        if isinstance(key, str) and key.isascii() and key.isdigit():
+            key = int(key)
         if isinstance(key, int) and not isinstance(key, bool):
-            found = self._by_id.get(key)
+            if generation is Generation.LOWCAR:
+                found = self._by_id.get(key + LOWCAR_TYPE_BASE) if key <= 0xFF else None
+            else:
+                found = self._by_id.get(key)
+                if found is not None and generation is not None:
+                    found = found if found.generation is generation else None
         elif isinstance(key, str):
-            found = self._by_name.get(key.lower())
-            if found is None and key.isdigit():
-                found = self._by_id.get(int(key))
-        else:
-            found = None
+            qualified = key if generation in (None, Generation.HIBIKE) else f"{generation}.{key}"
+            found = self._by_name.get(qualified.lower())
         if found is None:
             raise CatalogError(
-                f"unknown device type {key!r}; known types: "
-                + ", ".join(f"{d.name} ({d.id})" for d in self.devices),
+                f"unknown device type {key!r}"
+                + (f" in the {generation} generation" if generation else "")
+                + "; known types: "
+                + ", ".join(f"{d.qualified_name} ({d.id})" for d in self.devices),
                 device_type=key,
             )
         return found
+
+    def for_uid(self, uid: Uid | int | str) -> DeviceType:
+        """The device type a uid names (its generation and type field)."""
+        return self.get(Uid.parse(uid).type_field)
 
     def __contains__(self, key: object) -> bool:
         try:

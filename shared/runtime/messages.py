@@ -71,6 +71,7 @@ class DeviceInfo(Payload):
     uid: str = Field(pattern=r"^[0-9]+$")
     type: str
     type_id: int = Field(ge=0)
+    generation: Literal["hibike", "lowcar"] = "hibike"  #: the protocol the device speaks
     port: str | None = None
     params: list[ParamInfo]
     subscription: SubscriptionInfo
@@ -240,70 +241,3 @@ def _preview(data: bytes | bytearray | memoryview, limit: int = 16) -> str:
     raw = bytes(data[:limit])
     more = "..." if len(data) > limit else ""
     return f"{len(data)} bytes: {raw.hex(' ')}{more}"
-
-
-# -- driver input without pydantic ---------------------------------------------------------------
-# ``input/gamepad/<i>`` arrives 10-50 times a second and starts the gamepad -> motor path, so the
-# broker service checks it by hand: the same rules as GamepadInput / KeyboardInput (the tests
-# hold the two to each other with hypothesis), in a fraction of pydantic's time. Anything the hand
-# check does not accept goes through the model, which raises its usual one-line MessageError (or,
-# should the two ever disagree, accepts it: valid input is never lost).
-
-
-def gamepad_input(data: bytes | bytearray | memoryview) -> tuple[int, list[float], float]:
-    """``decode(GamepadInput, data)`` as ``(buttons, axes, ts)``; ``MessageError`` likewise."""
-    value = loads(data)
-    fields = _gamepad_fields(value)
-    if fields is None:
-        message = validate(GamepadInput, value)
-        return message.buttons, list(message.axes), message.ts
-    return fields
-
-
-def keyboard_input(data: bytes | bytearray | memoryview) -> tuple[int, float]:
-    """``decode(KeyboardInput, data)`` as ``(keys, ts)``; ``MessageError`` likewise."""
-    value = loads(data)
-    fields = _keyboard_fields(value)
-    if fields is None:
-        message = validate(KeyboardInput, value)
-        return message.keys, message.ts
-    return fields
-
-
-def _gamepad_fields(value: Any) -> tuple[int, list[float], float] | None:
-    if type(value) is not dict:
-        return None
-    buttons, axes, ts = value.get("buttons"), value.get("axes"), _number(value.get("ts"))
-    if type(buttons) is not int or not 0 <= buttons < 1 << GAMEPAD_BUTTONS or ts is None:
-        return None
-    if type(axes) is not list or len(axes) != 4:
-        return None
-    checked = []
-    for axis in axes:
-        number = _number(axis)
-        if number is None or not -1.0 <= number <= 1.0:  # NaN fails the comparison too
-            return None
-        checked.append(number)
-    return buttons, checked, ts
-
-
-def _keyboard_fields(value: Any) -> tuple[int, float] | None:
-    if type(value) is not dict:
-        return None
-    keys, ts = value.get("keys"), _number(value.get("ts"))
-    if type(keys) is not int or not 0 <= keys < 1 << KEYBOARD_KEYS or ts is None:
-        return None
-    return keys, ts
-
-
-def _number(value: Any) -> float | None:
-    """A strict float field's value: a float, or an int as a float (never a bool)."""
-    kind = type(value)
-    if kind is float:
-        return value  # type: ignore[no-any-return]
-    if kind is int:
-        try:
-            return float(value)
-        except OverflowError:
-            return None
-    return None

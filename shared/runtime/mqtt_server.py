@@ -7,6 +7,21 @@ port of a ``:0`` listener needs a private attribute, so a free port is picked fi
 $SYS, no packet logging) is given explicitly; accepted sockets get TCP_NODELAY (amqtt leaves
 Nagle on, which costs ~40 ms per request/response).
 
+amqtt 0.12.1 faults worked around here (issue 11; each has a test in tests/broker/
+test_embedded_faults.py that shows it on amqtt as shipped, with ``workarounds=False``):
+
+- *churn race*: amqtt iterates its subscription dict while awaiting (a connecting client's
+  retained messages, a broadcast through an ACL plugin), so a client subscribing or leaving
+  meanwhile raised "dictionary changed size during iteration" and dropped clients. The dict is
+  replaced by one whose iteration works on a snapshot.
+- *retained leak*: on every CONNECT amqtt sent the new client the retained messages of every
+  filter *anyone* subscribes to, once per matching filter: a subscriber of ``y/c`` got ``x/a``
+  two to four times. Retained messages now go only to a session that holds the filter.
+- *keepalive never enforced*: its read-timeout handler does nothing, so a hung client (SIGSTOP,
+  power loss behind a live TCP peer) was never dropped and its last will never fired. A client
+  silent for 1.5 x its keepalive (MQTT 3.1.1, 3.1.2.10) is now disconnected, which sends its
+  will, as Mosquitto does.
+
 Authentication: ``password_file`` (made by ``mosquitto_passwd``) and ``acl_file`` (Mosquitto's
 ACL format) are the very files a Mosquitto deployment uses (``broker-config/``), enforced by
 ``runtime.mqtt_auth.MosquittoFilesPlugin``; without them the broker is anonymous and open.
@@ -20,12 +35,15 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
 from runtime import eventloop
@@ -70,14 +88,95 @@ def _no_amqtt_tracebacks() -> Iterator[None]:
         logger.removeFilter(strip)
 
 
+class _SnapshotDict(dict):  # type: ignore[type-arg]
+    """A dict whose iteration works on a copy: amqtt awaits inside loops over its
+    subscriptions, and a client (un)subscribing meanwhile must not break them."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(super().keys()))
+
+    def keys(self) -> list[Any]:  # type: ignore[override]
+        return list(super().keys())
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return [list(v) if isinstance(v, list) else v for v in super().values()]
+
+    def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
+        return [(k, list(v) if isinstance(v, list) else v) for k, v in super().items()]
+
+
+class _StampedReader(ReaderAdapter):
+    """A client's byte stream that remembers when it last delivered anything (keepalive)."""
+
+    def __init__(self, reader: ReaderAdapter) -> None:
+        self._reader = reader
+        self.last = time.monotonic()
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await self._reader.read(n)
+        self.last = time.monotonic()
+        return data
+
+    def feed_eof(self) -> None:
+        self._reader.feed_eof()
+
+
 class _CheckedBroker(Broker):
     """amqtt's Broker with retained messages checked against the topic plugins (an ACL) like
-    live ones when a subscription receives them: amqtt 0.12 skips that check."""
+    live ones when a subscription receives them (amqtt 0.12 skips that check), and, with
+    ``workarounds``, its churn race, retained leak and missing keepalive fixed (see above)."""
+
+    workarounds = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.workarounds:
+            subscriptions: dict[str, Any] = getattr(self, "_subscriptions")  # noqa: B009 (untyped)
+            self._subscriptions = _SnapshotDict(subscriptions)
+
+    async def _client_connected(self, listener_name: str, reader: ReaderAdapter,
+                                writer: WriterAdapter) -> None:
+        if self.workarounds:
+            reader = _StampedReader(reader)
+        await super()._client_connected(listener_name, reader, writer)
+
+    async def _initialize_client_session(
+        self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        handler, session = await super()._initialize_client_session(
+            reader, writer, remote_address, remote_port)
+        if isinstance(reader, _StampedReader) and session.keep_alive > 0:
+            def read_timeout() -> None:  # amqtt calls it after keep_alive s without a packet
+                self._check_keepalive(handler, session, reader, reschedule=True)
+
+            handler.handle_read_timeout = read_timeout  # type: ignore[method-assign]
+        return handler, session
+
+    def _check_keepalive(self, handler: BrokerProtocolHandler, session: Session,
+                         reader: _StampedReader, reschedule: bool) -> None:
+        """Drop a client silent for 1.5 x its keepalive: amqtt then sends its last will."""
+        limit = 1.5 * session.keep_alive
+        silence = time.monotonic() - reader.last
+        task = handler._reader_task
+        if task is None or task.done():
+            return
+        if silence >= limit:
+            log.info("MQTT client %s silent for %.1f s (keepalive %d s): disconnecting it",
+                     session.client_id, silence, session.keep_alive)
+            task.cancel()
+        elif reschedule:
+            asyncio.get_running_loop().call_later(
+                limit - silence, self._check_keepalive, handler, session, reader, False)
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
     ) -> None:
         topic_filter, qos = subscription
+        if self.workarounds and not any(
+            held.client_id == session.client_id
+            for held, _ in dict.get(self._subscriptions, topic_filter, ())
+        ):
+            return  # amqtt calls this on CONNECT for every filter anyone holds
         handler = self._get_handler(session)
         if handler is None:
             return
@@ -113,11 +212,18 @@ class _NoDelayBroker(_CheckedBroker):
         await super().ws_connected(websocket, listener_name)
 
 
+class _AsShipped(_NoDelayBroker):
+    """amqtt's faults left in (tests show them with it)."""
+
+    workarounds = False
+
+
 class EmbeddedBroker:
     """amqtt on ``host:port`` in the current event loop: ``await start()`` / ``await stop()``.
 
     ``port=None`` picks a free port once, so ``start()`` after ``stop()`` reuses it (clients
-    reconnect to the same URL). ``nodelay=False`` only exists to measure what Nagle costs.
+    reconnect to the same URL). ``nodelay=False`` only exists to measure what Nagle costs,
+    ``workarounds=False`` to show amqtt's own faults in tests.
     ``password_file`` / ``acl_file``: Mosquitto's files (logins required / topics restricted).
     """
 
@@ -130,6 +236,7 @@ class EmbeddedBroker:
         password_file: str | Path | None = None,
         acl_file: str | Path | None = None,
         nodelay: bool = True,
+        workarounds: bool = True,
         ws_port: int | None = None,
     ) -> None:
         self.host = host
@@ -145,6 +252,7 @@ class EmbeddedBroker:
             }}
         self.plugins_config = plugins_config
         self.nodelay = nodelay
+        self.workarounds = workarounds
         self._broker: Broker | None = None
 
     @property
@@ -174,7 +282,9 @@ class EmbeddedBroker:
             PasswordFile(self.password_file)
         if self.acl_file is not None:
             AccessList.load(self.acl_file)
-        broker_class = _NoDelayBroker if self.nodelay else _CheckedBroker
+        broker_class: type[_CheckedBroker] = _NoDelayBroker if self.nodelay else _CheckedBroker
+        if not self.workarounds:
+            broker_class = _AsShipped
         broker = broker_class(self.config())
         try:
             with _no_amqtt_tracebacks():  # its failure is reported below, in one line

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from runtime.exception import MessageError
+from runtime.protocol.uid import Uid, UidError
 
 ROOT = "runtime"
 GAMEPAD_COUNT = 4
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-_UID = re.compile(r"^[0-9]+$")
 
 TopicKind = Literal[
     "status", "device_info", "device_data", "gamepad", "keyboard", "match", "game_state", "log",
@@ -39,11 +39,12 @@ def check_name(value: object, what: str) -> str:
 
 
 def check_uid(uid: object) -> str:
-    """A device uid as it appears in topics: its decimal string (``str(UID)`` or an int)."""
-    text = str(uid)
-    if not _UID.match(text):
-        raise MessageError(f"invalid device uid {text!r}: expected a decimal number", uid=text)
-    return text
+    """A device uid as it appears in topics: its canonical decimal form (``runtime.protocol.uid``
+    is the one parser: ``"0012"`` and ``12`` give ``"12"``, ``2**88`` is refused)."""
+    try:
+        return str(Uid.parse(uid))
+    except UidError as exc:
+        raise MessageError(f"invalid device uid: {exc.message}", uid=str(uid)) from None
 
 
 def check_index(index: object) -> int:

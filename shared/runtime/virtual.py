@@ -17,22 +17,22 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import random
 import struct
 import time
-import tty
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cobs import cobs
 
-from runtime import protocol
+from runtime import protocol, transport
+from runtime.address import Address
 from runtime.catalog import Catalog, DeviceType, default_catalog
 from runtime.constants import motor_stop_values
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import MessageType, Packet
+from runtime.protocol.uid import Uid, UidError
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +72,23 @@ class Faults:
 
 
 def make_virtual_uid(device_type: DeviceType, uid: str | int | None = None) -> int:
-    """A full uid for ``device_type`` from a full uid, just the 64-bit id part, or at random."""
+    """A full uid for ``device_type`` from a full uid, just the 64-bit id part, or at random
+    (either generation: ``DeviceType.make_uid``; ``Uid.parse`` is the one parser)."""
     if uid is None:
-        return protocol.make_uid(device_type.id, 1, random.getrandbits(64))
-    value = int(uid)
-    if value < 1 << 64:
-        return protocol.make_uid(device_type.id, 1, value)
-    if value >> 72 != device_type.id or value >= 1 << 88:
+        return device_type.make_uid(random.getrandbits(64)).value
+    try:
+        value = Uid.parse(uid)
+    except UidError as exc:
+        raise DeviceError(exc.message, uid=str(uid)) from None
+    if value.value < 1 << 64:
+        return device_type.make_uid(value.value).value
+    if value.type_field != device_type.uid_type:
         raise DeviceError(
-            f"uid {value} is not a {device_type.name} uid (its device type is {value >> 72})",
+            f"uid {value} is not a {device_type.qualified_name} uid: it names a "
+            f"{value.generation} device of type {value.type_id}",
             uid=str(value),
         )
-    return value
+    return value.value
 
 
 class VirtualDevice:
@@ -175,45 +180,17 @@ class VirtualDevice:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def connect(self, address: str) -> None:
+    async def connect(self, address: Address | str) -> None:
         """Connect to a device service's ``unix:PATH`` / ``tcp:HOST:PORT`` and serve."""
-        kind, _, where = address.partition(":")
-        if kind == "unix":
-            reader, writer = await asyncio.open_unix_connection(where)
-        elif kind == "tcp":
-            host, _, port = where.rpartition(":")
-            reader, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
-        else:
-            raise DeviceError(f"bad address {address!r}: expected unix:PATH or tcp:HOST:PORT",
-                              address=address)
+        reader, writer = await transport.open_stream(Address.parse(address, ("unix", "tcp")))
         await self.serve(reader, writer)
 
     async def serve_pty(self, link: str | Path, ready: asyncio.Event | None = None) -> None:
         """Open a pseudo-terminal, point ``link`` at its serial side, and serve on it."""
-        link = Path(link)
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        slave_name = os.ttyname(slave)
-        with contextlib.suppress(FileNotFoundError):
-            link.unlink()
-        link.symlink_to(slave_name)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        read_transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(master, "rb", buffering=0))
-        write_transport, write_protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(os.dup(master), "wb", buffering=0))
-        writer = asyncio.StreamWriter(write_transport, write_protocol, reader, loop)
-        if ready is not None:
-            ready.set()
-        try:
+        async with transport.open_pty(link) as (reader, writer):
+            if ready is not None:
+                ready.set()
             await self.serve(reader, writer)
-        finally:
-            read_transport.close()
-            os.close(slave)
-            with contextlib.suppress(FileNotFoundError):
-                if link.is_symlink():
-                    link.unlink()
 
     # -- protocol ------------------------------------------------------------------------------
 

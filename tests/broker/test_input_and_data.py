@@ -62,6 +62,10 @@ async def test_bad_input_is_reported_and_ignored(service, caplog):
                          encode(GamepadInput(buttons=1, axes=[0.0] * 4, ts=1.0)))
     await wait_for_async(lambda: gamepad.connected)  # the service carried on
     assert gamepad.buttons == 1
+    reports = [r.getMessage() for r in caplog.records if "bad GamepadInput" in r.getMessage()]
+    assert len(reports) == 1
+    assert reports[0].startswith(
+        f"ignoring a bad GamepadInput message on {client.topics.gamepad(0)}: ")
 
 
 async def test_device_values_are_published_when_they_change(service):

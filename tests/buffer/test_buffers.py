@@ -138,21 +138,6 @@ async def test_async_wait_is_woken(robot):
         assert await waiter.wait_async(5)
 
 
-def test_a_dead_waiter_does_not_hurt_writers(robot):
-    with BufferStore(robot) as store:
-        device = store.create_device(KOALA, "KoalaBear")
-        process, pipe = start(workers.watch_and_hang, robot)
-        pid = pipe.recv()
-        os.kill(pid, signal.SIGKILL)
-        process.join(30)
-        for value in (0.1, 0.2):
-            device.set("duty_cycle_a", value)  # the first send is refused: slot freed
-        with Waiter() as waiter:  # and the table has room for new waiters
-            for _ in range(8):
-                waiter.watch(device)
-                waiter.unwatch(device)
-
-
 def test_bad_writes_raise_clear_errors_and_write_nothing(robot):
     with BufferStore(robot) as store:
         device = store.create_device(KOALA, "KoalaBear")

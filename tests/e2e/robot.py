@@ -29,6 +29,11 @@ class RunningRobot:
         self.port = free_port()
         self.url = mqtt or f"mqtt://127.0.0.1:{self.port}"
         argv = [*RUNTIME, "up", "--robot", robot, "--state-dir", str(state_dir), *args]
+        # the page and the gateway listen on fixed default ports: a test asks for them
+        # (on a free port) when it uses them, so robots of parallel tests never compete
+        for option in ("--web", "--gateway"):
+            if option not in args:
+                argv += [option, "off"]
         argv += ["--mqtt", mqtt] if mqtt else ["--listen", f"127.0.0.1:{self.port}"]
         env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -124,7 +124,8 @@ def stick(y: float) -> pb.UserInputs:
 
 
 def koala(message: pb.DevData) -> pb.Device | None:
-    return next((d for d in message.devices if d.type == 13 and d.uid == KOALA_ID), None)
+    return next((d for d in message.devices
+                 if d.name == "KoalaBear" and d.uid == KOALA_ID), None)
 
 
 def value(device: pb.Device, name: str) -> Any:
@@ -327,3 +328,41 @@ def test_runtime_service_gateway_serves_dawn(robot: RunningRobot, tmp_path) -> N
         output, _ = service.communicate(timeout=30)
     assert service.returncode == 0, output
     assert "gateway service ready" in output
+
+
+def test_runtime_up_runs_the_gateway(tmp_path) -> None:
+    from runtime.mqtt_server import free_port
+
+    port = free_port()
+    running = RunningRobot(f"gwup{uuid.uuid4().hex[:6]}", tmp_path, "--simulate", "KoalaBear",
+                           "--gateway", f"127.0.0.1:{port}")
+    try:
+        running.wait_for_line(f"Dawn and Shepherd on 127.0.0.1:{port}")
+
+        async def echo() -> int:
+            dawn = await PieClient.connect("127.0.0.1", port, DAWN)
+            await dawn.send(TIME_STAMPS, pb.TimeStamps(dawn_timestamp=21))
+            message = await dawn.receive_until(TIME_STAMPS)
+            await dawn.close()
+            return message.dawn_timestamp
+
+        assert asyncio.run(echo()) == 21
+    finally:
+        assert running.stop() == 0
+
+
+def test_a_busy_gateway_port_is_reported_and_the_robot_runs(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        running = RunningRobot(f"gwbusy{uuid.uuid4().hex[:6]}", tmp_path,
+                               "--gateway", f"127.0.0.1:{port}")
+        try:
+            line = running.wait_for_line("PiE clients")
+            assert f"no gateway: port {port} is in use" in line
+            assert "services" in running.wait_for_line("services")
+        finally:
+            assert running.stop() == 0

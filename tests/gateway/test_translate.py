@@ -79,7 +79,7 @@ def test_device_data_has_every_param_and_custom_data_last() -> None:
     values = {"duty_cycle_a": 0.5, "enc_a": -42, "invert_a": True}
     message = translate.dev_data([(koala_info(uid), values)], {"speed": 2.5, "n": 3}, 1234)
     koala, custom = message.devices
-    assert (koala.name, koala.uid, koala.type) == ("KoalaBear", 0xDEADBEEF, 13)
+    assert (koala.name, koala.uid, koala.type) == ("KoalaBear", 0xDEADBEEF, 6)  # Dawn's number
     params = {p.name: p for p in koala.params}
     assert list(params) == ["duty_cycle_a", "enc_a", "invert_a", "pid_kp_a"]
     assert params["duty_cycle_a"].fval == pytest.approx(0.5)
@@ -104,3 +104,13 @@ def test_robot_log_records_are_custom_entries_not_console_lines() -> None:
 def test_log_text_lines_end_in_newlines() -> None:
     text = translate.log_text(["one", "two\nthree"])
     assert list(text.payload) == ["one\n", "two\n", "three\n"]
+
+
+@pytest.mark.parametrize(("generation", "name", "type_id", "dawn"), [
+    ("hibike", "KoalaBear", 13, 6),  # Dawn numbers types as lowcar does
+    ("lowcar", "KoalaBear", 6, 6),
+    ("hibike", "LimitSwitch", 0, 1),
+    ("hibike", "NoSuchType", 99, 99),  # no lowcar type of that name: its own number
+])
+def test_dawn_type_numbers(generation: str, name: str, type_id: int, dawn: int) -> None:
+    assert translate.dawn_type(generation, name, type_id) == dawn

@@ -20,10 +20,10 @@ from runtime.buffer.inputs import SIZE as INPUT_SIZE
 from runtime.buffer.segment import Segment, list_segments, reclaim, robot_prefix, segment_name
 from runtime.catalog import Catalog, DeviceType, Parameter, default_catalog
 from runtime.exception import BufferStoreError, CatalogError
+from runtime.protocol.uid import Uid, UidError
 
 log = logging.getLogger(__name__)
 ROBOT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-UID_BITS = 88
 
 
 class BufferStore:
@@ -45,10 +45,10 @@ class BufferStore:
         """Create (and own) the buffer of a device; the device service calls this."""
         key = _uid_key(uid)
         kind = device_type if isinstance(device_type, DeviceType) else self._type(device_type)
-        if (key >> 72) != kind.id:
+        if (key >> 72) != kind.uid_type:
             raise BufferStoreError(
-                f"uid {key} is of device type {key >> 72}, not {kind.name} ({kind.id})",
-                uid=str(key), device_type=kind.name,
+                f"uid {key} is of device type {key >> 72}, not {kind.qualified_name} "
+                f"({kind.uid_type})", uid=str(key), device_type=kind.name,
             )
         segment = Segment.create(segment_name(self.robot, "device", str(key)), DEVICE_SIZE)
         return self._keep(DeviceBuffer(segment, str(key), kind))
@@ -128,14 +128,9 @@ class BufferStore:
             raise BufferStoreError(exc.message, **exc.context) from None
 
 
-def _uid_key(uid: str | int) -> int:
-    """The uid as an int, from its decimal string or an int."""
+def _uid_key(uid: str | int | Uid) -> int:
+    """The uid as an int (``runtime.protocol.uid`` is the one parser)."""
     try:
-        value = int(uid) if isinstance(uid, str) and uid.isdigit() else uid
-    except ValueError:
-        value = None
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << UID_BITS:
-        raise BufferStoreError(
-            f"{uid!r} is not a device uid: expected the 88-bit uid as a decimal string", uid=uid
-        )
-    return value
+        return Uid.parse(uid).value
+    except UidError as exc:
+        raise BufferStoreError(exc.message, uid=repr(uid)) from None

@@ -7,16 +7,17 @@ after its data is visible, sends one byte to each registered waiter whose mask m
 
 Coalescing without lost wake-ups: each table slot has a ``pending`` byte and a ``changes``
 counter (u16). For every matching write the writer bumps ``changes`` and, only when ``pending``
-is 0, sets it to 1 and sends one byte: a burst of writes costs one wake-up and one syscall.
-A waiter re-arms in this order: drain its socket, clear its ``pending`` bytes, then re-check
-its level (has any ``changes`` counter moved since it last looked?). Only the level says
-"woken"; a datagram is just the doorbell. A write that lands anywhere in that sequence is
-either seen by the level check or finds ``pending`` cleared and rings again, so no change is
-lost. (The old order, clear then drain, could swallow the datagram of a write made between
-the two steps and leave ``pending`` set with nothing queued: a waiter that selects on
-``fileno()`` was then never woken again; after a 0.5 s burst of gamepad input this happened
-regularly.) A dead waiter shows up as ``ECONNREFUSED`` on send and its slot is freed; a dead
-writer just stops sending (waiters always wait with a timeout where it matters).
+is 0, sets it to 1 and sends one byte: a burst of writes costs one wake-up and one syscall. A
+waiter re-arms in this order: drain its socket, clear its ``pending`` bytes, then re-check its
+level (has any ``changes`` counter moved since it last looked?). Only the level says "woken"; a
+datagram is just the doorbell. A write that lands anywhere in that sequence is either seen by
+the level check or finds ``pending`` cleared and rings again, so no change is lost. (The old
+order, clear then drain, could swallow the datagram of a write made between the two steps and
+leave ``pending`` set with nothing queued: a waiter that selects on ``fileno()`` was then never
+woken again; issue 11 saw it after a 0.5 s burst of gamepad input, and
+tests/buffer/test_wake.py forces it.) A dead waiter shows up as ``ECONNREFUSED`` on send and
+its slot is freed; a dead writer just stops sending (waiters always wait with a timeout where
+it matters).
 """
 
 from __future__ import annotations

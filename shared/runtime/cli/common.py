@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from runtime.address import Address, AddressType
 from runtime.config import DEFAULT_MQTT_URL, DEFAULT_STATE_DIR, ServiceConfig
 from runtime.exception import MessageError
 from runtime.topics import check_name
@@ -59,7 +60,7 @@ def service_options(func: Callable[..., Any]) -> Callable[..., Any]:
             student_code=kwargs.pop("student_code"),
             serial_globs=tuple(kwargs.pop("serial_glob")) or ("/dev/ttyACM*",),
             observer=kwargs.pop("observer"),
-            virtual_listen=kwargs.pop("virtual_listen"),
+            virtual_listen=_text(kwargs.pop("virtual_listen")),
             password_file=kwargs.pop("password_file"),
         )
         return func(config=config, **kwargs)
@@ -71,6 +72,7 @@ def service_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--virtual-listen",
             default=None,
+            type=AddressType(("unix", "tcp")),  # a bad address fails here, in one line
             envvar="RUNTIME_VIRTUAL_LISTEN",
             help="Accept virtual smart devices on unix:PATH or tcp:HOST:PORT.",
         ),
@@ -105,3 +107,8 @@ def service_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in options:
         wrapped = option(wrapped)
     return connection_options(wrapped)
+
+
+def _text(address: Address | None) -> str | None:
+    """An address checked at the command line, in its canonical text form (the config's)."""
+    return None if address is None else str(address)

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import click
 
+from runtime.address import Address, AddressType
 from runtime.catalog import default_catalog
 from runtime.cli.errors import fail, unreachable
 from runtime.cli.main import main
@@ -22,6 +23,7 @@ from runtime.cli.table import DeviceRow, render
 from runtime.exception import MessageError, MQTTConnectionError, RPCError
 from runtime.messages import DeviceData, DeviceInfo, decode
 from runtime.remote import Client, Connection, call_sync
+from runtime.topics import parse_topic
 
 
 @main.command()
@@ -62,13 +64,19 @@ def devices(as_json: bool, watch: bool, all_params: bool, **kwargs: Any) -> None
         click.echo("no devices connected")
         return
     names = _aliases(params)
-    rows = [DeviceRow(uid=str(device.get("uid", "?")), type=device.get("type", "?"),
+    rows = [DeviceRow(uid=str(device.get("uid", "?")), type=_type_label(device),
                       port=device.get("port"), name=names.get(str(device.get("uid"))),
                       values=dict(device.get("values") or {}),
                       never=set(device.get("never_received") or ()))
             for device in listed]
     for line in render(rows, _width(), all_params):
         click.echo(line)
+
+
+def _type_label(device: dict[str, Any]) -> str:
+    """The type name, marked for lowcar devices (type names exist in both generations)."""
+    kind = str(device.get("type", "?"))
+    return f"{kind} (lowcar)" if device.get("generation") == "lowcar" else kind
 
 
 def _width() -> int:
@@ -86,6 +94,14 @@ def _aliases(params: dict[str, Any]) -> dict[str, str]:
     return {str(uid): name for name, uid in sorted(aliases.items(), reverse=True)}
 
 
+def _uid(topic: str) -> str | None:
+    """The uid of a ``device/<uid>/...`` topic, None if it is not a valid one."""
+    try:
+        return parse_topic(topic).uid
+    except MessageError:
+        return None
+
+
 async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
                  period: float = 0.25) -> None:
     """Redraw the table whenever values changed (at most every ``period`` s) until a signal."""
@@ -95,7 +111,9 @@ async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
     tty = out.isatty()
 
     def on_info(topic: str, payload: bytes) -> None:
-        uid = topic.split("/")[-2]
+        uid = _uid(topic)
+        if uid is None:
+            return
         if not payload:
             rows.pop(uid, None)
         else:
@@ -106,7 +124,9 @@ async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
         changed.set()
 
     def on_data(topic: str, payload: bytes) -> None:
-        uid = topic.split("/")[-2]
+        uid = _uid(topic)
+        if uid is None:
+            return
         with contextlib.suppress(MessageError):
             data = decode(DeviceData, payload)
             if rows.setdefault(uid, DeviceRow(uid=uid)).update(data.params, time.monotonic()):
@@ -165,8 +185,10 @@ async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[s
 
     def on_info(topic: str, payload: bytes) -> None:
         if payload:
+            uid = _uid(topic)
             with contextlib.suppress(MessageError):
-                infos[topic.split("/")[-2]] = decode(DeviceInfo, payload).to_wire()
+                if uid is not None:
+                    infos[uid] = decode(DeviceInfo, payload).to_wire()
 
     async with Connection(params["mqtt"], robot=params["robot"], connect_timeout=0,
                           password_file=params["password_file"]) as connection:
@@ -179,27 +201,33 @@ async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[s
 @main.command("virtual-device")
 @click.argument("device_type", metavar="TYPE")
 @click.option("--uid", default=None, help="Full decimal uid, or just its 64-bit id part.")
-@click.option("--connect", "address", default=None,
+@click.option("--connect", "address", default=None, type=AddressType(("unix", "tcp")),
               help="Device service address: unix:PATH or tcp:HOST:PORT.")
+@click.option("--generation", type=click.Choice(["hibike", "lowcar"]), default="hibike",
+              show_default=True, help="Protocol generation (firmware) of the device.")
 @click.option("--pty", "link", default=None,
               help="Create a pseudo-terminal and link LINK to it (open it as a serial port).")
 @click.option("--fault", "faults", multiple=True,
               help="Misbehave: unresponsive, garbage, bad-checksum, silent-after:N, "
               "lose-confirmations:N.")
-def virtual_device(device_type: str, uid: str | None, address: str | None, link: str | None,
-                   faults: tuple[str, ...]) -> None:
+def virtual_device(device_type: str, uid: str | None, address: Address | None,
+                   link: str | None, generation: str, faults: tuple[str, ...]) -> None:
     """Simulate a Smart Device of TYPE (name or id) speaking the real protocol."""
     from runtime.virtual import Faults, VirtualDevice
+    from runtime.virtual_lowcar import VirtualLowcarDevice
 
     if (address is None) == (link is None):
         fail("give exactly one of --connect ADDR or --pty LINK")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        device = VirtualDevice(default_catalog().get(device_type), uid,
-                               faults=Faults.parse(list(faults)))
+        kind = default_catalog().get(device_type, generation)
+        device: VirtualDevice | VirtualLowcarDevice = (
+            VirtualLowcarDevice(kind, uid, faults=Faults.parse(list(faults)))
+            if kind.generation == "lowcar"
+            else VirtualDevice(kind, uid, faults=Faults.parse(list(faults))))
     except ValueError as exc:  # a bad --uid or --fault (Runtime's own errors: the boundary)
         fail(str(exc))
-    click.echo(f"virtual {device.device_type.name} uid {device.uid} "
+    click.echo(f"virtual {device.device_type.qualified_name} uid {device.uid} "
                + (f"connecting to {address}" if address else f"on {link}"), err=True)
     async def serve() -> None:
         task = asyncio.ensure_future(device.connect(address) if address

@@ -43,6 +43,7 @@ from runtime.cli.main import main
 from runtime.exception import MessageError, MQTTConnectionError, RPCError
 from runtime.messages import GamepadInput, KeyboardInput, LogRecord, Match, decode
 from runtime.remote import Client, Connection
+from runtime.topics import parse_topic
 
 PERIOD = 0.05
 FIRST_HOLD = 0.7
@@ -196,8 +197,9 @@ class Driver:
             self.changed.set()
 
     def on_info(self, topic: str, payload: bytes) -> None:
-        self.status.on_device(topic.split("/")[-2], bool(payload))
-        self.changed.set()
+        with contextlib.suppress(MessageError):
+            self.status.on_device(str(parse_topic(topic).uid), bool(payload))
+            self.changed.set()
 
     async def set_mode(self, mode: str, clear_estop: bool = False) -> None:
         kwargs = {"clear_estop": True} if clear_estop else {}

@@ -45,7 +45,8 @@ def broker_choice(ctx: click.Context) -> bool:
               help="Address of the embedded MQTT broker (HOST:PORT); not with --mqtt.")
 @click.option("--simulate", "simulate", multiple=True, metavar="TYPE[:UID]",
               help="Add a virtual smart device (repeatable), e.g. KoalaBear or KoalaBear:42; "
-              "without UID the n-th of a type gets the id n (stable across starts).")
+              "without UID the n-th of a type gets the id n (stable across starts); lowcar "
+              "devices by qualified name, e.g. lowcar.KoalaBear:4660.")
 @click.option("--broker-password-file", type=click.Path(path_type=Path, exists=True),
               default=None, help="Embedded broker: require logins from this mosquitto_passwd "
               "file (the services then need credentials in --mqtt or --password-file).")
@@ -56,6 +57,10 @@ def broker_choice(ctx: click.Context) -> bool:
 @click.option("--ws-port", type=click.IntRange(1, 65535), default=9001, show_default=True,
               help="MQTT over WebSockets for the page: the embedded broker listens on it (on "
               "the --listen host); with --mqtt, the port of that broker's WebSocket listener.")
+@click.option("--gateway", default="127.0.0.1:8101", show_default=True,
+              metavar="HOST:PORT|off",
+              help="Serve PiE's Dawn and Shepherd here (the gateway service; 'off': no gateway). "
+              "Use 0.0.0.0:8101 for clients on other machines.")
 @click.option("--user", "broker_user", default=None,
               help="With --broker-password-file: the login of the services (their password "
               "is read from --password-file).")
@@ -63,7 +68,8 @@ def broker_choice(ctx: click.Context) -> bool:
 @click.pass_context
 def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
        broker_password_file: Path | None, broker_acl_file: Path | None,
-       broker_user: str | None, web: str, ws_port: int, config: ServiceConfig) -> None:
+       broker_user: str | None, web: str, ws_port: int, gateway: str,
+       config: ServiceConfig) -> None:
     """Run the whole robot: MQTT broker, the three services, simulated devices.
 
     Without --mqtt an embedded broker (amqtt) listens on --listen; Ctrl-C stops everything.
@@ -96,7 +102,8 @@ def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
                   broker_password_file=broker_password_file,
                   broker_acl_file=broker_acl_file, broker_user=broker_user,
                   station=DriverStation(
-                      web=None if web == "off" else parse_listen(web), ws_port=ws_port))
+                      web=None if web == "off" else parse_listen(web), ws_port=ws_port),
+                  gateway=None if gateway == "off" else parse_listen(gateway))
 
     async def run() -> int:
         stop = asyncio.Event()

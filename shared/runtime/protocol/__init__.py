@@ -1,7 +1,10 @@
-"""The Smart Device serial protocol (reference/smart-device-protocol.md), byte for byte.
+"""The Smart Device serial protocols, byte for byte: Hibike (reference/smart-device-protocol.md)
+and lowcar (reference/lowcar-protocol.md, in ``runtime.protocol.lowcar``).
 
-``frame``: message ids, packets, checksum and wire framing; ``decoder``: the resynchronising
-stream decoder; ``messages``: builders and parsers of each message; ``uid``: 88-bit device UIDs.
+``frame``: message ids, packets, checksum and wire framing (shared by both generations);
+``decoder``: the resynchronising stream decoder (given a generation's id table); ``messages``:
+builders and parsers of each Hibike message; ``lowcar``: the same for lowcar; ``uid``: the
+``Uid`` value type of both generations and its one parser.
 Everything public is re-exported here: ``from runtime import protocol; protocol.ping()``.
 """
 
@@ -33,6 +36,9 @@ from runtime.protocol.messages import (
 )
 from runtime.protocol.uid import (
     UID_MAX,
+    Generation,
+    Uid,
+    UidError,
     make_uid,
     pack_uid,
     parse_uid,
@@ -45,10 +51,13 @@ __all__ = [
     "MAX_PAYLOAD_FROM_DEVICE",
     "MAX_PAYLOAD_TO_DEVICE",
     "UID_MAX",
+    "Generation",
     "MessageType",
     "Packet",
     "StreamDecoder",
     "SubscriptionResponse",
+    "Uid",
+    "UidError",
     "checksum",
     "device_data",
     "device_read",

@@ -1,4 +1,9 @@
-"""Incremental, resynchronising decoder of a Smart Device byte stream.
+"""Incremental, resynchronising decoder of a Smart Device byte stream (both generations).
+
+Hibike and lowcar share the framing (``0x00 | L | COBS(id | len | payload | xor)``); they differ
+in their message ids (disjoint sets) and the largest block (lowcar refuses L > 136). A decoder is
+given the id table of the generation it speaks (``types``), or the union of both while a new port
+is being identified: the id of the first good packet then says the generation.
 
 Because COBS removes every 0x00 from a packet, ``bytes.split(b"\\x00")`` cuts a stream into
 exactly one segment per start marker: ``L | COBS block | trailing garbage``. Splitting in C and
@@ -9,6 +14,9 @@ arrives, never when the next packet starts.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import IntEnum
 
 from cobs.cobs import DecodeError
 from cobs.cobs import decode as cobs_decode
@@ -33,9 +41,14 @@ class StreamDecoder:
     Invariant: bytes of good packets + ``skipped_bytes`` + ``len(pending)`` = bytes fed.
     """
 
-    __slots__ = ("_pending", "bad_frames", "last_error", "packets", "skipped_bytes")
+    __slots__ = (
+        "_pending", "bad_frames", "last_error", "max_block", "packets", "skipped_bytes", "types"
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, types: Mapping[int, IntEnum] = MESSAGE_TYPES,
+                 max_block: int = 255) -> None:
+        self.types = types  #: message id -> message type of the generation(s) spoken
+        self.max_block = max_block  #: largest COBS block length (L) accepted
         self._pending = b""
         self.packets = 0
         self.bad_frames = 0
@@ -70,12 +83,13 @@ class StreamDecoder:
         if len(segments) == 1:  # no start marker at all: everything was garbage
             return []
         last = segments[-1]
-        if not last or MIN_BLOCK <= last[0] >= len(last):
+        max_block = self.max_block
+        if not last or (max_block >= last[0] >= MIN_BLOCK and last[0] >= len(last)):
             self._pending = b"\x00" + last  # wait for the rest of this packet
             segments.pop()
         packets: list[Packet] = []
         append = packets.append
-        types = MESSAGE_TYPES
+        types = self.types
         folds = _FOLDS
         new, set_type, set_payload = _new_packet, _set_type, _set_payload
         skipped = 0
@@ -83,8 +97,8 @@ class StreamDecoder:
         for segment in segments[1:]:
             # Happy path inlined (no calls but the C COBS decoder): it runs once per packet.
             size = len(segment) - 1
-            if size < 0 or not size >= segment[0] >= MIN_BLOCK:
-                self._bad(self._why_short(segment), size + 2)
+            if size < 0 or not size >= segment[0] >= MIN_BLOCK or segment[0] > max_block:
+                self._bad(self._why_short(segment, max_block), size + 2)
                 continue
             block_size = segment[0]
             if block_size != size:
@@ -129,11 +143,13 @@ class StreamDecoder:
         return packets
 
     @staticmethod
-    def _why_short(segment: bytes) -> str:
+    def _why_short(segment: bytes, max_block: int = 255) -> str:
         if not segment:
             return "start marker 0x00 followed by another 0x00 (no length byte)"
         if segment[0] < MIN_BLOCK:
             return f"length byte {segment[0]} is below the minimum of {MIN_BLOCK}"
+        if segment[0] > max_block:
+            return f"length byte {segment[0]} is above the maximum of {max_block}"
         return (
             f"packet cut short: length byte {segment[0]} but only {len(segment) - 1} bytes "
             "before the next 0x00"

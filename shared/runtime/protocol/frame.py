@@ -45,7 +45,7 @@ MESSAGE_TYPES: dict[int, MessageType] = {kind.value: kind for kind in MessageTyp
 class Packet:
     """One decoded packet: its type and its payload (without id, length and checksum)."""
 
-    type: MessageType
+    type: enum.IntEnum  #: a MessageType (Hibike) or a LowcarMessage (runtime.protocol.lowcar)
     payload: bytes
 
 
@@ -100,6 +100,11 @@ def encode_packet(kind: int, payload: bytes = b"", *, to_device: bool = True) ->
             size=len(payload),
             limit=limit,
         )
+    return encode_frame(kind, payload)
+
+
+def encode_frame(kind: int, payload: bytes = b"") -> bytes:
+    """Wire bytes of one frame of either generation (ids and limits checked by the caller)."""
     raw = bytes((kind, len(payload))) + bytes(payload)
     block = cobs_encode(raw + bytes((checksum(raw),)))
     return b"\x00" + bytes((len(block),)) + block

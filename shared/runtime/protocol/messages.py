@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from runtime.catalog import DeviceType
 from runtime.exception import ParameterError, ProtocolError
 from runtime.protocol.frame import MessageType, encode_packet
 from runtime.protocol.uid import pack_uid, unpack_uid
+
+if TYPE_CHECKING:  # the catalog imports runtime.protocol.uid: no import cycle at run time
+    from runtime.catalog import DeviceType
 
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
@@ -105,6 +107,14 @@ def device_read(params: int) -> bytes:
 
 
 def _value_payload(device_type: DeviceType, values: Mapping[str | int, Any], write: bool) -> bytes:
+    bitmap, packed = value_list(device_type, values, write)
+    return _U16.pack(bitmap) + packed
+
+
+def value_list(
+    device_type: DeviceType, values: Mapping[str | int, Any], write: bool
+) -> tuple[int, bytes]:
+    """``(bitmap, packed values)`` of a value list, checked (both generations use this)."""
     by_name = device_type.by_name
     checked: dict[int, Value] = {}
     for key, value in values.items():
@@ -135,7 +145,7 @@ def _value_payload(device_type: DeviceType, values: Mapping[str | int, Any], wri
             f"{device_type.name} values {dict(values)!r} do not fit their wire types: {exc}",
             device_type=device_type.name,
         ) from None
-    return _U16.pack(bitmap) + packed
+    return bitmap, packed
 
 
 def device_write(device_type: DeviceType, values: Mapping[str | int, Any]) -> bytes:
@@ -221,12 +231,26 @@ def parse_values(device_type: DeviceType, payload: bytes) -> dict[str, Value]:
         layout = _layout(device_type, bitmap)
     names, values = layout
     if len(payload) - 2 != values.size:
-        raise ProtocolError(
-            f"{device_type.name} value list for params 0x{bitmap:04x} "
-            f"({', '.join(names) or 'none'}) takes {values.size + 2} bytes, "
-            f"not {len(payload)}",
-            device_type=device_type.name,
-            params=bitmap,
-            size=len(payload),
-        )
+        raise _size_error(device_type, bitmap, names, values, payload)
     return dict(zip(names, values.unpack_from(payload, 2)))  # noqa: B905 - sizes checked above
+
+
+def layout(device_type: DeviceType, bitmap: int) -> tuple[tuple[str, ...], struct.Struct]:
+    """Names and struct of the value list of ``bitmap`` (cached; ProtocolError on bad bits)."""
+    entry = _LAYOUTS.get(id(device_type))
+    found = entry[1].get(bitmap) if entry is not None else None
+    return found if found is not None else _layout(device_type, bitmap)
+
+
+def _size_error(
+    device_type: DeviceType, bitmap: int, names: tuple[str, ...], values: struct.Struct,
+    payload: bytes, bitmap_size: int = 2,
+) -> ProtocolError:
+    return ProtocolError(
+        f"{device_type.name} value list for params 0x{bitmap:04x} "
+        f"({', '.join(names) or 'none'}) takes {values.size + bitmap_size} bytes, "
+        f"not {len(payload)}",
+        device_type=device_type.name,
+        params=bitmap,
+        size=len(payload),
+    )

@@ -26,7 +26,7 @@ import cbor2
 from pydantic import BaseModel
 
 from runtime.exception import MessageError, RPCError, RuntimeBaseException
-from runtime.messages import RPCErrorInfo, RPCReply, RPCRequest, decode, encode, loads, validate
+from runtime.messages import RPCErrorInfo, RPCReply, RPCRequest, encode, loads, validate
 from runtime.remote.arguments import ArgumentValidator
 from runtime.remote.connection import Connection
 from runtime.topics import check_name
@@ -124,7 +124,10 @@ class _Server:
         self.reply_root = connection.topics.reply_root
 
     async def on_request(self, topic: str, payload: bytes) -> None:
-        method_name = topic.rsplit("/", 1)[-1]
+        try:
+            method_name = self.connection.topics.parse(topic).method or ""
+        except MessageError:  # not a valid method name: answered as an unknown method
+            method_name = topic.rsplit("/", 1)[-1]
         where = f"{self.service}.{method_name}"
         try:
             raw = loads(payload)
@@ -174,7 +177,7 @@ class _Server:
         self.validators[method_name].check(bound)
         if inspect.iscoroutinefunction(method):
             return await method(*bound.args, **bound.kwargs)
-        if method.__rpc__["blocking"]:
+        if getattr(method, "__rpc__", {}).get("blocking"):
             return await asyncio.to_thread(method, *bound.args, **bound.kwargs)
         result = method(*bound.args, **bound.kwargs)
         if inspect.isawaitable(result):
@@ -231,9 +234,9 @@ class Client:
         """Subscribe to this client's replies (done by the first call otherwise)."""
         async with self._lock:
             if not self._subscribed:
-                await self.connection.subscribe(
+                await self.connection.subscribe_typed(
                     self.connection.topics.reply_filter(self.connection.client_id),
-                    self._on_reply, qos=RPC_QOS,
+                    RPCReply, self._on_reply, qos=RPC_QOS,
                 )
                 self._subscribed = True
 
@@ -270,11 +273,8 @@ class Client:
         finally:
             self._pending.pop(request_id, None)
 
-    def _on_reply(self, topic: str, payload: bytes) -> None:
-        try:
-            reply = decode(RPCReply, payload)
-        except MessageError as exc:
-            log.warning("ignoring a bad reply on %s: %s", topic, exc.message)
+    def _on_reply(self, topic: str, reply: RPCReply | None) -> None:
+        if reply is None:
             return
         future = self._pending.get(str(reply.id))
         if future is None or future.done():

@@ -88,8 +88,8 @@ async def on_broker(connection: Connection) -> dict[str, int]:
     online: dict[str, int] = {}
 
     def on_status(topic: str, payload: bytes) -> None:
-        name = topic.split("/")[-2]
         with contextlib.suppress(MessageError):
+            name = str(connection.topics.parse(topic).service)
             status = decode(ServiceStatus, payload) if payload else None
             if status is not None and status.state == "online":
                 online[name] = status.pid

@@ -1,5 +1,7 @@
 """``--simulate TYPE[:UID]``: virtual smart devices that ``runtime up`` runs in its own process.
 
+TYPE is a Hibike type name or a lowcar one qualified by its generation (``lowcar.KoalaBear``).
+
 Each one connects to the device service's virtual-device socket and, whenever that connection
 ends (the device service restarted), connects again under the same uid, as a real device stays
 plugged in while the service restarts.
@@ -20,6 +22,7 @@ from collections.abc import Iterable
 from runtime.catalog import default_catalog
 from runtime.exception import CatalogError, DeviceError
 from runtime.virtual import VirtualDevice, make_virtual_uid
+from runtime.virtual_lowcar import VirtualLowcarDevice
 
 log = logging.getLogger("runtime.up")
 
@@ -30,10 +33,10 @@ class SimulatedDevice:
     """One ``--simulate`` device: ``start(address)``, ``await stop()``."""
 
     def __init__(self, type_name: str, uid: str | int | None = None) -> None:
-        device_type = default_catalog().get(type_name)
-        self.type_name = device_type.name
+        self.device_type = device_type = default_catalog().get(type_name)
+        self.type_name = device_type.qualified_name
         self.uid = str(make_virtual_uid(device_type, 1 if uid is None else uid))
-        self.device: VirtualDevice | None = None
+        self.device: VirtualDevice | VirtualLowcarDevice | None = None
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -83,7 +86,9 @@ class SimulatedDevice:
     async def _run(self, address: str) -> None:
         announced = False
         while True:
-            self.device = VirtualDevice(self.type_name, self.uid)
+            self.device = (VirtualLowcarDevice(self.device_type, self.uid)
+                           if self.device_type.generation == "lowcar"
+                           else VirtualDevice(self.device_type, self.uid))
             try:
                 await self.device.connect(address)
             except (OSError, DeviceError) as exc:

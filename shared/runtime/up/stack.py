@@ -29,15 +29,16 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from runtime import aliases
 from runtime.config import ServiceConfig
 from runtime.exception import MessageError, MQTTConnectionError, RuntimeBaseException
-from runtime.messages import DeviceInfo, ServiceStatus, decode
+from runtime.messages import DeviceInfo, ServiceStatus
 from runtime.mqtt_server import EmbeddedBroker
 from runtime.options import Options, load_options
 from runtime.remote import Connection
+from runtime.topics import parse_topic
 from runtime.up import conflicts, shm
 from runtime.up.logstream import LogStream
 from runtime.up.simulate import SimulatedDevice
 from runtime.up.supervisor import RestartPolicy, ServiceProcess
-from runtime.web.station import DriverStation
+from runtime.web.station import DriverStation, port_free
 
 log = logging.getLogger("runtime.up")
 
@@ -103,8 +104,11 @@ class Stack:
         broker_acl_file: Path | None = None,
         broker_user: str | None = None,
         station: DriverStation | None = None,
+        gateway: tuple[str, int] | None = None,
     ) -> None:
         self.config = config
+        self.gateway = gateway  #: where Dawn and Shepherd connect (None: no gateway)
+        self.gateway_problem: str | None = None
         self.station = station or DriverStation(web=None)
         self.listen = listen
         self.simulated = list(simulate)
@@ -189,6 +193,17 @@ class Stack:
             log.info("alias %s -> %s (the simulated KoalaBear the sample program drives)",
                      SAMPLE_ALIAS, koalas[0].uid)
 
+    def service_names(self) -> tuple[str, ...]:
+        """The services this stack runs: the three, plus the gateway if asked for and its
+        port is free (a busy port is reported, not fatal: the robot runs without it)."""
+        if self.gateway is None:
+            return SERVICES
+        if self.gateway_problem is None and not port_free(*self.gateway):
+            self.gateway_problem = (f"port {self.gateway[1]} is in use: choose another with "
+                                    "--gateway HOST:PORT")
+            log.warning("gateway not started: %s", self.gateway_problem)
+        return SERVICES if self.gateway_problem else (*SERVICES, "gateway")
+
     def service_argv(self, name: str) -> list[str]:
         """``python -m runtime service NAME`` with this stack's common options."""
         config = self.config
@@ -213,21 +228,23 @@ class Stack:
         if not self.virtual_listen:
             self.virtual_listen = f"unix:{self._tmp / 'virtual.sock'}"
         self.station.start(self.config.robot)
-        await self._monitor.subscribe(self._monitor.topics.any_status, self._on_status)
-        await self._monitor.subscribe(self._monitor.topics.any_device_info, self._on_info)
-        for name in SERVICES:
-            service = ServiceProcess(name, self.service_argv(name), self.stream,
-                                     policy=self.policy)
+        topics = self._monitor.topics
+        await self._monitor.subscribe_typed(topics.any_status, ServiceStatus, self._on_status)
+        await self._monitor.subscribe_typed(topics.any_device_info, DeviceInfo, self._on_info)
+        for name in self.service_names():
+            argv = self.service_argv(name)
+            if name == "gateway":
+                assert self.gateway is not None
+                argv += ["--listen", f"{self.gateway[0]}:{self.gateway[1]}"]
+            service = ServiceProcess(name, argv, self.stream, policy=self.policy)
             self.services[name] = service
             service.start()
         for device in self.simulated:
             device.start(self.virtual_listen)
 
-    def _on_status(self, topic: str, payload: bytes) -> None:
-        name = topic.split("/")[-2]
-        try:
-            status = decode(ServiceStatus, payload)
-        except MessageError:
+    def _on_status(self, topic: str, status: ServiceStatus | None) -> None:
+        name = _topic_field(topic, "service")
+        if status is None or name is None:
             return
         was = self.ready.online.get(name)
         if status.state == "online":
@@ -240,21 +257,20 @@ class Stack:
                 log.info("%s is offline", name)
         self.ready.changed.set()
 
-    def _on_info(self, topic: str, payload: bytes) -> None:
-        uid = topic.split("/")[-2]
-        if not payload:
+    def _on_info(self, topic: str, info: DeviceInfo | None) -> None:
+        uid = _topic_field(topic, "uid")
+        if uid is None:
+            return
+        if info is None:
             if self.ready.devices.pop(uid, None) is not None:
                 log.info("device %s is gone", uid)
         else:
-            try:
-                self.ready.devices[uid] = decode(DeviceInfo, payload)
-            except MessageError as exc:
-                log.warning("bad device info on %s: %s", topic, exc.message)
+            self.ready.devices[uid] = info
         self.ready.changed.set()
 
     def is_ready(self) -> bool:
         """All services online and every simulated device published."""
-        return set(SERVICES) <= set(self.ready.online) and all(
+        return set(self.service_names()) <= set(self.ready.online) and all(
             device.uid in self.ready.devices for device in self.simulated
         )
 
@@ -287,8 +303,15 @@ class Stack:
             f"  student code     {config.student_code_path}",
             f"  state dir        {config.state_dir}",
             "  services         " + ", ".join(
-                f"{name} (pid {self.ready.online.get(name, '?')})" for name in SERVICES),
+                f"{name} (pid {self.ready.online.get(name, '?')})"
+                for name in self.service_names()),
         ]
+        if "gateway" in self.service_names():
+            assert self.gateway is not None
+            lines.append(f"  PiE clients      Dawn and Shepherd on {self.gateway[0]}:"
+                         f"{self.gateway[1]} (gateway)")
+        elif self.gateway is not None:
+            lines.append(f"  PiE clients      no gateway: {self.gateway_problem}")
         lines.append(self.station.summary())
         for uid, info in sorted(self.ready.devices.items()):
             lines.append(f"  device           {info.type} {uid} on {info.port or '?'}")
@@ -323,7 +346,7 @@ class Stack:
         return 0
 
     def not_ready_report(self) -> str:
-        missing = [name for name in SERVICES if name not in self.ready.online]
+        missing = [name for name in self.service_names() if name not in self.ready.online]
         devices = [device.uid for device in self.simulated if device.uid not in self.ready.devices]
         return (f"Runtime is up but not ready after {READY_TIMEOUT:g} s: "
                 f"services not online: {', '.join(missing) or 'none'}; "
@@ -351,3 +374,12 @@ class Stack:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
         log.info("stopped")
+
+
+def _topic_field(topic: str, name: str) -> str | None:
+    """One field of a parsed topic (``service``, ``uid``), or None if it is not a valid one."""
+    try:
+        value = getattr(parse_topic(topic), name)
+    except MessageError:
+        return None
+    return str(value) if value is not None else None

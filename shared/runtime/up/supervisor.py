@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.backoff import backoff_delay
 from runtime.up.logstream import LogStream
 
 log = logging.getLogger("runtime.up")
@@ -49,7 +50,7 @@ class RestartPolicy:
 
     def delay(self, consecutive: int) -> float:
         """Seconds to wait before restart number ``consecutive`` (1, 2, ...) of a quick crash."""
-        return min(self.max_delay, self.first_delay * 2 ** max(0, consecutive - 1))
+        return backoff_delay(consecutive, self.first_delay, self.max_delay)
 
 
 def describe_exit(code: int) -> str:

@@ -1,0 +1,408 @@
+"""``LowcarSession``: the host side of the lowcar protocol for one identified device.
+
+It starts after ``identify`` has seen the device's ACK and speaks lowcar for the life of the
+session (lowcar-protocol.md):
+
+- PING every 250 ms (the device resets itself after 1 s without PING or DEVICE_WRITE);
+- the device is dead after 1 s without DATA, LOG, PING or ACK, checked every 200 ms and judged
+  only after the event loop has read what already arrived (a busy loop cannot kill a live device);
+- every DEVICE_DATA goes into the parameter buffer; LOG lines go to the device service's log;
+- desired values go out as DEVICE_WRITE of the params whose value changed since the last write
+  (the device keeps what it was sent, so resending equal values is noise on a slow link);
+- stop: motor params (``velocity_a/b``, ``duty_cycle``) written as 0 and held there; disable
+  (idle, estop, the ``disable`` RPC) also sends RST, which resets the firmware; the next PING then
+  gets a fresh ACK, and the session sends back the non-motor values it had written;
+- an RST from the device ends the session (the device reset itself: it is re-identified), and
+  every teardown sends RST so motors stop even if the device missed the rest.
+
+The method names match ``SmartDeviceClient``'s, so the manager drives both generations alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from runtime.buffer import WAKE_DESIRED, BufferStore, DeviceBuffer, Waiter
+from runtime.catalog import Catalog, DeviceType, default_catalog
+from runtime.constants import motor_stop_values
+from runtime.exception import DeviceError, ProtocolError
+from runtime.protocol import Packet, lowcar
+from runtime.protocol.lowcar import LowcarMessage
+from runtime.protocol.uid import Uid
+from runtime.service.device.identify import Identity
+
+log = logging.getLogger(__name__)
+
+PING_PERIOD = 0.25  #: seconds between two PINGs
+SILENCE_LIMIT = 1.0  #: a device silent this long is dead
+CHECK_PERIOD = 0.2  #: how often silence is checked
+READ_CHUNK = 4096
+COMPLAINT_PERIOD = 5.0
+
+
+class LowcarSession:
+    """One lowcar device (see the module docstring). Lifecycle: ``discover(buffers)`` creates
+    the buffer and starts talking; ``await closed()`` returns when the session ends;
+    ``close(reason, keep_stream=...)`` ends it (sending RST)."""
+
+    generation = "lowcar"
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        port: str,
+        identity: Identity,
+        *,
+        catalog: Catalog | None = None,
+        silence_limit: float = SILENCE_LIMIT,
+        ping_period: float = PING_PERIOD,
+        motors_allowed: Callable[[], bool] = lambda: True,
+        poll_interval: float = 0.04,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.port = port
+        self.catalog = catalog or default_catalog()
+        self.silence_limit = silence_limit
+        self.ping_period = ping_period
+        self.motors_allowed = motors_allowed
+        self.poll_interval = poll_interval
+        self.identity = identity
+        self.uid: Uid = identity.uid
+        self.device_type: DeviceType = self._type_of(identity.uid)
+        self.buffer: DeviceBuffer | None = None
+        self.decoder = lowcar.decoder()
+        self.last_heard = time.monotonic()
+        self.acks = 1
+        self.resets_sent = 0
+        self.device_resets = 0
+        self.logs: list[str] = []  #: the device's last LOG lines
+        self.written: dict[str, Any] = {}  #: what the device holds (what we last wrote)
+        self.reset_by_device = False
+        self.transport_lost = False  #: the byte stream itself ended (not just silence)
+        #: set by the manager like SmartDeviceClient's; lowcar subscriptions never change
+        self.subscription_changed: Callable[[], Awaitable[None]] | None = None
+        self.stalls = 0  #: times the watchdog found the event loop had been paused
+        self._gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._reads: list[asyncio.Future[dict[str, Any]]] = []
+        self._held_motors = False
+        self._closed = False
+        self._last_complaint = -COMPLAINT_PERIOD
+        self._complained_frames = 0
+
+    def __repr__(self) -> str:
+        return f"<LowcarSession {self.name} on {self.port}>"
+
+    @property
+    def name(self) -> str:
+        return f"lowcar {self.device_type.name} {self.uid.short}"
+
+    @property
+    def subscription(self) -> tuple[int, int]:
+        """Every readable param streams (no subscriptions in lowcar); interval 1 ms nominal."""
+        return self.device_type.readable_bitmap, 1
+
+    def _type_of(self, uid: Uid) -> DeviceType:
+        try:
+            return self.catalog.for_uid(uid)
+        except Exception as exc:
+            raise DeviceError(f"{self.port}: lowcar device {uid.short} has unknown device type "
+                              f"{uid.type_id}", port=self.port, uid=str(uid)) from exc
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def discover(self, buffers: BufferStore, **_: Any) -> DeviceBuffer:
+        """``attach`` (the ACK has been seen: nothing to ask the device)."""
+        return self.attach(buffers)
+
+    def attach(self, buffers: BufferStore) -> DeviceBuffer:
+        """Create the device's buffer and start the session (the ACK has been seen)."""
+        self.buffer = buffers.create_device(str(self.uid), self.device_type)
+        self.buffer.subscription = self.subscription
+        self.buffer.connected = True
+        self.last_heard = time.monotonic()
+        for packet in self.identity.packets:
+            self._handle(packet)
+        if self.identity.pending:
+            self._feed(self.identity.pending)
+        for job, what in ((self._read_loop(), "read"), (self._ping_loop(), "ping"),
+                          (self._watchdog(), "watch"), (self._write_loop(), "write")):
+            self._tasks.append(asyncio.create_task(job, name=f"{what} {self.name}"))
+        return self.buffer
+
+    async def closed(self) -> str:
+        """Wait until the session ends; why it ended."""
+        return await asyncio.shield(self._gone)
+
+    @property
+    def gone(self) -> bool:
+        """Has the session ended (silence, RST, the link closed, or ``close``)?"""
+        return self._gone.done()
+
+    @property
+    def stream_open(self) -> bool:
+        """Can the port be probed again after this session (the stream is still there)?"""
+        return not (self.transport_lost or self.writer.is_closing() or self.reader.at_eof())
+
+    async def close(self, reason: str = "closed", *, keep_transport: bool = False) -> None:
+        """End the session: RST to the device, buffer released; the stream too unless
+        ``keep_transport`` (to identify whatever answers next on it). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._lose(reason)
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        await asyncio.gather(*(t for t in self._tasks if t is not current),
+                             return_exceptions=True)
+        with contextlib.suppress(Exception):
+            self.writer.write(lowcar.rst())
+            self.resets_sent += 1
+        if self.buffer is not None:
+            self.buffer.connected = False
+            self.buffer.close()
+        if not keep_transport or self.transport_lost:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+
+    # -- requests (the manager's RPC methods) ----------------------------------------------------
+
+    async def subscribe(self, params: Iterable[str] | None = None,
+                        interval: float | None = None, timeout: float = 1.0) -> tuple[int, int]:
+        """Lowcar devices stream every readable param: only that "subscription" is accepted."""
+        readable = self.device_type.readable_bitmap
+        if params is not None and self.device_type.bitmap(params) != readable:
+            raise DeviceError(
+                f"{self.name} streams every readable param; a lowcar device takes no "
+                "subscription (read the params you need from its stream)", uid=str(self.uid))
+        return self.subscription
+
+    async def ping(self) -> None:
+        await self._send(lowcar.ping())
+
+    async def read(self, params: Iterable[str] | None = None,
+                   timeout: float | None = None) -> dict[str, Any] | None:
+        """The values of the device's next DEVICE_DATA (lowcar has no read request)."""
+        wanted = (self.device_type.readable_bitmap if params is None
+                  else self.device_type.bitmap(params))
+        unreadable = wanted & ~self.device_type.readable_bitmap
+        if unreadable:
+            raise DeviceError(f"{self.name}: cannot read params that are not readable: "
+                              + ", ".join(self.device_type.names(unreadable)), uid=str(self.uid))
+        if timeout is None:
+            return None
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._reads.append(answer)
+        try:
+            values = await asyncio.wait_for(asyncio.shield(answer), timeout)
+        except TimeoutError:
+            raise DeviceError(f"{self.name} sent no DEVICE_DATA within {timeout:g} s",
+                              uid=str(self.uid)) from None
+        finally:
+            self._reads.remove(answer)
+        return {name: values[name] for name in self.device_type.names(wanted) if name in values}
+
+    async def heartbeat(self, heartbeat_id: int | None = None, timeout: float = 1.0) -> float:
+        raise DeviceError(f"{self.name} speaks lowcar, which has no heartbeats: its liveness is "
+                          "its DEVICE_DATA stream", uid=str(self.uid))
+
+    async def disable(self) -> None:
+        """Motors to 0, then RST (the firmware resets: motors off, PID defaults)."""
+        await self.stop_motors()
+        await self._send(lowcar.rst())
+        self.resets_sent += 1
+        for param in self.device_type.params:  # what a reset restores is no longer "held"
+            if param.motor or param.name.startswith("pid_"):
+                self.written.pop(param.name, None)
+
+    async def stop_motors(self) -> None:
+        """Send 0 to every motor param, now."""
+        motors = motor_stop_values(self.device_type)
+        if motors:
+            await self._send(lowcar.device_write(self.device_type, motors))
+            self.written.update(motors)
+
+    async def hold_motors(self, held: bool) -> None:
+        """While held, motor params are sent as 0 whatever the executor asks; on release the
+        latest desired motor values are sent again."""
+        if held == self._held_motors:
+            return
+        self._held_motors = held
+        if held:
+            await self.stop_motors()
+        elif self.buffer is not None:
+            with contextlib.suppress(Exception):
+                await self._write_values({p.name: self.buffer.desired(p.name)
+                                          for p in self.device_type.motor_params})
+
+    # -- internals -------------------------------------------------------------------------------
+
+    async def _send(self, data: bytes) -> None:
+        if self._gone.done():
+            raise DeviceError(f"{self.name} on {self.port} is gone: {self._gone.result()}",
+                              uid=str(self.uid), port=self.port)
+        try:
+            self.writer.write(data)
+            if self.writer.transport.get_write_buffer_size() > 4096:
+                await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self._lose(f"write failed: {exc}", transport=True)
+            raise DeviceError(f"{self.name} on {self.port}: write failed ({exc})",
+                              uid=str(self.uid), port=self.port) from exc
+
+    def _lose(self, reason: str, *, transport: bool = False) -> None:
+        self.transport_lost = self.transport_lost or transport
+        if not self._gone.done():
+            self._gone.set_result(reason)
+
+    def _feed(self, data: bytes) -> None:
+        bad_before = self.decoder.bad_frames
+        for packet in self.decoder.feed(data):
+            try:
+                self._handle(packet)
+            except (ProtocolError, DeviceError) as exc:
+                log.warning("%s on %s: bad %s packet: %s", self.name, self.port,
+                            packet.type.name, exc.message)
+        if self.decoder.bad_frames != bad_before:
+            self._complain()
+
+    def _handle(self, packet: Packet) -> None:
+        kind = packet.type
+        if kind == LowcarMessage.DEVICE_DATA:
+            self.last_heard = time.monotonic()
+            values = lowcar.parse_values(self.device_type, packet.payload)
+            if self.buffer is not None:
+                self.buffer.update(values)
+            for answer in self._reads:
+                if not answer.done():
+                    answer.set_result(values)
+        elif kind == LowcarMessage.LOG:
+            self.last_heard = time.monotonic()
+            text = lowcar.parse_log(packet.payload)
+            self.logs = [*self.logs[-49:], text]
+            log.info("%s says: %s", self.name, text)
+        elif kind == LowcarMessage.PING:
+            self.last_heard = time.monotonic()  # devices may send PING: a keepalive
+        elif kind == LowcarMessage.ACK:
+            ack = lowcar.parse_ack(packet.payload)
+            if ack.uid != self.uid:
+                raise ProtocolError(f"uid changed from {self.uid} to {ack.uid}")
+            self.last_heard = time.monotonic()
+            self.acks += 1  # it reset (our RST) and our PING re-enabled it
+            self._restore()
+        elif kind == LowcarMessage.RST:
+            self.device_resets += 1
+            self.reset_by_device = True
+            self._lose("the device reset itself (RST)")
+        else:
+            log.warning("%s on %s sent a %s, which devices do not send", self.name, self.port,
+                        kind.name)
+
+    def _restore(self) -> None:
+        """After a reset: write back the non-motor values the device held (not its PID
+        defaults, which the reset restored on purpose)."""
+        keep = {name: value for name, value in self.written.items()
+                if not self.device_type.by_name[name].motor}
+        self.written.clear()
+        if keep:
+            task = asyncio.create_task(self._write_values(keep), name=f"restore {self.name}")
+            self._tasks.append(task)
+
+    def _complain(self) -> None:
+        now = time.monotonic()
+        if now - self._last_complaint < COMPLAINT_PERIOD:
+            return
+        bad = self.decoder.bad_frames - self._complained_frames
+        self._last_complaint, self._complained_frames = now, self.decoder.bad_frames
+        log.warning("%s on %s: %d bad frame(s) skipped, the last one: %s (it happens on noisy "
+                    "cables; the service resynchronised)", self.name, self.port, bad,
+                    self.decoder.last_error)
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                data = await self.reader.read(READ_CHUNK)
+                if not data:
+                    self._lose("the connection closed", transport=True)
+                    return
+                self._feed(data)
+        except (ConnectionError, OSError) as exc:
+            self._lose(f"read failed: {exc}", transport=True)
+        except Exception:
+            log.exception("%s on %s: reading failed", self.name, self.port)
+            self._lose("internal error while reading", transport=True)
+
+    async def _ping_loop(self) -> None:
+        while not self._gone.done():
+            with contextlib.suppress(DeviceError):
+                await self._send(lowcar.ping())
+            await asyncio.sleep(self.ping_period)
+
+    async def _watchdog(self) -> None:
+        """Dead after ``silence_limit`` s without a packet, judged after reading what arrived:
+
+        - a watchdog that wakes much later than it asked was paused with its whole process
+          (SIGSTOP, an overloaded robot): the device talked meanwhile into the kernel's buffer,
+          unread, so the silence clock restarts instead of firing;
+        - before a verdict the loop turns a few times, so bytes already received are decoded.
+        """
+        loop = asyncio.get_running_loop()
+        while not self._gone.done():
+            asked = loop.time()
+            await asyncio.sleep(CHECK_PERIOD)
+            if loop.time() - asked - CHECK_PERIOD > max(CHECK_PERIOD, 0.1):
+                self.stalls += 1
+                self.last_heard = max(self.last_heard, time.monotonic())
+                continue
+            if time.monotonic() - self.last_heard <= self.silence_limit:
+                continue
+            for _ in range(3):
+                await asyncio.sleep(0)
+            silent = time.monotonic() - self.last_heard
+            if silent > self.silence_limit:
+                self._lose(f"no packet for {silent:.1f} s")
+
+    async def _write_loop(self) -> None:
+        """Send desired values as soon as they are set (woken by the buffer)."""
+        buffer = self.buffer
+        assert buffer is not None
+        with Waiter() as waiter:
+            waiter.watch(buffer, WAKE_DESIRED)
+            while not self._gone.done():
+                try:
+                    buffer.take_reads()  # every readable param streams: nothing to ask for
+                    values = buffer.take_writes()
+                    if values:
+                        await self._write_values(values)
+                except DeviceError as exc:
+                    if self._gone.done():
+                        return
+                    log.warning("%s: could not send desired values: %s", self.name, exc.message)
+                except Exception as exc:  # keep the device: log and go on
+                    log.warning("%s: could not send desired values: %s", self.name, exc)
+                await waiter.wait_async(self.poll_interval)
+
+    async def _write_values(self, values: dict[str, Any]) -> None:
+        """DEVICE_WRITE of the values that differ from what the device holds; motor params
+        as 0 while motors are not allowed."""
+        allowed = self.motors_allowed() and not self._held_motors
+        changed: dict[str, Any] = {}
+        for name, value in values.items():
+            param = self.device_type.param(name)
+            if param.motor and not allowed:
+                value = param.python_type(0)
+            if name not in self.written or self.written[name] != value:
+                changed[name] = value
+        if changed:
+            await self._send(lowcar.device_write(self.device_type, changed))
+            self.written.update(changed)
