@@ -98,10 +98,11 @@ class MotorGuard:
     def _input_buffers(self) -> list[GamepadBuffer | KeyboardBuffer]:
         """The input buffers, (re)attached when missing or replaced by a restarted broker
         (looked at every ``INPUT_RECHECK`` s: the check runs 50 times a second and on every
-        message, and an idle robot should cost next to nothing)."""
+        message, and an idle robot should cost next to nothing; a broker service that starts
+        late is seen at most that much later: until then its input counts as absent, which
+        holds motors in teleop, the safe side)."""
         now = time.monotonic()
-        if (now - self._inputs_checked < INPUT_RECHECK
-                and len(self._inputs_found) == len(INPUT_KEYS)):
+        if now - self._inputs_checked < INPUT_RECHECK:
             return self._inputs_found
         self._inputs_checked = now
         found = []

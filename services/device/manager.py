@@ -28,7 +28,7 @@ from runtime.messages import DeviceInfo, ParamInfo, SubscriptionInfo
 from runtime.protocol.uid import Generation, Uid, UidError, parse_short
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.device.announce import InfoAnnouncer
-from runtime.service.device.client import DeviceGone, SmartDeviceClient, _peer_name
+from runtime.service.device.client import SAFETY_PASS, DeviceGone, SmartDeviceClient, _peer_name
 from runtime.service.device.guard import PERIOD as SAFETY_PERIOD
 from runtime.service.device.guard import MotorGuard
 from runtime.service.device.identify import Identity, NotASmartDevice, identify
@@ -56,7 +56,7 @@ class SmartDeviceManager(Handler):
         self,
         buffers: BufferStore,
         observer: Observer | None = None,
-        poll_interval: float = 0.04,
+        poll_interval: float = SAFETY_PASS,
         discovery_timeout: float = 10.0,
         *,
         catalog: Catalog | None = None,
