@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/executor.py [--quick]
 
-- ``mode_to_setup_ms``: ``change_mode("teleop")`` (what the RPC handler calls) to the first
-  line of ``teleop_setup`` running, program loading included (target <= 50 ms).
+- ``mode_to_setup_ms``: inside one student process, ``StudentRunner.change_mode("teleop")``
+  to the first line of ``teleop_setup`` running, program loading included. The whole path
+  with a fresh student process per run (the RPC, the fork, the load) is ``bench/stop.py``.
 - ``main_jitter_ms``: |interval between two teleop_main calls - 20 ms| at 50 Hz (p99 <= 1 ms).
 - ``get_value_us`` / ``set_value_us``: one ``Robot.get_value`` / ``Robot.set_value`` on a real
   device buffer, with a device-service process waiting on that buffer (target <= 5 us).
@@ -30,7 +31,7 @@ from pathlib import Path
 from runtime.aliases import AliasFile, set_alias
 from runtime.api import Mode, StudentAPI
 from runtime.buffer import WAKE_DESIRED, BufferStore, Waiter
-from runtime.service.executor import Dispatcher
+from runtime.service.executor import StudentRunner
 from runtime.service.executor.sync import start_thread
 from stats import per_call_ns, summary
 
@@ -104,9 +105,10 @@ def api_cost(robot: str, state: Path, calls: int) -> dict[str, dict[str, float]]
 
 # -- the dispatcher ------------------------------------------------------------------------
 def run_dispatcher(robot: str, state: Path, pipe, quick: bool) -> dict[str, dict[str, float]]:
-    """Dispatcher in this (main) thread; the measurements drive it from a thread."""
+    """StudentRunner (the student process's loop) in this (main) thread; the measurements
+    drive it from a thread."""
     store = BufferStore(robot)
-    dispatcher = Dispatcher(store, student_code=state / "studentcode.py", state_dir=state)
+    dispatcher = StudentRunner(store, student_code=state / "studentcode.py", state_dir=state)
     results: dict[str, dict[str, float]] = {}
     failure: list[BaseException] = []
     starts = 20 if quick else 100

@@ -123,7 +123,7 @@ async def estop_latency(page, client: Client, device: TimedKoala,  # type: ignor
     motor's 0 or Disable at the device."""
     samples = []
     for _ in range(rounds):
-        await client.call("executor", "set_mode", "idle")
+        await client.call("executor", "set_mode", "idle", clear_estop=True)  # estop latches
         await client.call("executor", "set_mode", "teleop")
         device.arrived.clear()
         device.target = 0.5

@@ -18,7 +18,7 @@ from runtime.lint import known_aliases
 from runtime.options import Options, get_option, load_options, set_options
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.broker.inputs import InputBridge
-from runtime.service.broker.lint import lint
+from runtime.service.broker.lint import LintRuns
 from runtime.service.broker.updates import DataPublisher
 from runtime.studentconsole import ConsoleHistory
 
@@ -51,6 +51,7 @@ class Broker(Handler):
         self.inputs = inputs or InputBridge(buffers)
         self.updates = updates or DataPublisher(buffers, rate=self.options.data_rate)
         self.history = ConsoleHistory()  # for `runtime console --since`
+        self._lint = LintRuns()  # one pylint at a time, however many ask
 
     async def start(self, connection: Connection) -> None:
         """Serve RPC, take driver input, publish device data (returns once subscribed)."""
@@ -105,7 +106,7 @@ class Broker(Handler):
     async def lint(self) -> list[dict[str, Any]]:
         """pylint's messages on the student program (JSON form, no score), with the robot
         checks (``robot-*``) against this robot's aliases."""
-        return await lint(self.student_code, aliases=known_aliases(self.state_dir))
+        return await self._lint.lint(self.student_code, aliases=known_aliases(self.state_dir))
 
     @rpc
     def console(self, since: float | None = None) -> list[dict[str, Any]]:

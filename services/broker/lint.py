@@ -90,3 +90,38 @@ async def lint(student_code: Path, timeout: float = 60.0,
     if not isinstance(messages, list):
         raise RuntimeBaseException("pylint returned something other than a list", path=str(path))
     return messages
+
+
+class LintRuns:
+    """At most one pylint at a time, however many ``lint`` requests come at once.
+
+    pylint takes seconds of CPU and ~100 MB: one per request let a client (or a few editors
+    re-linting on every keystroke) start dozens at once and starve the broker service, whose
+    event loop carries the gamepad. A request that arrives while a run is going waits for the
+    *next* run (which starts after it arrived, so it sees the program as it is now); all the
+    requests that arrive meanwhile share that one next run.
+    """
+
+    def __init__(self) -> None:
+        self._running: asyncio.Task[list[dict[str, Any]]] | None = None
+        self._next: asyncio.Task[list[dict[str, Any]]] | None = None
+
+    async def lint(self, student_code: Path,
+                   aliases: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        if self._next is not None and not self._next.done():
+            return await asyncio.shield(self._next)
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(lint(student_code, aliases=aliases))
+            return await asyncio.shield(self._running)
+        self._next = asyncio.ensure_future(self._after(self._running, student_code, aliases))
+        return await asyncio.shield(self._next)
+
+    async def _after(self, running: asyncio.Task[Any], student_code: Path,
+                     aliases: Mapping[str, str] | None) -> list[dict[str, Any]]:
+        await asyncio.gather(running, return_exceptions=True)
+        # this run starts now: later requests wait for the one after it
+        this = asyncio.current_task()
+        if self._next is this:
+            self._next = None
+        self._running = this
+        return await lint(student_code, aliases=aliases)

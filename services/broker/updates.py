@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from runtime.complaints import Complaints
-from runtime.exception import BufferStoreError, MessageError
+from runtime.exception import BufferStoreError, MessageError, RuntimeBaseException
 from runtime.messages import DeviceData, DeviceInfo, ServiceStatus
 from runtime.remote import Connection
 
@@ -95,7 +95,14 @@ class DataPublisher:
         except BufferStoreError as exc:
             log.warning("device %s announced but its buffer cannot be opened: %s", uid, exc)
             return
-        self.devices[uid] = Tracked(uid, buffer, readable)
+        # Only params the buffer has: an info from a device service with another catalog (or
+        # from anyone on the broker) must not break the data of every device.
+        known = {param.name for param in buffer.params if param.readable}
+        unknown = [name for name in readable if name not in known]
+        if unknown:
+            log.warning("device %s: its info names params its %s buffer does not have, not "
+                        "published: %s", uid, buffer.device_type.name, ", ".join(unknown[:10]))
+        self.devices[uid] = Tracked(uid, buffer, [name for name in readable if name in known])
         self._wake.set()
 
     def detach(self, uid: str) -> None:
@@ -127,6 +134,11 @@ class DataPublisher:
                 changed = self.changes(tracked)
             except BufferStoreError as exc:
                 log.info("device %s: buffer gone (%s); detaching", tracked.uid, exc)
+                self.detach(tracked.uid)
+                continue
+            except RuntimeBaseException as exc:  # one device's problem stops only its data
+                log.warning("device %s: cannot read its values (%s); its data is not published "
+                            "until its next info", tracked.uid, exc.message)
                 self.detach(tracked.uid)
                 continue
             if changed:

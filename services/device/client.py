@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -21,7 +22,7 @@ from runtime import protocol
 from runtime.buffer import WAKE_DESIRED, BufferStore, DeviceBuffer, Waiter
 from runtime.catalog import Catalog, DeviceType, default_catalog
 from runtime.constants import MAX_WRITE_PAYLOAD, motor_stop_values
-from runtime.exception import DeviceError, ProtocolError
+from runtime.exception import DeviceError, ParameterError, ProtocolError
 from runtime.protocol import MessageType, Packet
 from runtime.trace import hop
 
@@ -224,17 +225,18 @@ class SmartDeviceClient:
     async def subscribe(self, params: Iterable[str] | None = None,
                         interval: float | None = None, timeout: float = 1.0) -> tuple[int, int]:
         """Subscribe (default: the type's default params every 40 ms); the confirmed
-        ``(bitmap, interval_ms)``. ``OverflowError`` if the interval does not fit u16 ms."""
+        ``(bitmap, interval_ms)``. ``ParameterError`` if the interval is not a number of
+        seconds that fits the protocol's u16 milliseconds (NaN, infinite, negative, too long)."""
         device_type = self._identified_type()
         bitmap = (device_type.subscribed_bitmap if params is None
                   else device_type.bitmap(params))
         self._check_readable(device_type, bitmap, "subscribe to")
         seconds = DEFAULT_INTERVAL if interval is None else interval
-        delay_ms = round(seconds * 1000)
-        if not 0 <= delay_ms <= 0xFFFF:
-            raise OverflowError(
-                f"subscription interval {seconds} s does not fit the protocol: it takes 0 to "
-                f"65.535 s in milliseconds"
+        delay_ms = _interval_ms(seconds)
+        if delay_ms is None:
+            raise ParameterError(
+                f"subscription interval {seconds!r} s does not fit the protocol: it takes 0 to "
+                f"65.535 s in milliseconds", interval=repr(seconds), uid=str(self.uid),
             )
         # A lost or corrupted confirmation is retried: the request is idempotent.
         for _ in range(SUBSCRIBE_ATTEMPTS):
@@ -619,3 +621,16 @@ def _peer_name(writer: asyncio.StreamWriter) -> str:
     if isinstance(where, tuple):
         where = ":".join(str(part) for part in where[:2])
     return f"virtual:{where or 'link'}#{next(_links)}"
+
+
+def _interval_ms(seconds: float) -> int | None:
+    """``seconds`` as the protocol's u16 milliseconds, or None when it is not one (NaN,
+    infinite, negative, past 65.535 s, or an int too large to be a float): a client's RPC
+    argument, so anything may come."""
+    try:
+        milliseconds = float(seconds) * 1000
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(milliseconds) or not 0 <= round(milliseconds) <= 0xFFFF:
+        return None
+    return round(milliseconds)

@@ -8,7 +8,11 @@ all. Every line cannot be an MQTT message, so:
 - at most ``max_lines`` lines a second get through; the rest are counted and one line says how
   many were dropped;
 - ``print`` itself only appends to a list under a lock (microseconds, never blocks on MQTT):
-  a flusher thread builds and sends the records.
+  a flusher thread builds and sends the records; ``print(..., flush=True)`` sends what is
+  pending from the calling thread at once;
+- records leave in the order the lines were written, whichever thread sends them (one send
+  lock from taking lines to having sent them), so an error report that flushes the console
+  first comes after the prints made before it.
 
 ``print(..., file=f)`` with a real file writes to that file like the builtin; ``sys.stderr``
 lines go out with level ``warning``. A partial line (``end=""``) waits for its newline, for
@@ -44,9 +48,11 @@ class Console:
         self.clock = clock
         self.dropped_total = 0
         self._lock = threading.Condition(threading.Lock())
+        # held from taking lines to having sent them: records leave in the order written,
+        # whichever thread (flusher, flush()) sends them
+        self._send_lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []  # (level, line)
         self._partial: dict[str, tuple[str, float]] = {}  # level -> (text, since)
-        self._flush_now = False
         self._window = 0.0
         self._window_lines = 0
         self._dropped = 0
@@ -81,11 +87,11 @@ class Console:
                 self._add(level, line, now)
             if flush and rest:
                 self._add(level, self._partial.pop(level)[0], now)
-            if flush:
-                self._flush_now = True
-            if self._pending or self._partial or self._dropped:
+            if not flush and (self._pending or self._partial or self._dropped):
                 self._ensure_thread()
                 self._lock.notify()
+        if flush:  # sent now, from this thread: nothing the program does next can hold it up
+            self.flush()
 
     def _add(self, level: str, line: str, now: float) -> None:
         if now - self._window >= 1.0:
@@ -111,13 +117,14 @@ class Console:
     # -- sending ------------------------------------------------------------------------------
     def flush(self) -> None:
         """Send everything pending now (partial lines too), in the calling thread."""
-        with self._lock:
-            for level in list(self._partial):
-                self._pending.append((level, self._partial.pop(level)[0]))
-            if self._dropped:
-                self._roll_window(self.clock())
-            records = self._take()
-        self._send(records)
+        with self._send_lock:
+            with self._lock:
+                for level in list(self._partial):
+                    self._pending.append((level, self._partial.pop(level)[0]))
+                if self._dropped:
+                    self._roll_window(self.clock())
+                records = self._take()
+            self._send(records)
 
     def _take(self) -> list[tuple[str, str]]:
         """Group pending lines into records: same level, at most MAX_RECORD_LINES each."""
@@ -128,7 +135,6 @@ class Console:
             else:
                 records.append((level, [line]))
         self._pending = []
-        self._flush_now = False
         return [(level, "\n".join(lines)) for level, lines in records]
 
     def _send(self, records: list[tuple[str, str]]) -> None:
@@ -154,7 +160,7 @@ class Console:
                     break
                 if self._pending:
                     deadline = self.clock() + self.coalesce
-                    while not (self._flush_now or self._closed):
+                    while not self._closed:
                         remaining = deadline - self.clock()
                         if remaining <= 0:
                             break
@@ -166,13 +172,16 @@ class Console:
                         del self._partial[level]
                 if self._dropped and now - self._window >= 1.0:
                     self._roll_window(now)
-                records = self._take()
-                if not records:  # only a partial line or a drop count: wait for their time
+                if not self._pending:  # only a partial line or a drop count: wait their time
                     waits = [PARTIAL_WAIT - (now - since) for _, since in self._partial.values()]
                     if self._dropped:
                         waits.append(1.0 - (now - self._window))
                     self._lock.wait(max(min(waits, default=self.coalesce), 0.001))
-            self._send(records)
+                    continue
+            with self._send_lock:
+                with self._lock:
+                    records = self._take()
+                self._send(records)
 
     def close(self) -> None:
         """Send what is left and stop the flusher."""

@@ -1,150 +1,102 @@
-"""``Dispatcher``: the executor service's brain: modes, student code, safety, RPC.
+"""``Dispatcher``: the executor's control process: modes, authority, safety, RPC, ``match``.
 
-Threads (why: student code must never hold up MQTT, and only the main thread can be
-interrupted by a signal):
+No student code runs in this process. Each run of the student's program (entering auto or
+teleop, or the same mode again) is a fresh **student process** forked by a warm zygote
+(``zygote.py``), where a :class:`StudentRunner` runs it (``child.py``). So nothing a student
+writes can delay this process: a stop (idle, estop, a mode change) here
 
-- the **main thread** runs :meth:`Dispatcher.run`: it waits for commands in a :class:`Mailbox`
-  and runs the student's code for the current mode with the :class:`SyncExecutor`;
-- the **MQTT thread** (an asyncio loop, see app.py) serves the RPC methods. ``set_mode`` acts at
-  once from there: it closes the write gate and sets every motor to 0, cancels the actions,
-  publishes ``match``, posts the new mode and interrupts the main thread, which stops the
-  running student code (even a ``while True: pass``) and starts the new mode;
-- the **actions thread** (``AsyncExecutor``) runs ``Robot.run`` actions.
+1. sets every motor to 0 through the shared-memory buffers and publishes ``match`` at once
+   (before the RPC reply leaves);
+2. asks the student process to stop over its channel, and SIGKILLs it (a pidfd: never another
+   process) if it is still there after the grace period (option ``stop_grace``, 0.05 s): a long
+   C call, a busy loop, a frozen (SIGSTOPped) or dead process delays nothing;
+3. sets the motors to 0 again once it is gone (a write it made meanwhile is undone), then starts
+   the next run's process, if any.
 
-Entering auto or teleop reloads the student module from disk, runs ``*_setup`` once (2 s
-limit), then ``*_main`` every period (20 ms), also called early, once per change, when driver
-input changes in teleop. A module that defines ``autonomous()`` / ``teleop()`` instead has that
-started once as an action, stopped when the mode ends. Any student error is reported to
-``log/student`` and sets the motors to 0; an error in import or setup ends the mode's code.
-Teleop without live driver input is the device service's stop rule (motors held at 0 there,
-whatever this process does); here it only means that ``teleop_main`` reads a neutral gamepad.
+A student process that ends on its own (``os._exit``, a signal, killing its parent) is a crash of
+the student's program, not of the service: motors to 0, and one sentence on the student console
+saying what happened and where (its last words, see ``child.py``). The service keeps running, so
+a student's crashes never count against the restart budget of ``runtime up`` or compose.
+
+Every record of the student process (prints, errors) reaches ``log/student`` in the order the
+student process sent it, through one publishing queue (the ``match`` publishes go through it too).
+
+Authority (who may start, stop, clear estop) is ``authority.py``; the caller's role comes from
+the request topic, which the broker's ACL binds to the login.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import hashlib
 import logging
 import os
-import select
-import threading
+import signal
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from runtime.aliases import AliasFile
-from runtime.api import Mode, StudentAPI
-from runtime.buffer import WAKE_INPUT, BufferStore, Waiter
+from runtime.api import StudentAPI
+from runtime.buffer import BufferStore
 from runtime.exception import ExecutionError, MessageError
 from runtime.lint import known_aliases
-from runtime.messages import GameState, LogRecord, Match, validate
+from runtime.messages import FieldPresence, GameState, LogRecord, Match, validate
 from runtime.options import Options
 from runtime.remote import Connection, Handler, rpc
-from runtime.service.executor.asyncexec import AsyncExecutor
-from runtime.service.executor.console import Console
-from runtime.service.executor.errors import ErrorReporter
-from runtime.service.executor.inputnotice import DriverInputNotice
-from runtime.service.executor.loader import MODES, load_module, store_source
-from runtime.service.executor.request import ExecutionRequest, Outcome
-from runtime.service.executor.sync import SyncExecutor, WaitResult
+from runtime.service.executor.authority import (
+    DRIVER,
+    OPERATOR,
+    ModeRequest,
+    RobotState,
+    caller_role,
+    check_mode_change,
+)
+from runtime.service.executor.loader import MODES, store_source
+from runtime.service.executor.runner import (
+    DEFAULT_TIMEOUTS,
+    MODE_NAMES,
+    timeout_for,
+    timeouts_from_options,
+)
+from runtime.service.executor.zygote import StudentProcess, Zygote
 
 log = logging.getLogger("runtime.service.executor")
 student_log = logging.getLogger("student")
 
-DEFAULT_TIMEOUTS: dict[str, float] = {"import": 2.0, "*_setup": 2.0, "*_main": 0.02}
-FALLBACK_TIMEOUT = 2.0
-MODE_NAMES = {"autonomous": "auto"}  # accepted spellings
-INPUT_CHECK = 0.1  # seconds between driver-input checks while no *_main runs
+DEFAULT_GRACE = 0.05  #: seconds a student process has to stop before SIGKILL
+DEFAULT_MEMORY = 512 * 2**20  #: bytes of address space a student process may use
+DEFAULT_NICE = 10  #: CPU priority of the student process, relative to the services
+STATUS_WAIT = 1.0  #: seconds to wait for a crashed process's exit status from the zygote
 
 Listener = Callable[[str, Any], None]
 
-
-def timeouts_from_options(options: Options) -> dict[str, float]:
-    """The time limits the robot's options ask for."""
-    return {"import": options.import_timeout, "*_setup": options.setup_timeout,
-            "*_main": options.main_period}
+__all__ = ["Dispatcher", "timeout_for", "timeouts_from_options"]
 
 
-def timeout_for(timeouts: Mapping[str, float], name: str) -> float:
-    """The limit of function ``name``: an exact entry, else the first matching pattern."""
-    if name in timeouts:
-        return timeouts[name]
-    for pattern, seconds in timeouts.items():
-        if fnmatch.fnmatchcase(name, pattern):
-            return seconds
-    return FALLBACK_TIMEOUT
-
-
-class Mailbox:
-    """Commands for the main thread, with a pipe to wake it and an exact "pending" test.
-
-    ``pending()`` is True from ``post`` until the main thread ``take``s the command (both under
-    one lock), so a stop request can never be lost nor hit the code that starts after it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: list[Any] = []
-        self._posted = 0
-        self._taken = 0
-        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-
-    def post(self, item: Any) -> None:
-        with self._lock:
-            self._items.append(item)
-            self._posted += 1
-            with contextlib.suppress(BlockingIOError):
-                os.write(self._write, b"\0")
-
-    def pending(self) -> bool:
-        return self._posted != self._taken
-
-    def take_kicks(self) -> None:
-        """Drain wake-ups that carried no command (so select does not spin on them)."""
-        if not self.pending():
-            with self._lock:
-                if self._posted == self._taken:
-                    with contextlib.suppress(BlockingIOError):
-                        while os.read(self._read, 4096):
-                            pass
-
-    def take(self) -> list[Any]:
-        with self._lock:
-            with contextlib.suppress(BlockingIOError):
-                while os.read(self._read, 4096):
-                    pass
-            items, self._items = self._items, []
-            self._taken = self._posted
-            return items
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until something is posted (True) or ``timeout`` s pass (False)."""
-        if self.pending():
-            return True
-        ready, _, _ = select.select([self._read], [], [], timeout)
-        return bool(ready) or self.pending()
-
-    def kick(self) -> None:
-        """Wake a waiting :meth:`wait` without posting (lock-free: safe in signal handlers)."""
-        with contextlib.suppress(OSError):
-            os.write(self._write, b"\0")
-
-    def fileno(self) -> int:
-        return self._read
-
-    def close(self) -> None:
-        for fd in (self._read, self._write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+def crash_sentence(notes: list[str], status: int | None, mode: str) -> str:
+    """One sentence: what ended the student's process, and what the robot did about it."""
+    if notes:
+        what = notes[-1]
+    elif status is None:
+        what = "your program's process ended (its parent process was killed)"
+    elif os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ \
+            else f"signal {signum}"
+        what = f"your program's process was killed by {name}"
+        if signum == signal.SIGKILL:
+            what += " (from outside, or out of memory)"
+    else:
+        what = f"your program's process ended with exit code {os.waitstatus_to_exitcode(status)}"
+    return (f"{what}: the robot set the motors to 0 and keeps running; start {mode} again to "
+            "rerun it")
 
 
 class Dispatcher(Handler):
-    """Modes, student code and safety for one robot (see the module docstring)."""
+    """The executor's control process (see the module docstring)."""
 
     service_name = "executor"
 
@@ -156,53 +108,61 @@ class Dispatcher(Handler):
         *,
         student_code: Path | str = "studentcode.py",
         state_dir: Path | str | None = None,
-        max_actions: int = 128,
+        grace: float = DEFAULT_GRACE,
+        memory_limit: int | None = DEFAULT_MEMORY,
+        niceness: int = DEFAULT_NICE,
     ) -> None:
         self.buffers = buffers
         self.student_code_name = student_code_name
         self.student_code = Path(student_code)
+        self.state_dir = None if state_dir is None else str(state_dir)
         self.timeouts = {**DEFAULT_TIMEOUTS, **(timeouts or {})}
         self.period = timeout_for(self.timeouts, "teleop_main")
+        self.grace = grace
+        self.memory_limit = memory_limit
+        self.niceness = niceness
+        self.api = StudentAPI(buffers)  # only its stop_motors: zeroes every motor param
+        self.match = Match(mode="idle", since=time.time())
+        self.latched = False  #: estop latched until cleared by field control or an operator
+        self.field_connected = False  #: field/presence says field control is online
+        self.game_state: str | None = None  #: retained field/game_state (student: Match)
+        self.zygote = Zygote(self._on_message, self._on_gone)
+        self.student: StudentProcess | None = None
         self.listeners: list[Listener] = []
         self.connection: Connection | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.mailbox = Mailbox()
-        self.errors = ErrorReporter(self._log, lambda: (str(self.student_code),))
-        self.console = Console(self._log)
-        self.actions = AsyncExecutor(max_actions, report=self._action_failed)
-        self._shutdown = False
-        self.sync = SyncExecutor(should_stop=self._should_stop, report=self._call_failed,
-                                 wait=self._wait)
-        aliases = AliasFile(Path(state_dir)) if state_dir is not None else None
-        self.api = StudentAPI(buffers, aliases=aliases, actions=self.actions,
-                              print=self.console.print, log=self._log)
-        self.match = Match(mode="idle", since=time.time())
-        self._mode_lock = threading.Lock()
-        self._waiter: Waiter | None = None
-        self._watched: list[Any] = []
-        self._input_seen: tuple[Any, ...] = ()
-        self.module: Any = None  # the student module of the current mode (tests look inside)
-        self.mode_starts = 0
-        self.mode_started_at = 0.0  # monotonic time the current mode was posted (bench)
+        self.runs = 0  #: student processes started
+        self.crashes = 0  #: student processes that ended on their own
+        self.mode_started_at = 0.0  #: monotonic time of the last mode change (bench)
+        self._generation = 0  # one per mode change: which run a student process belongs to
+        self._switch_lock: asyncio.Lock | None = None
+        self._outbox: asyncio.Queue[tuple[str, BaseModel]] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- RPC --------------------------------------------------------------------------------
     @rpc
     async def set_mode(self, mode: str, alliance: str | None = None,
-                       start_pos: str | None = None) -> dict[str, Any]:
-        """Change the mode (idle, auto, teleop, estop); returns the new ``match``."""
-        return self.change_mode(mode, alliance, start_pos).to_wire()
+                       start_pos: str | None = None, clear_estop: bool = False) -> dict[str, Any]:
+        """Change the mode (idle, auto, teleop, estop); the new ``match`` plus ``restarted``
+        (the same mode started again with a fresh run) and ``estop_latched``."""
+        match, restarted = self.change_mode(mode, alliance, start_pos, role=caller_role.get(),
+                                            clear_estop=clear_estop)
+        return {**match.to_wire(), "restarted": restarted, "estop_latched": self.latched}
 
     @rpc
     def get_mode(self) -> dict[str, Any]:
-        """The current ``match``: ``{mode, alliance, start_pos, since}``."""
-        return self.match.to_wire()
+        """The current ``match`` plus ``estop_latched`` and ``field_connected``."""
+        return {**self.match.to_wire(), "estop_latched": self.latched,
+                "field_connected": self.field_connected}
 
     @rpc(blocking=True)
     def upload(self, source: str) -> dict[str, Any]:
-        """Check and store a new student program (used from the next mode start)."""
-        aliases = self.api.devices.aliases
-        result = store_source(self.student_code, source,
-                              known_aliases(aliases.state_dir if aliases else None))
+        """Check and store a new student program (used from the next run)."""
+        role = caller_role.get()
+        if role not in (OPERATOR, DRIVER):
+            raise ExecutionError(f"the login {role!r} may not upload student code: only a "
+                                 "driver station or a local operator may", role=role)
+        state_dir = Path(self.state_dir) if self.state_dir is not None else None
+        result = store_source(self.student_code, source, known_aliases(state_dir))
         log.info("new student program stored in %s (sha256 %s)", self.student_code,
                  result["sha256"][:12])
         return result
@@ -219,22 +179,44 @@ class Dispatcher(Handler):
                 "sha256": hashlib.sha256(data).hexdigest()}
 
     async def serve(self, connection: Connection, service_name: str | None = None) -> None:
-        """Answer RPCs on ``connection`` and publish the current (retained) ``match``."""
+        """Answer RPCs (plain and per-role topics), follow field control's presence, publish
+        the current (retained) ``match``, and warm up the zygote."""
         self.connection = connection
-        self._loop = asyncio.get_running_loop()
+        self._outbox = asyncio.Queue()
+        self._switch_lock = asyncio.Lock()
         await super().serve(connection, service_name)
+        topics = connection.topics
+        await connection.subscribe(topics.rpc_as_filter(self.service_name or "executor"),
+                                   self._on_role_request, qos=1, concurrent=True)
+        await connection.subscribe_typed(topics.field_presence, FieldPresence,
+                                         self._on_field_presence, qos=1)
+        await connection.subscribe_typed(topics.game_state, GameState, self._on_game_state,
+                                         qos=1)
         await connection.publish(connection.topics.match, self.match, qos=1, retain=True)
-        await connection.subscribe_typed(connection.topics.game_state, GameState,
-                                         self._on_game_state, qos=1)
+        self._spawn(self._publisher(connection), "publish student log")
+        self._spawn(self._warm_up(), "start zygote")
 
-    def _on_game_state(self, topic: str, game_state: GameState | None) -> None:
-        """Retained ``field/game_state``: student code reads it as ``Match.game_state``."""
-        self.api.match.game_state = game_state.state if game_state is not None else None
+    async def close(self) -> None:
+        """Stop the student process (motors 0) and the zygote."""
+        self._generation += 1
+        student, self.student = self.student, None
+        if student is not None:
+            student.stopping = True
+            student.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(student.gone.wait(), 2.0)
+            student.close()
+        self.api.stop_motors()
+        self.zygote.close()
+        for task in list(self._tasks):
+            task.cancel()
+        self.connection = None
 
-    # -- mode changes (any thread) ---------------------------------------------------------------
-    def change_mode(self, mode: Any, alliance: Any = None, start_pos: Any = None) -> Match:
-        """Switch modes now: motors to 0 and actions cancelled here, the code in the main
-        thread stopped and the new mode's started there; publishes ``match``."""
+    # -- mode changes -------------------------------------------------------------------------
+    def change_mode(self, mode: Any, alliance: Any = None, start_pos: Any = None, *,
+                    role: str = "operator", clear_estop: bool = False) -> tuple[Match, bool]:
+        """Switch modes now (on the event loop); the new match and whether the same mode was
+        restarted. Motors are 0 and ``match`` is queued before this returns."""
         mode = MODE_NAMES.get(mode, mode) if isinstance(mode, str) else mode
         try:
             match = validate(Match, {"mode": mode, "alliance": alliance, "start_pos": start_pos,
@@ -245,226 +227,168 @@ class Dispatcher(Handler):
                 "mode must be idle, auto, teleop or estop; alliance blue, gold or None; "
                 "start_pos left, right or None", mode=repr(mode), alliance=repr(alliance),
                 start_pos=repr(start_pos)) from None
-        with self._mode_lock:
-            current = self.match
-            if match.mode == current.mode:
-                if (match.alliance, match.start_pos) == (current.alliance, current.start_pos):
-                    return current
-                match = match.model_copy(update={"since": current.since})  # same mode goes on
-                self.match = match
-                self.api.match.update(match.mode, match.alliance, match.start_pos, match.since)
-            else:
-                stopped = self.api.stop_motors()
-                self.actions.cancel_all()
-                self.api.match.update(match.mode, match.alliance, match.start_pos, match.since)
-                self.match = match
-                self.mode_started_at = time.monotonic()
-                self.mailbox.post(match)
-                self.sync.interrupt()
-                log.info("mode %s (was %s)%s", match.mode, current.mode,
-                         f"; motors set to 0 on {len(stopped)} device"
-                         f"{'' if len(stopped) == 1 else 's'}" if stopped else "")
+        refusal = check_mode_change(ModeRequest(role, str(match.mode), bool(clear_estop)),
+                                    RobotState(self.latched, self.field_connected))
+        if refusal is not None:
+            raise ExecutionError(f"cannot set mode {match.mode}: {refusal}",
+                                 mode=str(match.mode), role=role, estop_latched=self.latched)
+        if clear_estop and self.latched:
+            self.latched = False
+            log.info("estop cleared by %s", role)
+        current = self.match
+        if match.mode == current.mode and match.mode not in MODES:  # idle/estop again
+            if (match.alliance, match.start_pos) != (current.alliance, current.start_pos):
+                self.match = match.model_copy(update={"since": current.since})
+                self._emit("match", self.match)
+            return self.match, False
+        restarted = match.mode == current.mode
+        if match.mode == "estop":
+            self.latched = True
+        stopped = self.api.stop_motors()
+        self.match = match
+        self._generation += 1
+        self.mode_started_at = time.monotonic()
+        if self.student is not None:
+            self._ask_stop(self.student)
         self._emit("match", match)
-        return match
+        self._spawn(self._switch(), "switch runs")
+        log.info("mode %s (was %s)%s%s", match.mode, current.mode,
+                 " restarted" if restarted else "",
+                 f"; motors set to 0 on {len(stopped)} device"
+                 f"{'' if len(stopped) == 1 else 's'}" if stopped else "")
+        return match, restarted
 
-    def shutdown(self) -> None:
-        """Stop the student code and make :meth:`run` return (any thread but the main one)."""
-        self.api.stop_motors()
-        self.actions.cancel_all()
-        self.request_shutdown()
+    def _ask_stop(self, student: StudentProcess) -> None:
+        """Ask ``student`` to stop; SIGKILL it after the grace period if it is still there."""
+        if student.stopping:
+            return
+        student.stopping = True
+        student.send({"kind": "stop"})
+        asyncio.get_running_loop().call_later(self.grace, student.kill)
 
-    def request_shutdown(self) -> None:
-        """Make :meth:`run` stop the student code and return. Takes no lock, so a signal
-        handler in the main thread may call it whatever the main thread was doing (run
-        stops the motors and the actions on its way out)."""
-        self._shutdown = True
-        self.mailbox.kick()
-        self.sync.interrupt()
-
-    def _should_stop(self) -> bool:
-        return self._shutdown or self.mailbox.pending()
-
-    # -- the main thread ----------------------------------------------------------------------
-    def run(self) -> None:
-        """Run student code as modes come, until :meth:`shutdown` (main thread only)."""
-        self.actions.start()
-        notice = DriverInputNotice(lambda: str(self.match.mode), self.api.inputs.all,
-                                   lambda line: self._log("warning", line, {})).start()
-        previous_showwarning = warnings.showwarning
-        warnings.showwarning = self._show_warning
-        try:
-            with self.sync.installed():
-                while not self._shutdown:
-                    self.mailbox.wait()
-                    items = self.mailbox.take()
-                    if self._shutdown:
-                        break
-                    modes = [item for item in items if isinstance(item, Match)]
-                    if not modes:
-                        continue
-                    self._end_mode()
-                    if modes[-1].mode in MODES:
-                        self._run_mode(modes[-1])
-        finally:
-            warnings.showwarning = previous_showwarning
-            self._end_mode()
-            self._unwatch_inputs()
-            notice.stop()
-            self.actions.close()
-            self.console.close()
-
-    def _end_mode(self) -> None:
-        """Whatever ran is over: motors to 0 (again: code may have written meanwhile)."""
-        self.api.stop_motors()
-        self.actions.cancel_all()
-        self.console.flush()
-
-    def _run_mode(self, match: Match) -> None:
-        """Load the program and run this mode's code; returns when a command is waiting (or
-        when the code cannot run)."""
-        self.mode_starts += 1
-        mode = match.mode
-        prefix = MODES[mode]
-        with self._mode_lock:  # never re-open the gate after a newer change closed it
-            if self._should_stop():
+    async def _switch(self) -> None:
+        """End the student process of an older mode and start the current mode's (serially)."""
+        assert self._switch_lock is not None
+        async with self._switch_lock:
+            student = self.student
+            if student is not None:
+                if student.generation == self._generation and not student.stopping:
+                    return  # already running the current mode
+                self._ask_stop(student)
+                await student.gone.wait()
+                if self.student is student:
+                    self.student = None
+                student.close()
+                self.api.stop_motors()  # undo anything it wrote before it stopped
+            generation, match = self._generation, self.match
+            if match.mode not in MODES or self.student is not None:
                 return
-            self.api.enable()
-        if mode == Mode.TELEOP:
-            self._watch_inputs()
-        try:
-            module, outcome = load_module(self.student_code, self.student_code_name,
-                                          self.api.names(), self.sync,
-                                          timeout_for(self.timeouts, "import"))
-            self.module = module
-            if module is None:
-                if outcome.status != "stopped":
-                    self._code_ended(f"{prefix} cannot start: fix the program, then start "
-                                     f"{prefix} again")
+            try:
+                student = await self._start_student(match)
+            except Exception as exc:
+                log.error("cannot start the student process: %s", exc)
+                self._student_log("error", f"{match.mode} cannot start: the robot could not "
+                                  f"start a process for your program ({exc}); try again",
+                                  {"mode": str(match.mode)})
                 return
-            setup = _function(module, f"{prefix}_setup")
-            main = _function(module, f"{prefix}_main")
-            whole = _function(module, prefix)
-            if setup is not None or main is not None:
-                if setup is not None:
-                    name = f"{prefix}_setup"
-                    outcome = self.sync.call(setup, (), timeout_for(self.timeouts, name), name)
-                    if outcome.status == "stopped":
-                        return
-                    if not outcome.ok:
-                        self._code_ended(f"{prefix}_main will not run because {prefix}_setup "
-                                         f"failed: fix it, then start {prefix} again")
-                        return
-                if main is not None:
-                    self.sync.run(ExecutionRequest(
-                        main, timeout=timeout_for(self.timeouts, f"{prefix}_main"),
-                        periodic=True, name=f"{prefix}_main"))
-                    return
-            elif whole is not None:
-                self.actions.run(whole, name=prefix)
-            else:
-                self.errors.warn(
-                    f"{self.student_code.name} defines no {prefix}_setup/{prefix}_main and no "
-                    f"{prefix}(): nothing runs in {mode}", mode=str(mode))
-            self._wait_for_command()
-        finally:
-            self._unwatch_inputs()
+            student.generation = generation
+            self.student = student
+            self.runs += 1
+            if generation != self._generation:  # a newer change came while it started
+                self._ask_stop(student)
+                self._spawn(self._switch(), "switch runs")
+            elif student.gone.is_set():  # it crashed before this task resumed: report it now
+                self._on_gone(student)
 
-    def _code_ended(self, why: str) -> None:
-        """The mode's code cannot go on: robot safe, say why."""
-        self.api.stop_motors()
-        self.actions.cancel_all()
-        self.errors.warn(why)
-
-    def _wait_for_command(self) -> None:
-        """No ``*_main`` to call: wait for the next command, keeping the input check going."""
-        while self._wait(time.monotonic() + INPUT_CHECK) != "stop":
-            pass
-
-    # -- waiting between calls: commands, driver input ---------------------------------------
-    def _wait(self, deadline: float) -> WaitResult:
-        """Sleep until ``deadline`` ("tick"), a command ("stop") or an input change ("wake")."""
-        waiter = self._waiter
-        fds = [self.mailbox.fileno()] if waiter is None else [self.mailbox.fileno(),
-                                                                waiter.fileno()]
-        while True:
-            if self._should_stop():
-                return "stop"
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return "tick"
-            ready, _, _ = select.select(fds, [], [], remaining)
-            if self._should_stop():
-                return "stop"
-            if self.mailbox.fileno() in ready:
-                self.mailbox.take_kicks()
-            if waiter is not None and waiter.fileno() in ready:
-                waiter.wait(0)  # re-arm, drain
-                if self._input_changed():
-                    return "wake"
-
-    def _watch_inputs(self) -> None:
-        buffers = self.api.inputs.all()
-        if not buffers:
-            return
-        waiter = Waiter()
+    async def _start_student(self, match: Match) -> StudentProcess:
+        """A student process for ``match``; a second try with a new zygote if the first fails
+        (a zygote that a student froze or killed is replaced)."""
         try:
-            for buffer in buffers:
-                waiter.watch(buffer, WAKE_INPUT)
-        except Exception as exc:  # a full waiter table: main still runs every period
-            log.warning("cannot watch driver input (%s): teleop_main runs every period only",
-                        exc)
-            waiter.close()
+            return await self.zygote.spawn(self._spec(match))
+        except RuntimeError as exc:
+            log.warning("starting the student process failed (%s): trying once more", exc)
+            return await self.zygote.spawn(self._spec(match))
+
+    def _spec(self, match: Match) -> dict[str, Any]:
+        """What the student process needs to run ``match`` (child.py)."""
+        return {"robot": self.buffers.robot, "timeouts": dict(self.timeouts),
+                "student_code": str(self.student_code), "state_dir": self.state_dir,
+                "student_code_name": self.student_code_name, "match": match.to_wire(),
+                "memory_limit": self.memory_limit, "nice": self.niceness,
+                "game_state": self.game_state}
+
+    # -- the student process's messages and end -------------------------------------------------
+    def _on_message(self, student: StudentProcess, message: dict[str, Any]) -> None:
+        if message.get("kind") != "log":
             return
-        self._waiter, self._watched = waiter, buffers
-        self._input_seen = self._input_state()
-
-    def _unwatch_inputs(self) -> None:
-        waiter, self._waiter, self._watched = self._waiter, None, []
-        if waiter is not None:
-            with contextlib.suppress(Exception):
-                waiter.close()
-
-    def _input_state(self) -> tuple[Any, ...]:
-        state: list[Any] = []
-        for buffer in self._watched:
-            if buffer.closed:
-                continue
-            state.append((buffer.connected, buffer.values()))
-        return tuple(state)
-
-    def _input_changed(self) -> bool:
-        state = self._input_state()
-        changed = state != self._input_seen
-        self._input_seen = state
-        return changed
-
-    # -- reports --------------------------------------------------------------------------------
-    def _call_failed(self, outcome: Outcome) -> None:
-        assert outcome.error is not None
-        self.errors.report(outcome.name, outcome.error, mode=str(self.match.mode))
-        self.api.stop_motors(disable=False)
-
-    def _action_failed(self, name: str, exc: BaseException) -> None:
-        self.errors.report(name, exc, mode=str(self.match.mode), action=name)
-        self.api.stop_motors(disable=False)
-
-    def _show_warning(self, message: Any, category: type[Warning], filename: str, lineno: int,
-                      file: Any = None, line: str | None = None) -> None:
-        text = str(message)
-        if issubclass(category, RuntimeWarning) and "never awaited" in text:
-            self.errors.warn(
-                f"{text}: an async function only runs when it is awaited inside an async "
-                "action (`await Actions.sleep(1)`) or started with Robot.run(function)")
+        try:
+            record = validate(LogRecord, message.get("record"))
+        except MessageError as exc:
+            log.warning("a bad record from the student process was dropped: %s", exc)
             return
-        log.warning("%s:%s: %s: %s", filename, lineno, category.__name__, text)
+        self._publish_log(record)
 
-    def _log(self, level: str, message: str, context: dict[str, Any],
-             logger: str = "student") -> None:
-        """A student log record: to ``log/student``, the listeners and the local log."""
-        record = LogRecord(ts=time.time(), level=level, logger=logger, message=message,
-                           context=context)
-        student_log.log(logging.getLevelName(level.upper()) if level != "info" else logging.INFO,
-                        "%s", message)
+    def _on_gone(self, student: StudentProcess) -> None:
+        pid = student.pid
+        if student.stopping or student is not self.student:
+            return
+        self.student = None
+        self.crashes += 1
+        stopped = self.api.stop_motors()
+        log.warning("the student process %d ended by itself; motors set to 0 on %d devices",
+                    pid, len(stopped))
+        self._spawn(self._report_crash(student, str(self.match.mode)), "report crash")
+
+    async def _report_crash(self, student: StudentProcess, mode: str) -> None:
+        try:
+            status = await asyncio.wait_for(asyncio.shield(student.status), STATUS_WAIT)
+        except TimeoutError:
+            status = None
+        student.close()
+        self._student_log("error", crash_sentence(student.notes, status, mode),
+                          {"mode": mode, "status": status})
+
+    async def _warm_up(self) -> None:
+        try:
+            await self.zygote.start()
+        except Exception as exc:
+            log.error("cannot start the zygote process: %s", exc)
+
+    # -- requests by role, field control's presence ---------------------------------------------
+    async def _on_role_request(self, topic: str, payload: bytes) -> None:
+        """``as/<login>/rpc/executor/<method>``: the ACL lets only ``<login>`` write it."""
+        assert self.connection is not None
+        role = topic[len(self.connection.topics.prefix):].split("/")[1]
+        token = caller_role.set(role)
+        try:
+            await self._rpc_server.on_request(topic, payload)
+        finally:
+            caller_role.reset(token)
+
+    def _on_field_presence(self, topic: str, presence: FieldPresence | None) -> None:
+        """``field/presence`` (retained, with a last will ``offline``): is field control here?
+        (An empty payload, the retained message cleared, means no.)"""
+        connected = presence is not None and presence.state == "online"
+        if connected != self.field_connected:
+            self.field_connected = connected
+            log.info("field control %s", "connected" if connected else "disconnected")
+
+    def _on_game_state(self, topic: str, game_state: GameState | None) -> None:
+        """Retained ``field/game_state``: student code reads it as ``Match.game_state``; the
+        running student process gets each change, a new one the current state at its start."""
+        state = game_state.state if game_state is not None else None
+        self.game_state = state
+        if self.student is not None and not self.student.stopping:
+            self.student.send({"kind": "game_state", "state": state})
+
+    # -- publishing, in order ---------------------------------------------------------------------
+    def _student_log(self, level: str, message: str, context: dict[str, Any]) -> None:
+        self._publish_log(LogRecord(ts=time.time(), level=level, logger="student",
+                                    message=message, context=context))
+
+    def _publish_log(self, record: LogRecord) -> None:
+        student_log.log(logging.ERROR if record.level == "error" else logging.WARNING
+                        if record.level == "warning" else logging.INFO, "%s", record.message)
         self._emit("log", record)
 
     def _emit(self, kind: str, payload: BaseModel) -> None:
@@ -473,33 +397,34 @@ class Dispatcher(Handler):
                 listener(kind, payload)
             except Exception:
                 log.exception("listener failed on %s", kind)
-        connection, loop = self.connection, self._loop
-        if connection is None or loop is None or loop.is_closed():
-            return
+        if self._outbox is not None:
+            self._outbox.put_nowait((kind, payload))
+
+    async def _publisher(self, connection: Connection) -> None:
+        """One publisher, so ``log/student`` records leave in the order they came."""
+        assert self._outbox is not None
         topics = connection.topics
-        topic = topics.match if kind == "match" else topics.log("student")
-        publish = connection.publish(topic, payload, qos=1 if kind == "match" else 0,
-                                     retain=kind == "match")
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        try:
-            if running is loop:
-                connection.spawn(publish, name=f"publish {kind}")
-            else:
-                asyncio.run_coroutine_threadsafe(_quietly(publish), loop)
-        except RuntimeError:  # the loop is shutting down
-            publish.close()
+        while True:
+            kind, payload = await self._outbox.get()
+            topic = topics.match if kind == "match" else topics.log("student")
+            try:
+                await connection.publish(topic, payload, qos=1 if kind == "match" else 0,
+                                         retain=kind == "match")
+            except Exception as exc:
+                log.debug("publish on %s failed: %s", topic, exc)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("executor task %s failed", task.get_name(), exc_info=task.exception())
 
 
-async def _quietly(publish: Any) -> None:
-    try:
-        await publish
-    except Exception as exc:
-        log.debug("publish failed: %s", exc)
-
-
-def _function(module: Any, name: str) -> Any:
-    value = getattr(module, name, None)
-    return value if callable(value) else None
+def options_for(options: Options) -> dict[str, Any]:
+    """Dispatcher keyword arguments from the robot's options."""
+    return {"timeouts": timeouts_from_options(options), "grace": options.stop_grace,
+            "memory_limit": options.student_memory * 2**20 if options.student_memory else None}

@@ -34,6 +34,9 @@ class StudentError:
     context: dict[str, Any] = field(default_factory=dict)
 
 
+MEMORY_LIMIT: int | None = None  #: the student process's address-space cap (child.py)
+
+
 def describe(name: str, exc: BaseException) -> str:
     """The plain sentence for ``exc`` raised by student function ``name``."""
     if isinstance(exc, ExecutionTimeout | RuntimeBaseException):
@@ -44,6 +47,10 @@ def describe(name: str, exc: BaseException) -> str:
                 f"{name} just ended early")
     if isinstance(exc, KeyboardInterrupt):
         return f"{name} raised KeyboardInterrupt: Runtime ignores it and keeps running"
+    if isinstance(exc, MemoryError):
+        limit = f"at most {MEMORY_LIMIT // 2**20} MB" if MEMORY_LIMIT else "no more"
+        return (f"{name} ran out of memory (MemoryError): your program may use {limit}; "
+                "keep fewer or smaller lists, strings and copies")
     if isinstance(exc, RecursionError):
         return (f"{name} raised RecursionError: a function kept calling itself without end "
                 "(is a base case missing?)")
@@ -113,7 +120,8 @@ class ErrorReporter:
 
     ``files()`` gives the student's source files (frames kept in tracebacks). The same error
     (function, type, line) again within ``window`` s is only counted; the count is reported
-    with the next report.
+    as a line of its own, naming that error, before the next different report or when the run
+    ends (:meth:`close`). One reporter lives for one run: a new run never inherits a count.
     """
 
     def __init__(self, log: StudentLog, files: Callable[[], Collection[str]],
@@ -126,6 +134,7 @@ class ErrorReporter:
         self._last_key: tuple[Any, ...] | None = None
         self._last_time = 0.0
         self._repeats = 0
+        self._last_context: dict[str, Any] = {}
 
     def report(self, name: str, exc: BaseException, **context: Any) -> StudentError | None:
         """Report ``exc`` raised by ``name``; None if it was only counted as a repeat."""
@@ -135,14 +144,22 @@ class ErrorReporter:
         if key == self._last_key and now - self._last_time < self.window:
             self._repeats += 1
             return None
-        message = error.message
-        if self._repeats:
-            message = (f"(the previous error happened {self._repeats} more times)\n"
-                       f"{message}")
+        self.close()
         self._last_key, self._last_time, self._repeats = key, now, 0
+        self._last_context = {**error.context, **context}
         self.reported += 1
-        self.log("error", message, {**error.context, **context})
+        self.log("error", error.message, self._last_context)
         return error
+
+    def close(self) -> None:
+        """Report the repeats of the last error, if any (before another error, at run end)."""
+        if self._repeats and self._last_key is not None:
+            name, kind, line = self._last_key[:3]
+            where = f", line {line}" if line is not None else ""
+            self.log("error", f"the {kind} in {name}{where} happened {self._repeats} more "
+                     f"time{'' if self._repeats == 1 else 's'}",
+                     {**self._last_context, "repeats": self._repeats})
+        self._repeats = 0
 
     def warn(self, message: str, **context: Any) -> None:
         """A problem that is not an exception (no code to run in a mode...)."""

@@ -4,7 +4,7 @@ Why the main thread: only the main thread receives Python signal handlers, and a
 one way to stop pure Python code that never returns (``while True: pass``). Each call arms
 ``setitimer(ITIMER_REAL)``; at the deadline SIGALRM's handler raises :class:`Overrun` inside the
 student's code, which the executor turns into "teleop_main took longer than 0.02 s". Another
-thread (the MQTT thread on a mode change or estop) stops a running call with :meth:`interrupt`:
+thread (the control channel's, on a stop) stops a running call with :meth:`interrupt`:
 ``pthread_kill(main, SIGUSR1)``, whose handler raises ``StudentCodeStopped`` when
 ``should_stop()`` says a stop is wanted. Both exceptions are ``BaseException``s, so a student's
 ``except Exception`` does not swallow them, and the timer keeps re-firing every

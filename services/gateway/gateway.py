@@ -27,11 +27,20 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from google.protobuf.message import Message
 from runtime.complaints import Complaints
 from runtime.exception import RuntimeBaseException
-from runtime.messages import DeviceData, DeviceInfo, GameState, LogRecord, Match, encode
+from runtime.messages import (
+    DeviceData,
+    DeviceInfo,
+    FieldPresence,
+    GameState,
+    LogRecord,
+    Match,
+    encode,
+)
 from runtime.remote import Client, Connection, Handler, rpc
 from runtime.service.gateway import translate
 from runtime.service.gateway.proto import pie_client_pb2 as pb
@@ -54,6 +63,9 @@ FRAME_TIMEOUT = 2.0  #: seconds to finish a frame once it has started (slow-lori
 DATA_INTERVAL = 0.04  #: DEVICE_DATA to Dawn every 40 ms (25 Hz, as the C runtime)
 MAX_UNSENT = 256 * 1024  #: bytes queued to a client that does not read before it is dropped
 NAMES = {Identity.SHEPHERD: "Shepherd", Identity.DAWN: "Dawn"}
+#: The executor's authority role each client acts in (docs/deployment.md, Authority): the
+#: gateway sends their requests to ``as/<role>/rpc/executor/...``.
+ROLES = {Identity.SHEPHERD: "field", Identity.DAWN: "driver"}
 
 SetMode = Callable[..., Awaitable[Any]]
 
@@ -118,19 +130,29 @@ class Gateway(Handler):
         self._set_mode = set_mode
         self._connection: Connection | None = None
         self._client: Client | None = None
+        self._role_clients: dict[str, Client] = {}
+        #: field control's presence connection, while Shepherd is connected
+        self._presence: Connection | None = None
         self._server: asyncio.Server | None = None
         self._tasks = TaskSet(log)
         self._links = TaskSet(log)
         self._gamepads_used: set[int] = set()
         self._complaints = Complaints(log, interval=5.0)
         self._game_state: GameState | None = None
+        #: the latest set_mode request not yet sent (link, mode, kwargs), its waiters, the
+        #: task sending them (see ``_change_mode``)
+        self._mode_wanted: tuple[ClientLink | None, str, dict[str, Any]] | None = None
+        self._mode_waiters: list[asyncio.Future[None]] = []
+        self._mode_worker: asyncio.Task[Any] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, connection: Connection) -> None:
         """Subscribe to what Dawn needs, serve RPC, then listen on ``host:port``."""
         self._connection = connection
         self._client = Client(connection)
-        await self._client.start()
+        self._role_clients = {role: Client(connection, role=role) for role in ROLES.values()}
+        for client in (self._client, *self._role_clients.values()):
+            await client.start()
         topics = connection.topics
         await connection.subscribe_typed(topics.any_device_info, DeviceInfo,
                                          self._on_device_info, qos=1)
@@ -157,6 +179,8 @@ class Gateway(Handler):
                 await asyncio.gather(*self._links, return_exceptions=True)
         await self._links.cancel_all()
         await self._tasks.cancel_all()
+        if self._presence is not None:  # a link that did not finish closing in time
+            await self._field_presence(False)
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -200,6 +224,8 @@ class Gateway(Handler):
             old.close()
         else:
             log.info("%s connected from %s", link.name, peer)
+        if identity is Identity.SHEPHERD:
+            await self._field_presence(True)
         try:
             await self._serve_link(link, reader)
         finally:
@@ -231,7 +257,9 @@ class Gateway(Handler):
         log.info("%s at %s disconnected: robot set to idle", link.name, link.peer)
         if link.identity is Identity.DAWN:
             await self._inputs_gone()
-        await self._change_mode(None, "idle")
+        elif Identity.SHEPHERD not in self.links:  # not replaced: field control has left
+            await self._field_presence(False)
+        await self._change_mode(None, "idle", role=ROLES[link.identity])
 
     async def _handle(self, link: ClientLink, kind: MessageType, message: Message) -> None:
         if kind is MessageType.RUN_MODE:
@@ -261,6 +289,10 @@ class Gateway(Handler):
                 and Identity.SHEPHERD in self.links):
             self._tell(link, f"{mode} refused: field control (Shepherd) is connected, so only "
                              "it starts autonomous and teleop; IDLE from Dawn always works")
+            return
+        if link.identity is Identity.SHEPHERD and mode != "idle":
+            # field control starting a match is the explicit clear of a latched estop
+            await self._change_mode(link, mode, clear_estop=True)
             return
         await self._change_mode(link, mode)
 
@@ -312,6 +344,36 @@ class Gateway(Handler):
         """After a reconnect (a restarted broker lost its retained messages): the game state."""
         await self._publish_game_state()
 
+    async def _field_presence(self, present: bool) -> None:
+        """Tell the executor whether field control is here (retained ``field/presence``).
+
+        Published on a connection of its own whose last will says ``offline``, so a gateway
+        that dies with Shepherd connected does not leave drivers locked out for good (on
+        Mosquitto; amqtt sends no will for a half-open connection, see docs/gateway.md)."""
+        main = self._connection
+        if main is None:
+            return
+        topic = main.topics.field_presence
+        try:
+            if present:
+                if self._presence is None:
+                    offline = encode(FieldPresence(state="offline", ts=time.time()))
+                    self._presence = Connection(_url(main), robot=main.robot,
+                                                client_id=f"{main.client_id}-field",
+                                                will=(topic, offline), connect_timeout=2.0)
+                    await self._presence.start()
+                await self._presence.publish(
+                    topic, encode(FieldPresence(state="online", ts=time.time())), qos=1,
+                    retain=True, timeout=2.0)
+            elif self._presence is not None:
+                presence, self._presence = self._presence, None
+                await presence.publish(
+                    topic, encode(FieldPresence(state="offline", ts=time.time())), qos=1,
+                    retain=True, timeout=2.0)
+                await presence.close()
+        except RuntimeBaseException as exc:
+            log.warning("field control presence not published: %s", exc.message)
+
     async def _inputs_gone(self) -> None:
         """Dawn left: every input it drove is marked gone (empty payload, as a last will)."""
         if self._connection is None:
@@ -322,13 +384,48 @@ class Gateway(Handler):
         await self._connection.publish(topics.keyboard, b"")
         self._gamepads_used.clear()
 
-    async def _change_mode(self, link: ClientLink | None, mode: str, **kwargs: Any) -> None:
+    async def _change_mode(self, link: ClientLink | None, mode: str, *, role: str | None = None,
+                           **kwargs: Any) -> None:
+        """Ask the executor for ``mode``; returns once a call made after this request is done.
+
+        Calls are serialised and coalesced: at most one ``set_mode`` is in flight and the
+        latest request replaces any still waiting (a stop asked after a start wins). A storm
+        of connections (each disconnect asks for idle) is then a handful of calls, not one
+        per connection all at once."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._mode_waiters.append(done)
+        if role is None:
+            role = ROLES[link.identity] if link is not None else "field"
+        self._mode_wanted = (link, mode, {**kwargs, "role": role})
+        if self._mode_worker is None or self._mode_worker.done():
+            self._mode_worker = self._tasks.spawn(self._send_modes(), name="gateway set_mode")
+        await asyncio.shield(done)
+
+    async def _send_modes(self) -> None:
+        """The one task that calls ``set_mode``: the latest request, until none is left."""
+        try:
+            while self._mode_wanted is not None:
+                (link, mode, kwargs), self._mode_wanted = self._mode_wanted, None
+                waiters, self._mode_waiters = self._mode_waiters, []
+                try:
+                    await self._call_set_mode(link, mode, **kwargs)
+                finally:
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_result(None)
+        finally:
+            for waiter in self._mode_waiters:  # cancelled (the gateway stops): nobody waits
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _call_set_mode(self, link: ClientLink | None, mode: str, *, role: str,
+                             **kwargs: Any) -> None:
         try:
             if self._set_mode is not None:
                 await self._set_mode(mode, **kwargs)
             else:
-                assert self._client is not None
-                await self._client.call("executor", "set_mode", mode, timeout=2.0, **kwargs)
+                client = self._role_clients[role]
+                await client.call("executor", "set_mode", mode, timeout=2.0, **kwargs)
         except RuntimeBaseException as exc:
             text = f"set_mode {mode} failed: {exc.message}"
             log.warning("%s (asked by %s)", text, link.name if link else "the gateway")
@@ -341,7 +438,8 @@ class Gateway(Handler):
         """A line for the client (Dawn shows LOG lines; Shepherd only gets the log line)."""
         log.info("to %s: %s", link.name, text)
         if link.identity is Identity.DAWN:
-            link.send(MessageType.LOG, translate.log_text([f"[gateway] {text}"]))
+            for message in translate.log_frames([f"[gateway] {text}"]):
+                link.send(MessageType.LOG, message)
 
     def _complain(self, text: str) -> None:
         self._complaints.report(text, text)
@@ -390,11 +488,27 @@ class Gateway(Handler):
             return
         entry = translate.custom_entry(record)
         if entry is not None:
-            self.custom[entry[0]] = entry[1]
+            self._log_value(*entry)
             return
         dawn = self.links.get(Identity.DAWN)
         if dawn is not None:
-            dawn.send(MessageType.LOG, translate.log_text(translate.record_lines(record)))
+            for text in translate.log_frames(translate.record_lines(record)):
+                dawn.send(MessageType.LOG, text)
+
+    def _log_value(self, key: str, value: Any) -> None:
+        """A ``Robot.log`` entry for CustomData: a known key is updated; a new one is kept
+        only while there is room (``MAX_CUSTOM_ENTRIES``) and its key is short enough, so
+        DEVICE_DATA always fits its frame whatever a student's loop logs."""
+        if key in self.custom:
+            self.custom[key] = value
+        elif len(key) > translate.MAX_CUSTOM_KEY:
+            self._complain(f"Robot.log key of {len(key)} characters not shown to Dawn (at most "
+                           f"{translate.MAX_CUSTOM_KEY})")
+        elif len(self.custom) >= translate.MAX_CUSTOM_ENTRIES:
+            self._complain(f"Robot.log: more than {translate.MAX_CUSTOM_ENTRIES} keys; new keys "
+                           "are not shown to Dawn")
+        else:
+            self.custom[key] = value
 
     async def _send_device_data(self) -> None:
         """DEVICE_DATA to Dawn every ``data_interval`` seconds while it is connected."""
@@ -412,8 +526,20 @@ class Gateway(Handler):
             try:
                 message = translate.dev_data(self.devices.values(), self.custom, time_ms)
                 dawn.send(MessageType.DEVICE_DATA, message)
-            except Exception:
-                log.exception("gateway bug building DEVICE_DATA")
+            except Exception as exc:  # said once every few seconds, not 25 times a second
+                self._complain(f"gateway bug building DEVICE_DATA: {type(exc).__name__}: {exc}")
+
+
+def _url(connection: Connection) -> str:
+    """The broker URL of ``connection``, with its login (for a second connection)."""
+    address = connection.address
+    login = ""
+    if address.username:
+        login = quote(address.username, safe="")
+        if address.password:
+            login += ":" + quote(address.password, safe="")
+        login += "@"
+    return f"mqtt://{login}{address.host}:{address.port}"
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

@@ -36,6 +36,14 @@ CUSTOM_DATA_TYPE = 32
 CUSTOM_DATA_UID = 2020
 UID_ID_MASK = (1 << 64) - 1
 INT32 = (-(1 << 31), (1 << 31) - 1)
+#: ``Robot.log`` entries Dawn is shown, and the longest key: a student loop can make
+#: thousands of keys, or one huge one, and DEVICE_DATA must still fit its 64 KiB frame.
+MAX_CUSTOM_ENTRIES = 64
+MAX_CUSTOM_KEY = 64
+#: The longest LOG line (characters) and the most body bytes in one LOG frame; a longer print
+#: is cut with a note, a record of many lines travels in several frames.
+MAX_LOG_LINE = 4096
+MAX_LOG_FRAME = 60000
 
 
 def mode_name(message: pb.RunMode) -> str | None:
@@ -118,7 +126,7 @@ def _param(name: str, kind: str, value: Any, readonly: bool) -> pb.Param:
     elif isinstance(value, int) and INT32[0] <= value <= INT32[1]:
         param.ival = value
     else:
-        param.fval = float(value)  # an int past int32 (uint32 params): nearest float
+        param.fval = _as_float(value)  # an int past int32 (uint32 params): nearest float
     return param
 
 
@@ -133,6 +141,14 @@ def dawn_type(generation: str, name: str, type_id: int) -> int:
         return default_catalog().get(name, "lowcar").id
     except RuntimeBaseException:
         return type_id
+
+
+def _as_float(value: Any) -> float:
+    """The nearest float; an int past the float range (a student's ``10**400``) is +-inf."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def device_message(info: DeviceInfo, values: Mapping[str, Any]) -> pb.Device:
@@ -182,6 +198,23 @@ def log_text(lines: Iterable[str]) -> pb.Text:
             text.payload.append(line + "\n")
     return text
 
+
+def log_frames(lines: Iterable[str]) -> list[pb.Text]:
+    """LOG messages that each fit a frame: lines past ``MAX_LOG_LINE`` characters are cut
+    (saying how much was left out), and lines are spread over as many ``Text`` as needed."""
+    frames: list[pb.Text] = []
+    size = MAX_LOG_FRAME
+    for line in log_text(lines).payload:
+        if len(line) > MAX_LOG_LINE + 1:
+            left_out = len(line) - 1 - MAX_LOG_LINE
+            line = f"{line[:MAX_LOG_LINE]}... ({left_out} more characters)\n"
+        cost = len(line.encode()) + 4  # field tag and length
+        if size + cost > MAX_LOG_FRAME:
+            frames.append(pb.Text())
+            size = 0
+        frames[-1].payload.append(line)
+        size += cost
+    return frames
 
 def record_lines(record: LogRecord) -> list[str]:
     """The console lines of a student log record (errors keep their traceback lines)."""

@@ -271,8 +271,8 @@ class Robot:
                 buffer.set(param, value)
                 hop("executor: set_value")
             except RuntimeBaseException as exc:
-                raise _explain(exc, f"Robot.set_value({device!r}, {param!r}, {value!r})",
-                               device, param) from None
+                raise _explain(exc, f"Robot.set_value({device!r}, {param!r}, "
+                                    f"{_short_repr(value)})", device, param) from None
 
     def run(self, action: Any, *args: Any, timeout: float | None = None) -> None:
         """Start ``action(*args)``: an ``async def`` or a plain function (in a thread).
@@ -387,6 +387,16 @@ def _first_read(buffer: DeviceBuffer, param: str) -> None:
                     device=buffer.uid, param=param)
             time.sleep(FIRST_READ_POLL)
     buffer.asked.add(param)
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters; an int Python will
+    not print (past 4300 digits) is shown by its size."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<an int of {value.bit_length()} bits>" if isinstance(value, int) else "<?>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _explain(exc: RuntimeBaseException, call: str, device: Any, param: Any) -> DeviceError:

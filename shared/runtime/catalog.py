@@ -125,7 +125,7 @@ class Parameter(BaseModel):
             return {
                 "device": device,
                 "param": self.name,
-                "value": original,
+                "value": _shown(original) if _huge(original) else original,
                 "allowed": self.allowed(),
             }
 
@@ -142,10 +142,14 @@ class Parameter(BaseModel):
                 **context(),
             )
         if self.type == "float":
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an int past the float range, such as 10**400
+                value = math.inf if value > 0 else -math.inf
             if math.isnan(value) or abs(value) > FLOAT32_MAX:
                 raise ParameterError(
-                    f"{device}.{self.name} takes {self.allowed()}, not {value}", **context()
+                    f"{device}.{self.name} takes {self.allowed()}, not {_shown(original)}",
+                    **context(),
                 )
         elif isinstance(value, float):
             if not value.is_integer():
@@ -161,10 +165,22 @@ class Parameter(BaseModel):
             or (self.upper is not None and value > self.upper)
         ):
             raise ParameterError(
-                f"{device}.{self.name} = {value} is out of bounds: it takes {self.allowed()}",
-                **context(),
+                f"{device}.{self.name} = {_shown(value)} is out of bounds: it takes "
+                f"{self.allowed()}", **context(),
             )
         return value
+
+
+def _huge(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30
+
+
+def _shown(value: Any) -> str:
+    """A number for an error message; an int too long to print whole (Python refuses past
+    4300 digits) is shown by its size."""
+    if _huge(value):
+        return f"{'-' if value < 0 else ''}an int of {value.bit_length()} bits"
+    return str(value)
 
 
 def _fmt(number: float) -> str:

@@ -116,6 +116,14 @@ class GameState(Payload):
     ts: float
 
 
+class FieldPresence(Payload):
+    """``field/presence`` (retained, from field control, with a last will ``offline``): field
+    control is connected while ``state`` is ``online`` (the executor's authority rule)."""
+
+    state: Literal["online", "offline"]
+    ts: float
+
+
 class LogRecord(Payload):
     """``log/<source>``: one log line (``student`` carries the students' prints)."""
 

@@ -4,7 +4,8 @@ Options are set over RPC (``broker.set_option``) or ``runtime option set`` and t
 the next start of the services that use them; each service reads them once with
 :func:`load_options` when it starts. Who reads what:
 
-- executor: ``main_period``, ``setup_timeout``, ``import_timeout``
+- executor: ``main_period``, ``setup_timeout``, ``import_timeout``, ``stop_grace``,
+  ``student_memory``
 - device service: ``subscription_interval``, ``discovery_timeout``, ``observer_interval``
 - broker service: ``data_rate``
 
@@ -38,6 +39,14 @@ class Options(BaseModel):
     )
     import_timeout: float = Field(
         default=2.0, gt=0, le=60.0, description="time limit of importing the student module"
+    )
+    stop_grace: float = Field(
+        default=0.05, gt=0, le=5.0,
+        description="seconds student code has to stop before its process is killed",
+    )
+    student_memory: int = Field(
+        default=512, ge=0, le=65536,
+        description="MB of memory the student program may use (0: no limit)",
     )
     subscription_interval: float = Field(
         default=0.04,

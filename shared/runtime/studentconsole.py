@@ -25,6 +25,11 @@ from runtime.messages import LogRecord, decode
 
 HISTORY_LINES = 2000
 HISTORY_SECONDS = 3600.0
+#: The history keeps at most this many characters of messages in all, and of one record's
+#: message: a student's ``print(big_list)`` every tick must not fill the robot's memory.
+HISTORY_CHARS = 2_000_000
+MAX_RECORD_CHARS = 10_000
+MAX_CONTEXT_BYTES = 2_000  #: a larger ``context`` (a big ``Robot.log`` value) is not kept
 #: (logger prefix, message pattern) of other services' records a student needs
 OTHER_SERVICES = (
     ("runtime.service.executor", re.compile(r"^(mode \w+ \(was \w+\)|new student program)")),
@@ -74,13 +79,16 @@ def parse_since(text: str) -> float:
 
 class ConsoleHistory:
     """The relevant records of the last :data:`HISTORY_SECONDS` (at most
-    :data:`HISTORY_LINES`), fed from ``log/+`` messages."""
+    :data:`HISTORY_LINES` records and :data:`HISTORY_CHARS` characters of messages, each cut
+    to :data:`MAX_RECORD_CHARS`), fed from ``log/+`` messages."""
 
     def __init__(self, max_records: int = HISTORY_LINES,
-                 max_age: float = HISTORY_SECONDS) -> None:
-        self.records: collections.deque[tuple[str, LogRecord]] = collections.deque(
-            maxlen=max_records)
+                 max_age: float = HISTORY_SECONDS, max_chars: int = HISTORY_CHARS) -> None:
+        self.records: collections.deque[tuple[str, LogRecord]] = collections.deque()
+        self.max_records = max_records
         self.max_age = max_age
+        self.max_chars = max_chars
+        self._chars = 0  #: characters of the kept messages
 
     def on_log(self, topic: str, payload: bytes) -> None:
         """A ``log/<source>`` message (bad payloads are skipped: a console never fails)."""
@@ -90,16 +98,36 @@ class ConsoleHistory:
         except MessageError:
             return
         if relevant(source, record):
+            record = _bounded(record)
             self.records.append((source, record))
+            self._chars += len(record.message)
+            while self.records and (len(self.records) > self.max_records
+                                    or self._chars > self.max_chars):
+                self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        self._chars -= len(self.records.popleft()[1].message)
 
     def since(self, ts: float | None = None) -> list[dict[str, Any]]:
         """The kept records at or after ``ts`` (UNIX s; None: all), oldest first, each as
         the ``log/<source>`` payload plus ``source``."""
         oldest = time.time() - self.max_age
         while self.records and self.records[0][1].ts < oldest:
-            self.records.popleft()
+            self._drop_oldest()
         return [{**record.to_wire(), "source": source} for source, record in self.records
                 if ts is None or record.ts >= ts]
+
+
+def _bounded(record: LogRecord) -> LogRecord:
+    """``record`` with its message cut to :data:`MAX_RECORD_CHARS` (saying how much was left
+    out) and a context over :data:`MAX_CONTEXT_BYTES` left out."""
+    update: dict[str, Any] = {}
+    if len(record.message) > MAX_RECORD_CHARS:
+        left_out = len(record.message) - MAX_RECORD_CHARS
+        update["message"] = f"{record.message[:MAX_RECORD_CHARS]}... ({left_out} more characters)"
+    if record.context and len(repr(record.context)) > MAX_CONTEXT_BYTES:
+        update["context"] = {}
+    return record.model_copy(update=update) if update else record
 
 
 def from_wire(items: Iterable[dict[str, Any]]) -> list[LogRecord]:

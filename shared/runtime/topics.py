@@ -21,8 +21,8 @@ GAMEPAD_COUNT = 4
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 TopicKind = Literal[
-    "status", "device_info", "device_data", "gamepad", "keyboard", "match", "game_state", "log",
-    "rpc", "reply"
+    "status", "device_info", "device_data", "gamepad", "keyboard", "match", "game_state",
+    "field_presence", "log", "rpc", "reply"
 ]
 
 
@@ -52,7 +52,7 @@ def check_index(index: object) -> int:
     if isinstance(index, bool) or not isinstance(index, int | str):
         raise MessageError(f"invalid gamepad index {index!r}: expected 0..{GAMEPAD_COUNT - 1}")
     text = str(index)
-    if not text.isdigit() or int(text) >= GAMEPAD_COUNT:
+    if not (text.isascii() and text.isdigit()) or int(text) >= GAMEPAD_COUNT:
         raise MessageError(
             f"invalid gamepad index {text!r}: expected 0..{GAMEPAD_COUNT - 1}", index=text
         )
@@ -72,6 +72,7 @@ class ParsedTopic:
     method: str | None = None
     client_id: str | None = None
     rest: str | None = None  # reply subtopic below reply/<client_id>/, if any
+    login: str | None = None  # as/<login>/rpc/...: the broker login a request acts as
 
 
 class Topics:
@@ -126,6 +127,21 @@ class Topics:
     def log(self, source: str) -> str:
         """Log records of a service, or ``student`` for student output."""
         return f"{self.prefix}log/{check_name(source, 'log source')}"
+
+    def rpc_as(self, login: str, service: str, method: str) -> str:
+        """Requests for ``service.method`` by a client acting as its broker ``login`` (the
+        ACL lets only that login write here; see ``docs/deployment.md``, Authority)."""
+        return f"{self.prefix}as/{check_name(login, 'login')}/" + self.rpc(service, method)[
+            len(self.prefix):]
+
+    def rpc_as_filter(self, service: str) -> str:
+        """Every role request for ``service``."""
+        return f"{self.prefix}as/+/rpc/{check_name(service, 'service name')}/+"
+
+    @property
+    def field_presence(self) -> str:
+        """Retained ``{state: "online"/"offline", ts}`` of field control (last will offline)."""
+        return f"{self.prefix}field/presence"
 
     def rpc(self, service: str, method: str) -> str:
         """Requests for ``service.method``."""
@@ -223,6 +239,16 @@ def _parse_levels(robot: str, topic: str, levels: list[str]) -> ParsedTopic:
             return ParsedTopic("match", robot)
         if head == "field" and n == 2 and levels[1] == "game_state":
             return ParsedTopic("game_state", robot)
+        if head == "field" and n == 2 and levels[1] == "presence":
+            return ParsedTopic("field_presence", robot)
+        if head == "as" and n == 5 and levels[2] == "rpc":
+            return ParsedTopic(
+                "rpc",
+                robot,
+                service=check_name(levels[3], "service name"),
+                method=check_name(levels[4], "method name"),
+                login=check_name(levels[1], "login"),
+            )
         if head == "log" and n == 2:
             return ParsedTopic("log", robot, source=check_name(levels[1], "log source"))
         if head == "rpc" and n == 3:
@@ -242,7 +268,7 @@ def _parse_levels(robot: str, topic: str, levels: list[str]) -> ParsedTopic:
     raise MessageError(
         f"topic {topic!r} is not a Runtime topic (expected service/<name>/status, "
         "device/<uid>/info|data, input/gamepad/<0-3>, input/keyboard, match, field/game_state, "
-        "log/<source>, "
-        "rpc/<service>/<method> or reply/<client_id>)",
+        "field/presence, log/<source>, "
+        "[as/<login>/]rpc/<service>/<method> or reply/<client_id>)",
         topic=topic,
     )

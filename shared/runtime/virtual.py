@@ -182,7 +182,13 @@ class VirtualDevice:
 
     async def connect(self, address: Address | str) -> None:
         """Connect to a device service's ``unix:PATH`` / ``tcp:HOST:PORT`` and serve."""
-        reader, writer = await transport.open_stream(Address.parse(address, ("unix", "tcp")))
+        where = Address.parse(address, ("unix", "tcp"))
+        try:
+            reader, writer = await transport.open_stream(where)
+        except OSError as exc:  # no device service there: say where was tried
+            raise DeviceError(f"cannot connect to a device service at {address}: "
+                              f"{exc.strerror or exc} (is it running, and is this its "
+                              "--virtual-listen address?)", address=str(address)) from None
         await self.serve(reader, writer)
 
     async def serve_pty(self, link: str | Path, ready: asyncio.Event | None = None) -> None:

@@ -25,6 +25,8 @@ def test_defaults_are_the_timing_defaults_of_the_design(tmp_path: Path) -> None:
         "main_period": 0.02,
         "setup_timeout": 2.0,
         "import_timeout": 2.0,
+        "stop_grace": 0.05,
+        "student_memory": 512,
         "subscription_interval": 0.04,
         "data_rate": 25.0,
         "discovery_timeout": 10.0,

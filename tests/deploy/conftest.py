@@ -30,7 +30,8 @@ from tests.support.brokers import (
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "broker-config"
-ACCOUNTS = ("broker", "device", "executor", "driver", "field", "monitor")
+ACCOUNTS = ("broker", "device", "executor", "gateway", "driver", "field", "monitor",
+            "operator")
 
 
 @dataclass(frozen=True)

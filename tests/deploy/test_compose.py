@@ -36,7 +36,7 @@ from tests.deploy.images import MOSQUITTO, PYTHON, docker_binary, docker_env, en
 from tests.support.brokers import wait_listening
 from tests.support.wait import wait_for
 
-SERVICES = ("broker", "device", "executor")
+SERVICES = ("broker", "device", "executor", "gateway")
 LOCK = Path(tempfile.gettempdir()) / "runtime-compose-test.lock"
 
 
@@ -284,6 +284,7 @@ def test_the_compose_deployment_runs(docker_daemon: DockerDaemon, tmp_path: Path
         remove_leftovers()
         assert_port_free(1883)
         assert_port_free(9001)
+        assert_port_free(8101)
         watcher: Subscriber | None = None
         device: subprocess.Popen[bytes] | None = None
         try:
@@ -351,8 +352,24 @@ def test_the_compose_deployment_runs(docker_daemon: DockerDaemon, tmp_path: Path
                                  for m in watcher.decoded(f"runtime/{robot}/match")),
                      timeout=30, message=seen)
             phase("teleop set by field")
-            wait_for(lambda: health(compose, "executor") == "healthy", timeout=120,
-                     message=lambda: f"executor is {health(compose, 'executor')}")
+
+            # Shepherd through the gateway (Mosquitto's ACL lets it act as field control):
+            # its AUTO starts the match; its disconnect sets the robot idle.
+            wait_for(lambda: online(watcher, robot, "gateway"), timeout=120, message=seen)
+            shepherd = socket.create_connection(("127.0.0.1", 8101), timeout=30)
+            try:
+                shepherd.sendall(b"\x00" + bytes([0, 2, 0]) + b"\x08\x01")  # RUN_MODE AUTO
+                wait_for(lambda: any(m.get("mode") == "auto"
+                                     for m in watcher.decoded(f"runtime/{robot}/match")),
+                         timeout=30, message=seen)
+            finally:
+                shepherd.close()
+            wait_for(lambda: watcher.decoded(f"runtime/{robot}/match")[-1].get("mode") == "idle",
+                     timeout=30, message=seen)
+            phase("auto set by Shepherd through the gateway, idle when it left")
+            for name in ("executor", "gateway"):
+                wait_for(lambda name=name: health(compose, name) == "healthy", timeout=120,
+                         message=lambda name=name: f"{name} is {health(compose, name)}")
             phase("all healthy")
             timings.append(f"up -d to all healthy (health interval 2 s): "
                            f"{time.monotonic() - up_started:.1f} s")

@@ -69,16 +69,36 @@ def test_filter_within_and_overlap(inner: str, outer: str, within: bool, overlap
 
 def test_the_shipped_acl_reads_as_intended() -> None:
     acl = AccessList.load(CONFIG_DIR / "acl")
-    assert set(acl.users) == {"broker", "device", "executor", "driver", "field", "monitor"}
+    assert set(acl.users) == {"broker", "device", "executor", "gateway", "driver", "field",
+                              "monitor", "operator"}
     assert acl.anonymous == []
     assert acl.allows("driver", "d1", "write", "runtime/r/input/gamepad/0")
     assert not acl.allows("driver", "d1", "write", "runtime/r/rpc/device/list")
+    # executor requests: each login only on its own as/<login>/ topic; the plain one is the
+    # local operator's (docs/deployment.md, Authority)
+    assert acl.allows("driver", "d1", "write", "runtime/r/as/driver/rpc/executor/set_mode")
+    assert not acl.allows("driver", "d1", "write", "runtime/r/as/field/rpc/executor/set_mode")
+    assert not acl.allows("driver", "d1", "write", "runtime/r/rpc/executor/set_mode")
+    assert acl.allows("field", "f1", "write", "runtime/r/as/field/rpc/executor/set_mode")
+    assert not acl.allows("field", "f1", "write", "runtime/r/as/field/rpc/executor/upload")
+    assert acl.allows("field", "f1", "write", "runtime/r/field/presence")
+    assert not acl.allows("driver", "d1", "write", "runtime/r/field/presence")
+    assert acl.allows("operator", "o1", "write", "runtime/r/rpc/executor/set_mode")
+    assert not acl.allows("monitor", "m", "write", "runtime/r/as/monitor/rpc/executor/upload")
     assert acl.allows("field", "f1", "read", "runtime/r/reply/f1/3")
     assert acl.allows("field", "f1", "read", "runtime/r/reply/f1")
     assert not acl.allows("field", "f1", "read", "runtime/r/reply/f2")
     assert not acl.allows("field", "f+", "read", "runtime/r/reply/f+")  # no wildcards via %c
     assert not acl.allows(None, "anon", "read", "runtime/r/match")
     assert not acl.allows("monitor", "m", "write", "runtime/r/match")
+    # the gateway speaks for Dawn (driver) and Shepherd (field control), nothing more
+    assert acl.allows("gateway", "g", "write", "runtime/r/as/driver/rpc/executor/set_mode")
+    assert acl.allows("gateway", "g", "write", "runtime/r/as/field/rpc/executor/set_mode")
+    assert acl.allows("gateway", "g", "write", "runtime/r/field/presence")
+    assert acl.allows("gateway", "g", "write", "runtime/r/input/gamepad/0")
+    assert not acl.allows("gateway", "g", "write", "runtime/r/rpc/executor/set_mode")
+    assert not acl.allows("gateway", "g", "write", "runtime/r/as/field/rpc/executor/upload")
+    assert not acl.allows("gateway", "g", "write", "runtime/r/match")
     assert acl.allows_subscription("field", "f1", "runtime/r/#")  # filtered per message
     assert not acl.allows_subscription("field", "f1", "runtime/r/device/#")
 

@@ -9,16 +9,21 @@ publish could have delivered would already be there.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from runtime.exception import MQTTConnectionError
-from runtime.remote import Client, Connection, Handler, rpc
+from runtime.buffer import BufferStore
+from runtime.exception import MQTTConnectionError, RPCError
+from runtime.messages import encode
+from runtime.remote import Client, Connection
+from runtime.service.executor import Dispatcher
 
 from tests.deploy.conftest import (
     ACCOUNTS,
@@ -107,8 +112,13 @@ async def test_driver_sends_input_and_calls_the_executor_but_touches_no_device_o
         refused = [topics.device_info(1), topics.device_data(1), topics.status("device"),
                    topics.status("driver"), topics.match, topics.log("student"),
                    topics.rpc("device", "list"), topics.rpc("device", "disable"),
-                   f"{topics.reply_root}someone-else"]
-        allowed = [topics.gamepad(0), topics.rpc("executor", "set_mode"),
+                   f"{topics.reply_root}someone-else",
+                   # a local operator's requests, field control's, and its presence
+                   topics.rpc("executor", "set_mode"), topics.rpc_as("field", "executor",
+                                                                     "set_mode"),
+                   topics.field_presence]
+        allowed = [topics.gamepad(0), topics.rpc_as("driver", "executor", "set_mode"),
+                   topics.rpc_as("driver", "executor", "upload"),
                    topics.rpc("broker", "get_option")]
         for topic in [*refused, *allowed]:
             await driver.publish(topic, b"driver", qos=1)
@@ -130,6 +140,7 @@ async def test_monitor_cannot_publish_anything(
         topics = intruder.topics
         attempts = [topics.keyboard, topics.gamepad(1), topics.match, topics.status("monitor"),
                     topics.rpc("executor", "set_mode"), topics.log("monitor"),
+                    topics.rpc_as("monitor", "executor", "upload"), topics.field_presence,
                     topics.reply(intruder.client_id), topics.device_data(7)]
         for topic in attempts:
             await intruder.publish(topic, b"intruder", qos=1)
@@ -137,50 +148,102 @@ async def test_monitor_cannot_publish_anything(
         assert [(t, p) for t, p in watch.received if p == b"intruder"] == []
 
 
-class FakeExecutor(Handler):
-    """Stands in for the executor service: records set_mode calls."""
-
-    service_name = "executor"
-
-    def __init__(self) -> None:
-        self.modes: list[str] = []
-
-    @rpc
-    def set_mode(self, mode: str, alliance: str | None = None,
-                 start_pos: str | None = None) -> str:
-        self.modes.append(mode)
-        return mode
+@contextlib.asynccontextmanager
+async def real_executor(broker: TestBroker, credentials: Credentials, robot: str,
+                        state: Path) -> AsyncIterator[Dispatcher]:
+    """The executor's control process (the real Dispatcher) logged in as ``executor``."""
+    async with login(broker, credentials, "executor", robot, service="executor") as connection:
+        with BufferStore(robot) as buffers:
+            state.mkdir(parents=True, exist_ok=True)
+            (state / "studentcode.py").write_text("def teleop_main():\n    pass\n")
+            dispatcher = Dispatcher(buffers, student_code=state / "studentcode.py",
+                                    state_dir=state)
+            await dispatcher.serve(connection)
+            try:
+                yield dispatcher
+            finally:
+                await dispatcher.close()
 
 
 async def test_field_sets_the_mode_of_every_robot_and_nothing_else(
-    secure_broker: TestBroker, credentials: Credentials, robot_name: str
+    secure_broker: TestBroker, credentials: Credentials, robot_name: str, tmp_path: Path
 ) -> None:
     robots = [robot_name, f"{robot_name}b"]
-    executors = [FakeExecutor(), FakeExecutor()]
     async with (
-        login(secure_broker, credentials, "executor", robots[0], service="executor") as ex0,
-        login(secure_broker, credentials, "executor", robots[1], service="executor") as ex1,
+        real_executor(secure_broker, credentials, robots[0], tmp_path / "0") as executor0,
+        real_executor(secure_broker, credentials, robots[1], tmp_path / "1") as executor1,
         login(secure_broker, credentials, "field", robots[0]) as field0,
         login(secure_broker, credentials, "field", robots[1]) as field1,
     ):
-        for executor, connection in zip(executors, (ex0, ex1), strict=True):
-            await executor.serve(connection)
         # A real round trip: the request reaches the executor, the reply reaches the field.
-        assert await Client(field0).call("executor", "set_mode", "teleop") == "teleop"
-        assert await Client(field1).call("executor", "set_mode", mode="auto") == "auto"
-        assert [e.modes for e in executors] == [["teleop"], ["auto"]]
+        assert (await Client(field0).call("executor", "set_mode", "teleop"))["mode"] == "teleop"
+        assert (await Client(field1).call("executor", "set_mode", mode="auto"))["mode"] == "auto"
+        assert [executor0.match.mode, executor1.match.mode] == ["teleop", "auto"]
 
         requests: Received = []
+        ex0 = executor0.connection
+        assert ex0 is not None
         await ex0.subscribe(ex0.topics.all, recorder(requests), qos=1)
-        refused = [field0.topics.rpc("executor", "upload"), field0.topics.rpc("broker", "lint"),
-                   field0.topics.rpc("device", "disable"), field0.topics.gamepad(0),
-                   field0.topics.match]
+        topics = field0.topics
+        refused = [topics.rpc_as("field", "executor", "upload"), topics.rpc("broker", "lint"),
+                   topics.rpc("device", "disable"), topics.gamepad(0), topics.match,
+                   topics.rpc("executor", "set_mode"),  # a local operator's topic
+                   topics.rpc_as("driver", "executor", "set_mode")]  # posing as a driver
         for topic in refused:
             await field0.publish(topic, b"field", qos=1)
-        await field0.publish(field0.topics.rpc("executor", "set_mode"), b"field-marker", qos=1)
+        await field0.publish(topics.rpc_as("field", "executor", "get_mode"), b"field-marker",
+                             qos=1)
         await wait_for_async(lambda: any(p == b"field-marker" for _, p in requests),
-                             message=lambda: f"set_mode request never arrived: {requests}")
+                             message=lambda: f"get_mode request never arrived: {requests}")
         assert [topic for topic, payload in requests if payload == b"field"] == []
+
+
+async def test_estop_latches_and_only_field_or_an_operator_clears_it(
+    secure_broker: TestBroker, credentials: Credentials, robot_name: str, tmp_path: Path
+) -> None:
+    async with (
+        real_executor(secure_broker, credentials, robot_name, tmp_path) as executor,
+        login(secure_broker, credentials, "driver", robot_name) as driver_link,
+        login(secure_broker, credentials, "field", robot_name) as field_link,
+        login(secure_broker, credentials, "operator", robot_name) as operator_link,
+    ):
+        driver, field, operator = (Client(driver_link), Client(field_link),
+                                   Client(operator_link))
+        assert (driver.role, field.role, operator.role) == ("driver", "field", None)
+        # no field control: a driver station starts and stops the robot
+        await driver.call("executor", "set_mode", "teleop")
+        reply = await driver.call("executor", "set_mode", "estop")
+        assert reply["estop_latched"] is True
+        for who in (driver, field, operator):
+            with pytest.raises(RPCError, match="estop is latched, so teleop cannot start"):
+                await who.call("executor", "set_mode", "teleop")
+        with pytest.raises(RPCError, match="a driver station cannot clear estop"):
+            await driver.call("executor", "set_mode", "idle", clear_estop=True)
+        assert executor.latched and executor.match.mode == "estop"
+        await field.call("executor", "set_mode", "idle", clear_estop=True)
+        assert not executor.latched
+        await driver.call("executor", "set_mode", "estop")
+        reply = await operator.call("executor", "set_mode", "teleop", clear_estop=True)
+        assert reply["mode"] == "teleop" and reply["estop_latched"] is False
+
+        # field control connected: a driver station may only stop
+        presence = field_link.topics.field_presence
+        await field_link.publish(presence, encode({"state": "online", "ts": 1.0}), qos=1,
+                                 retain=True)
+        await wait_for_async(lambda: executor.field_connected)
+        await driver.call("executor", "set_mode", "idle")
+        with pytest.raises(RPCError, match="field control is connected: a driver station may "
+                           "only stop"):
+            await driver.call("executor", "set_mode", "auto")
+        await field.call("executor", "set_mode", "auto")
+        await driver.call("executor", "set_mode", "estop")
+        assert executor.match.mode == "estop" and executor.latched
+        await field.call("executor", "set_mode", "idle", clear_estop=True)
+        await field_link.publish(presence, encode({"state": "offline", "ts": 2.0}), qos=1,
+                                 retain=True)
+        await wait_for_async(lambda: not executor.field_connected)
+        await driver.call("executor", "set_mode", "teleop")  # field gone: drivers start again
+        await field_link.publish(presence, b"", qos=1, retain=True)
 
 
 async def test_field_reads_match_and_status_but_not_devices_or_others_replies(

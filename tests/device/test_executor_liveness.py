@@ -16,7 +16,7 @@ from runtime import protocol
 from runtime.buffer.liveness import LivenessMonitor, start_liveness
 from runtime.protocol import MessageType
 
-from tests.device.rig import DeviceRig, ExecutorProcess, last_command
+from tests.device.rig import DeviceRig, ExecutorProcess, commands, last_command
 from tests.support.wait import wait_for_async
 
 KOALA_UID = protocol.make_uid(13, 1, 4242)
@@ -46,10 +46,12 @@ async def executor_rig(mosquitto_broker, robot_name):
         await rig.stop()
 
 
-def _stopped(device) -> bool:
-    """Motor at 0 and the last packet received a Disable (the device is disabled)."""
-    return (device.values["duty_cycle_a"] == 0.0 and device.disabled
-            and last_command(device) == MessageType.DISABLE)
+def _stopped(device, since: int) -> bool:
+    """Motor at 0, and a Disable among the commands after the first ``since``. (The student
+    process runs on while its control process is frozen, so it may still write: the device
+    service answers each write with a 0, which can come after the Disable.)"""
+    return (device.values["duty_cycle_a"] == 0.0
+            and any(p.type == MessageType.DISABLE for p in commands(device)[since:]))
 
 
 async def test_a_frozen_executor_stops_the_motors_and_they_resume_when_it_runs_again(
@@ -57,8 +59,9 @@ async def test_a_frozen_executor_stops_the_motors_and_they_resume_when_it_runs_a
     caplog.set_level(logging.INFO, "runtime.service.device")
     rig, device, executor = executor_rig
     caplog.clear()
+    mark = len(commands(device))
     executor.signal(signal.SIGSTOP)
-    await wait_for_async(lambda: _stopped(device), message=lambda: f"not stopped: "
+    await wait_for_async(lambda: _stopped(device, mark), message=lambda: f"not stopped: "
                          f"{device.values['duty_cycle_a']}, verdict {rig.manager.guard.verdict}")
     assert rig.manager.guard.verdict.rule == "executor-stuck"
     guard = rig.manager.guard
@@ -73,8 +76,9 @@ async def test_a_frozen_executor_stops_the_motors_and_they_resume_when_it_runs_a
 
 async def test_a_killed_executor_stops_the_motors_before_its_last_will(executor_rig):
     rig, device, executor = executor_rig
+    mark = len(commands(device))
     executor.signal(signal.SIGKILL)
-    await wait_for_async(lambda: _stopped(device))
+    await wait_for_async(lambda: _stopped(device, mark))
     assert rig.manager.guard.verdict.rule in ("executor-stuck", "executor-gone")
     rig.input_store.open_device(KOALA_UID).set("duty_cycle_a", 0.25)  # a stale writer
     await wait_for_async(lambda: last_command(device) == MessageType.DEVICE_WRITE)
@@ -83,8 +87,9 @@ async def test_a_killed_executor_stops_the_motors_before_its_last_will(executor_
 
 async def test_a_restarted_executor_drives_only_after_its_own_mode(executor_rig):
     rig, device, executor = executor_rig
+    mark = len(commands(device))
     executor.signal(signal.SIGKILL)
-    await wait_for_async(lambda: _stopped(device))
+    await wait_for_async(lambda: _stopped(device, mark))
     executor.process.wait(10)
     again = await ExecutorProcess(rig, DRIVE).start()
     try:

@@ -127,7 +127,7 @@ async def test_teleop_gamepad_moves_the_motor_and_estop_stops_it(robot):
             await wait_for_async(lambda: watcher.latest(KOALA, "duty_cycle_a") == 0.0)
         finally:
             driving.cancel()
-            robot.cli("mode", "idle")
+            robot.cli("mode", "idle", "--clear-estop")  # estop latches until cleared
 
 
 async def test_input_loss_in_teleop_zeroes_the_motor(robot):

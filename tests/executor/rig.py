@@ -1,6 +1,7 @@
-"""An in-process executor with real buffers, for tests: the test plays device and broker.
+"""The student process's runner in-process, with real buffers: the test plays control, device
+and broker.
 
-``Rig.run(script)`` runs the :class:`Dispatcher` in the main thread (it must: signals) and
+``Rig.run(script)`` runs the :class:`StudentRunner` in the main thread (it must: signals) and
 ``script(rig)`` in a second thread, which drives it like the MQTT thread would
 (``rig.mode("teleop")``) and then shuts it down. The rig owns a KoalaBear (alias ``koala``,
 short form ``13_42``), a YogiBear (alias ``koala_yogi``), four gamepads and the keyboard, all
@@ -18,7 +19,7 @@ from typing import Any
 from runtime.aliases import set_alias
 from runtime.buffer import BufferStore
 from runtime.messages import LogRecord, Match
-from runtime.service.executor import Dispatcher
+from runtime.service.executor import StudentRunner
 from runtime.service.executor.sync import start_thread
 
 from tests.support.wait import wait_for
@@ -44,7 +45,7 @@ class Rig:
         self.keyboard = self.store.keyboard(create=True) if inputs else None
         set_alias(tmp_path, "koala", str(KOALA))
         set_alias(tmp_path, "koala_yogi", str(YOGI))
-        self.dispatcher = Dispatcher(self.store, timeouts=timeouts, student_code=self.code,
+        self.dispatcher = StudentRunner(self.store, timeouts=timeouts, student_code=self.code,
                                      state_dir=tmp_path)
         self.logs: list[LogRecord] = []
         self.matches: list[Match] = []
@@ -53,7 +54,10 @@ class Rig:
             self.program(program)
 
     def _on_event(self, kind: str, payload: Any) -> None:
-        (self.logs if kind == "log" else self.matches).append(payload)
+        if kind == "log":
+            self.logs.append(payload)
+        elif kind == "match":
+            self.matches.append(payload)
 
     # -- driving ------------------------------------------------------------------------------
     def program(self, name: str) -> None:

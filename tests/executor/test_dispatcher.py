@@ -1,409 +1,85 @@
-"""The Dispatcher in-process: modes, student programs, errors and safety, with real buffers.
-
-The dispatcher runs in the main thread (signals), the test script in a second thread.
+"""The control process's Dispatcher in-process on a real broker (no ACL: the role comes from
+the topic alone): roles the executor refuses itself, field presence, get_mode, crash sentences.
+The student process behind it is real too (tests/executor/test_student_process.py covers runs).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import runtime
-
-from tests.executor.rig import KOALA
-from tests.support.wait import wait_for
-
-# pytest-timeout's default method uses SIGALRM, which the executor needs for itself.
-pytestmark = pytest.mark.timeout(120, method="thread")
-
-SHORT = {"import": 0.3, "*_setup": 0.3}
-
-
-def test_setup_runs_once_then_main_every_period(make_rig):
-    rig = make_rig(program="counting.py")
-
-    def script(rig):
-        match = rig.mode("teleop")
-        assert match.mode == "teleop"
-        rig.wait_module("main_calls", lambda n: n >= 10)
-        assert rig.module.setup_calls == 1
-        rig.wait_log("teleop setup")
-        rig.mode("idle")
-        calls = rig.module.main_calls
-        wait_for(lambda: rig.dispatcher.mailbox.pending() is False)
-        rig.mode("auto")
-        rig.wait_module("main_calls", lambda n: n >= 3, starts=2)
-        assert rig.module.setup_calls == 1  # a fresh module for every mode start
-        assert calls >= 10
-
-    rig.run(script)
-    assert [m.mode for m in rig.matches] == ["teleop", "idle", "auto"]
-
-
-def test_main_keeps_a_fixed_grid_of_ticks(make_rig):
-    rig = make_rig(program="counting.py")
-
-    def script(rig):
-        rig.mode("auto")
-        rig.wait_module("main_calls", lambda n: n >= 26)
-
-    rig.run(script)
-    times = rig.module.main_times
-    period = rig.dispatcher.period
-    # every call i happens at (about) start + i * period: the error does not grow with i
-    # (a drifting loop would be a whole period late after 25 calls of 1 ms extra each)
-    offsets = [(t - times[0]) / period - i for i, t in enumerate(times)]
-    assert round(offsets[-1]) == 0
-
-
-def test_error_in_import_is_reported_and_the_next_start_works(make_rig):
-    rig = make_rig(program="import_error.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("IndexError", level="error")
-        assert 'File "studentcode.py", line 4, in <module>' in message
-        assert "LIMIT = VALUES[7]" in message
-        assert "loading studentcode.py raised IndexError: list index out of range" in message
-        assert "dispatcher.py" not in message and "runtime" not in message
-        rig.wait_log("teleop cannot start", level="warning")
-        rig.mode("idle")
-        rig.program("counting.py")
-        rig.mode("teleop")
-        rig.wait_module("main_calls", lambda n: n >= 2, starts=2)
-
-    rig.run(script)
-
-
-def test_syntax_error_names_the_line(make_rig):
-    rig = make_rig()
-    rig.code.write_text("def teleop_main():\n    x = (1,\n\ndef other(:\n    pass\n")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("syntax error", level="error")
-        assert "studentcode.py, line" in message
-
-    rig.run(script)
-
-
-def test_error_in_setup_stops_the_mode_and_the_motors(make_rig):
-    rig = make_rig(program="setup_error.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("teleop_setup raised ValueError", level="error")
-        assert "the arm is not calibrated" in message
-        assert 'line 8, in teleop_setup' in message
-        rig.wait_log("teleop_main will not run because teleop_setup failed")
-        assert rig.koala.desired("duty_cycle_a") == 0.0
-        assert rig.module.main_calls == 0
-
-    rig.run(script)
-
-
-def test_error_in_main_is_reported_once_motors_stopped_main_goes_on(make_rig):
-    rig = make_rig(program="main_error.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        rig.wait_module("main_calls", lambda n: n >= 5)
-        errors = rig.texts("error")
-        assert len(errors) == 1  # the same error each period is counted, not repeated
-        assert "teleop_main raised KeyError: 'missing'" in errors[0]
-        assert "in helper" in errors[0] and "in teleop_main" in errors[0]
-        assert rig.koala.desired("duty_cycle_a") == 0.0
-
-    rig.run(script)
-
-
-@pytest.mark.parametrize("where", ["import", "setup", "main", "swallow"])
-def test_endless_loops_are_interrupted_and_reported(make_rig, monkeypatch, where):
-    monkeypatch.setenv("TEST_LOOP_IN", where)
-    rig = make_rig(program="loops.py", timeouts=SHORT)
-
-    def script(rig):
-        rig.mode("teleop")
-        name = {"import": "loading studentcode.py", "setup": "teleop_setup"}.get(
-            where, "teleop_main")
-        message = rig.wait_log(f"{name} took longer than", level="error")
-        assert "is there a loop that never ends?" in message
-        assert 'File "studentcode.py", line' in message  # where it was stuck
-        if where in ("main", "swallow"):
-            rig.wait_module("main_calls", lambda n: n >= 3)  # the next ticks still happen
-
-    rig.run(script)
-
-
-def test_recursion_error_gets_a_short_traceback(make_rig):
-    rig = make_rig(program="recursion.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("RecursionError", level="error")
-        assert "kept calling itself" in message
-        assert "more ..." in message or "repeated" in message
-        assert len(message.splitlines()) < 20
-
-    rig.run(script)
-
-
-def test_sys_exit_and_keyboard_interrupt_do_not_stop_the_executor(make_rig):
-    rig = make_rig(program="exits.py")
-    rig.code.write_text(rig.code.read_text().replace("sys.exit(3)", "pass"))
-
-    def script(rig):
-        rig.mode("teleop")
-        rig.wait_log("KeyboardInterrupt", level="error")
-        rig.wait_module("main_calls", lambda n: n >= 3)
-        rig.mode("idle")
-        rig.program("exits.py")
-        rig.mode("teleop")
-        rig.wait_log("called sys.exit()", level="error")
-
-    rig.run(script)
-
-
-def test_async_main_gets_a_clear_message(make_rig):
-    rig = make_rig(program="async_main.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("teleop_main is an async def", level="error")
-        assert "make it a plain def" in message
-
-    rig.run(script)
-
-
-def test_never_awaited_coroutine_gets_a_clear_message(make_rig):
-    rig = make_rig(program="never_awaited.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("never awaited", level="warning")
-        assert "wave" in message and "Robot.run" in message
-
-    rig.run(script)
-
-
-def test_actions_run_one_instance_each_and_stop_at_mode_change(make_rig):
-    rig = make_rig(program="actions.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        rig.wait_module("async_ticks", lambda n: n >= 3)
-        rig.wait_module("plain_ticks", lambda n: n >= 3)
-        module = rig.module
-        assert module.results == ["done"]
-        assert module.running_seen == (True, True)
-        assert module.refused is None  # as in every earlier PiE runtime: no error
-        said = rig.wait_log("Robot.run(spin): spin is still running", level="warning")
-        assert "Robot.is_running(spin)" in said
-        assert sum("spin is still running" in text for text in rig.texts()) == 1
-        rig.mode("idle")
-        assert module.plain_stopped.wait(10)
-        wait_for(lambda: rig.dispatcher.actions.running() == [])
-        ticks = (module.async_ticks, module.plain_ticks)
-        rig.mode("teleop")  # the actions of the new module start again; the old ones stay off
-        rig.wait_module("async_ticks", lambda n: n >= 1, starts=2)
-        assert (module.async_ticks, module.plain_ticks) == ticks
-
-    rig.run(script)
-
-
-def test_failing_actions_are_reported_and_stop_the_motors(make_rig):
-    rig = make_rig(program="action_error.py")
-
-    def script(rig):
-        rig.koala.update({"duty_cycle_a": 0.0})
-        rig.mode("teleop")
-        rig.wait_log("async action broke", level="error")
-        message = rig.wait_log("broken_plain", level="error")
-        assert "Robot.set_value('koala', 'duty_cycle_b', 2.0)" in message
-        assert "from -1 to 1" in message
-        assert rig.koala.desired("duty_cycle_a") == 0.0
-
-    rig.run(script)
-
-
-def test_gamepad_drives_in_teleop_only_and_input_wakes_main_early(make_rig):
-    rig = make_rig(program="drive.py", timeouts={"*_main": 0.5})
-
-    def script(rig):
-        rig.stick(0.0)
-        rig.mode("teleop")
-        rig.wait_module("main_calls", lambda n: n >= 1)
-        rig.stick(0.5)
-        wait_for(lambda: rig.koala.desired("duty_cycle_a") == 0.5)
-        assert rig.dispatcher.sync.early_calls >= 1  # long before the next 0.5 s tick
-        rig.stick(0.5, buttons=1)
-        wait_for(lambda: rig.koala.desired("duty_cycle_b") == 1.0)
-        rig.mode("auto")
-        message = rig.wait_module("auto_error", starts=2)
-        assert "only be read in teleop" in message and "auto" in message
-
-    rig.run(script)
-
-
-def test_estop_stops_main_stuck_in_a_loop(make_rig):
-    rig = make_rig(program="stuck.py", timeouts={"*_main": 60.0})
-
-    def script(rig):
-        rig.stick(0.0)
-        rig.mode("teleop")
-        wait_for(lambda: rig.koala.desired("duty_cycle_a") == 0.75)
-        rig.mode("estop")
-        assert rig.koala.desired("duty_cycle_a") == 0.0  # at once, from this thread
-        wait_for(lambda: not rig.dispatcher.mailbox.pending())  # the main thread took it
-        assert rig.texts("error") == []  # a stop is not the student's error
-        rig.mode("teleop")  # and it starts again (the same stuck code: then estop again)
-        wait_for(lambda: rig.koala.desired("duty_cycle_a") == 0.75)
-        rig.mode("estop")
-        assert rig.koala.desired("duty_cycle_a") == 0.0
-
-    rig.run(script)
-
-
-def test_whole_mode_functions_run_once_and_stop_at_mode_end(make_rig):
-    rig = make_rig(program="whole.py")
-
-    def script(rig):
-        rig.stick(0.0)
-        rig.mode("teleop")
-        rig.wait_module("teleop_loops", lambda n: n >= 3)
-        assert rig.koala.desired("duty_cycle_a") == 0.25
-        rig.mode("auto")
-        wait_for(lambda: rig.koala.desired("duty_cycle_a") == 0.0)
-        rig.wait_module("auto_done", starts=2)
-        assert rig.koala.desired("duty_cycle_b") == -0.5
-        wait_for(lambda: rig.dispatcher.actions.running() == [])
-
-    rig.run(script)
-
-
-def test_print_forms_reach_the_student_log(make_rig):
-    rig = make_rig(program="prints.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        rig.wait_log("sep none end none")
-
-    rig.run(script)
-    text = "\n".join(rig.texts())
-    assert "plain 1 2.5 None" in text
-    assert "a-b!" in text
-    assert "no newline then the rest" in text
-    assert "flushed" in text
-    assert [r.message for r in rig.logs if r.level == "warning"] == ["to stderr"]
-
-
-def test_value_errors_name_device_param_and_what_is_allowed(make_rig):
-    rig = make_rig(program="values.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        rig.wait_module("errors", lambda errors: len(errors) == 9)
-
-    rig.run(script)
-    errors = rig.module.errors
-    assert "no device 'nope'" in errors["unknown device"]
-    assert "13_42 (koala)" in errors["unknown device"]  # what is connected
-    assert "has no param 'speed'" in errors["unknown param"]
-    assert "duty_cycle_a" in errors["unknown param"]
-    assert "pid_pos_kp cannot be read" in errors["read write-only"]
-    assert "enc_vel cannot be written" in errors["write read-only"]
-    assert "1.5 is out of bounds" in errors["out of bounds"]
-    assert "from -1 to 1" in errors["out of bounds"]
-    assert "takes a number" in errors["wrong type"] and "str" in errors["wrong type"]
-    assert "named by a string" in errors["not a string"]
-    assert "no button or axis 'trigger'" in errors["gamepad name"]
-    assert "no key 'F13'" in errors["keyboard key"]
-
-
-def test_devices_by_uid_short_form_and_alias(make_rig):
-    rig = make_rig()
-    rig.code.write_text(
-        "def teleop_setup():\n"
-        f"    Robot.set_value('{KOALA}', 'duty_cycle_a', 0.1)\n"
-        "    Robot.set_value('13_42', 'duty_cycle_b', 0.2)\n"
-        "    Robot.set_value('koala', 'motor_enabled_a', True)\n"
-        "    global seen\n"
-        "    seen = Robot.get_value('koala', 'enc_a')\n"
-    )
-
-    def script(rig):
-        rig.koala.update({"enc_a": 12.5})
-        rig.stick(0.0)
-        rig.mode("teleop")
-        rig.wait_module("seen", lambda value: value == 12.5)
-        assert rig.koala.desired("duty_cycle_a") == pytest.approx(0.1)
-        assert rig.koala.desired("duty_cycle_b") == pytest.approx(0.2)
-        assert rig.koala.desired("motor_enabled_a") is True
-
-    rig.run(script)
-
-
-def test_upload_then_restart_runs_the_new_code(make_rig):
-    rig = make_rig(program="version.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        rig.wait_log("version 1")
-        source = rig.code.read_text().replace("VERSION = 1", "VERSION = 2")
-        result = rig.dispatcher.upload(source)
-        assert len(result["sha256"]) == 64
-        assert any("autonomous" in warning for warning in result["warnings"])
-        rig.mode("idle")
-        rig.mode("teleop")
-        rig.wait_log("version 2")
-
-    rig.run(script)
-
-
-def test_bad_mode_is_refused_clearly(make_rig):
-    rig = make_rig()
-
-    def script(rig):
-        with pytest.raises(Exception, match="mode must be idle, auto, teleop or estop"):
-            rig.mode("dance")
-        assert rig.mode("autonomous").mode == "auto"
-
-    rig.run(script)
-
-
-def test_stops_never_land_inside_runtime_code(make_rig):
-    """A loop of Robot calls, interrupted every period, never leaves a buffer half-written;
-    a Robot.sleep in main is interrupted too."""
-    rig = make_rig(program="busy_writes.py")
-
-    def script(rig):
-        rig.stick(0.0)
-        rig.mode("teleop")
-        rig.wait_module("main_calls", lambda n: n >= 20)
-        rig.mode("idle")
-        assert rig.koala.desired("duty_cycle_a") == 0.0  # readable: no write left open
-        assert rig.koala.read()["enc_a"] == 0.0
-        assert rig.dispatcher.sync.overruns >= 19
-
-    rig.run(script)
-
-
-def test_the_sample_program_drives_and_dances(make_rig):
-    rig = make_rig()
-    rig.code.write_bytes((Path(runtime.__file__).parent / "sample" / "studentcode.py")
-                         .read_bytes())
-
-    def script(rig):
-        rig.stick(0.5)
-        rig.mode("teleop")
-        rig.wait_log("teleop: left stick drives")
-        wait_for(lambda: rig.koala.desired("duty_cycle_a") == 0.25)  # half speed without A
-        rig.mode("auto")
-        rig.wait_log("autonomous: forward")
-        wait_for(lambda: rig.koala.desired("duty_cycle_a") == 0.5)
-        rig.mode("idle")
-        assert rig.koala.desired("duty_cycle_a") == 0.0
-        wait_for(lambda: rig.dispatcher.actions.running() == [])
-        assert "autonomous: done" not in rig.texts()  # the dance stopped with the mode
-
-    rig.run(script)
+from runtime.buffer import BufferStore
+from runtime.exception import RPCError
+from runtime.messages import encode
+from runtime.remote import Client, Connection
+from runtime.service.executor import Dispatcher
+from runtime.service.executor.dispatcher import crash_sentence
+
+from tests.support.wait import wait_for_async
+
+
+@contextlib.asynccontextmanager
+async def control(broker, robot: str, state: Path) -> AsyncIterator[Dispatcher]:
+    async with Connection(broker.url, robot=robot, service="executor") as connection:
+        with BufferStore(robot) as buffers:
+            (state / "studentcode.py").write_text("def teleop_main():\n    pass\n")
+            dispatcher = Dispatcher(buffers, student_code=state / "studentcode.py",
+                                    state_dir=state)
+            await dispatcher.serve(connection)
+            try:
+                yield dispatcher
+            finally:
+                await dispatcher.close()
+
+
+async def test_other_logins_may_neither_change_the_mode_nor_upload(amqtt_broker, robot_name,
+                                                                    tmp_path):
+    async with (control(amqtt_broker, robot_name, tmp_path) as dispatcher,
+                Connection(amqtt_broker.url, robot=robot_name) as link):
+        monitor = Client(link, role="monitor")
+        with pytest.raises(RPCError, match="the login 'monitor' may not change the mode"):
+            await monitor.call("executor", "set_mode", "idle")
+        with pytest.raises(RPCError, match="the login 'monitor' may not upload"):
+            await monitor.call("executor", "upload", "def teleop_main():\n    pass\n")
+        assert (await monitor.call("executor", "get_mode"))["mode"] == "idle"  # reading is fine
+        assert dispatcher.match.mode == "idle"
+        assert (tmp_path / "studentcode.py").read_text() == "def teleop_main():\n    pass\n"
+
+
+async def test_field_presence_online_offline_empty_and_garbage(amqtt_broker, robot_name,
+                                                               tmp_path):
+    async with (control(amqtt_broker, robot_name, tmp_path) as dispatcher,
+                Connection(amqtt_broker.url, robot=robot_name) as link):
+        client, presence = Client(link), link.topics.field_presence
+        for payload, connected in ((encode({"state": "online", "ts": 1.0}), True),
+                                   (b"", False),
+                                   (encode({"state": "online", "ts": 2.0}), True),
+                                   (encode({"state": "offline", "ts": 3.0}), False)):
+            await link.publish(presence, payload, qos=1, retain=True)
+            await wait_for_async(lambda c=connected: dispatcher.field_connected is c)
+            assert (await client.call("executor", "get_mode"))["field_connected"] is connected
+        await link.publish(presence, b"\xff garbage", qos=1, retain=True)  # logged, ignored
+        await link.publish(presence, encode({"state": "online", "ts": 4.0}), qos=1)
+        await wait_for_async(lambda: dispatcher.field_connected)
+        await link.publish(presence, b"", qos=1, retain=True)
+
+
+@pytest.mark.parametrize("notes, status, sentence", [
+    (["your program ended the process with os._exit(1) in teleop_main, line 12"], 256,
+     "your program ended the process with os._exit(1) in teleop_main, line 12: the robot set "
+     "the motors to 0 and keeps running; start teleop again to rerun it"),
+    ([], signal.SIGSEGV, "your program's process was killed by SIGSEGV: the robot"),
+    ([], signal.SIGKILL, "killed by SIGKILL (from outside, or out of memory)"),
+    ([], 3 << 8, "your program's process ended with exit code 3"),
+    ([], None, "its parent process was killed"),
+])
+def test_crash_sentences(notes, status, sentence):
+    text = crash_sentence(notes, status, "teleop")
+    assert sentence in text and "\n" not in text
+    assert text.endswith("start teleop again to rerun it")
+    if status is not None and notes:
+        assert os.WIFEXITED(status)

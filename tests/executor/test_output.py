@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 import threading
+from types import SimpleNamespace
 
 import pytest
 from runtime.exception import ExecutionTimeout, ParameterError
@@ -80,9 +81,33 @@ def test_repeated_errors_are_counted_not_repeated():
     assert len(records) == 1
     now[0] = 6.0
     reporter.report("teleop_main", exc)
-    assert len(records) == 2
-    assert records[1][1].startswith("(the previous error happened 9 more times)")
+    assert len(records) == 3  # the count, as a line of its own naming the error, then it again
+    assert records[1][1] == "the ValueError in teleop_main, line 2 happened 9 more times"
     assert records[1][0] == "error" and records[1][2]["function"] == "teleop_main"
+    assert records[1][2]["repeats"] == 9
+    assert records[2][1] == records[0][1]
+
+
+def test_repeat_counts_belong_to_one_error_and_one_run():
+    records = []
+    reporter = ErrorReporter(lambda *record: records.append(record), lambda: [STUDENT],
+                             window=5.0, clock=lambda: 0.0)
+    first = raised_in_student_code("def main():\n    raise ValueError('x')\n")
+    other = raised_in_student_code("def main():\n    raise KeyError('k')\n")
+    for _ in range(3):
+        reporter.report("teleop_main", first)
+    reporter.report("teleop_main", other)  # a different error: the count of the first goes first
+    assert [r[1].splitlines()[-1] for r in records] == [
+        "teleop_main raised ValueError: x",
+        "the ValueError in teleop_main, line 2 happened 2 more times",
+        "teleop_main raised KeyError: 'k'"]
+    reporter.report("teleop_main", other)
+    reporter.close()  # the run ends: its pending count is reported, not carried over
+    assert records[-1][1] == "the KeyError in teleop_main, line 2 happened 1 more time"
+    fresh = ErrorReporter(lambda *record: records.append(record), lambda: [STUDENT])
+    before = len(records)
+    fresh.report("teleop_main", other)  # a new run (a new reporter) starts counting afresh
+    assert len(records) == before + 1 and "more time" not in records[-1][1]
 
 
 @pytest.fixture
@@ -120,14 +145,19 @@ def test_print_is_builtin_compatible(console):
         console.print("x", end=b"")
 
 
-def test_lines_are_coalesced_and_floods_capped(console):
+def test_lines_are_coalesced_and_floods_capped():
+    records = []
+    console = Console(lambda level, message, context: records.append((level, message)),
+                      max_lines=20, coalesce=3600.0)  # nothing leaves before the flush
     for i in range(200):
         console.print(i)
-    wait_for(lambda: any("dropped" in message for _, message in console.records))
-    shown = [line for level, message in console.records if level == "info"
+    console.flush()
+    console.close()
+    shown = [line for level, message in records if level == "info"
              for line in message.splitlines()]
     assert shown == [str(i) for i in range(20)]
-    assert len([r for r in console.records if r[0] == "info"]) < 20  # coalesced records
+    assert len([r for r in records if r[0] == "info"]) == 1  # one record for the 20 lines
+    console = SimpleNamespace(records=records)
     notice = next(message for _, message in console.records if "dropped" in message)
     assert notice.startswith("... 180 printed lines dropped")
     assert "at most 20 lines a second" in notice

@@ -6,84 +6,25 @@ The test plays the other services: it owns a KoalaBear's and a gamepad's shared-
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import shutil
-import signal
-import sys
-from pathlib import Path
 
 import pytest
-from runtime.aliases import set_alias
 from runtime.buffer import BufferStore
 from runtime.exception import RPCError
-from runtime.messages import LogRecord, Match, decode
-from runtime.remote import Client, Connection
 
 from tests.executor.rig import KOALA, PROGRAMS
+from tests.executor.service import running_executor
 from tests.support.wait import wait_for_async
 
 pytestmark = pytest.mark.slow
 
 
-class Executor:
-    """A running executor process plus a client connection that records match and logs."""
-
-    def __init__(self, broker, robot: str, state: Path) -> None:
-        self.broker = broker
-        self.robot = robot
-        self.state = state
-        self.matches: list[Match] = []
-        self.logs: list[LogRecord] = []
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self, connection: Connection) -> None:
-        self.client = Client(connection)
-        await connection.subscribe(connection.topics.match,
-                                   lambda t, p: self.matches.append(decode(Match, p)), qos=1)
-        await connection.subscribe(connection.topics.log("student"),
-                                   lambda t, p: self.logs.append(decode(LogRecord, p)))
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "runtime", "service", "executor", "--mqtt", self.broker.url,
-            "--robot", self.robot, "--state-dir", str(self.state),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )
-        await wait_for_async(lambda: self.matches, 30, message="no retained match published")
-
-    async def call(self, method: str, *args, **kwargs):
-        return await self.client.call("executor", method, *args, **kwargs)
-
-    async def log(self, fragment: str) -> str:
-        def find():
-            return next((r.message for r in self.logs if fragment in r.message), None)
-        return await wait_for_async(find, message=lambda: f"no {fragment!r} in "
-                                    f"{[r.message for r in self.logs]}")
-
-    async def stop(self) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 20)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        return self.process.returncode
-
-
 @pytest.fixture
 async def executor(mqtt_broker, robot_name, tmp_path):
-    set_alias(tmp_path, "koala", str(KOALA))
-    executor = Executor(mqtt_broker, robot_name, tmp_path)
-    async with Connection(mqtt_broker.url, robot=robot_name) as connection:
-        try:
-            yield executor, connection
-        finally:
-            if executor.process is not None:
-                await executor.stop()
-                stderr = await executor.process.stderr.read()
-                assert b"Traceback (most recent" not in stderr, stderr.decode()
+    async with running_executor(mqtt_broker, robot_name, tmp_path) as running:
+        yield running
 
 
 async def test_modes_over_rpc_publish_match_and_run_the_program(executor):
@@ -118,7 +59,9 @@ async def test_estop_stops_a_stuck_main_at_once_and_rpc_keeps_working(executor, 
         assert (await executor.call("get_mode"))["mode"] == "teleop"
         await executor.call("set_mode", "estop")
         assert koala.desired("duty_cycle_a") == 0.0  # set before the reply was sent
-        await executor.call("set_mode", "teleop")  # the main thread is free again
+        with pytest.raises(RPCError, match="estop is latched"):
+            await executor.call("set_mode", "teleop")
+        await executor.call("set_mode", "teleop", clear_estop=True)  # a local operator
         await wait_for_async(lambda: koala.desired("duty_cycle_a") == 0.75)
         assert await executor.stop() == 0  # SIGTERM ends it even while main is stuck
         assert koala.desired("duty_cycle_a") == 0.0

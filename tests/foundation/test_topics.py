@@ -69,6 +69,11 @@ def test_builders_refuse_bad_names(build, what):
             "runtime/bot1/rpc/device/ping",
             ParsedTopic("rpc", "bot1", service="device", method="ping"),
         ),
+        (
+            "runtime/bot1/as/field/rpc/executor/set_mode",
+            ParsedTopic("rpc", "bot1", service="executor", method="set_mode", login="field"),
+        ),
+        ("runtime/bot1/field/presence", ParsedTopic("field_presence", "bot1")),
         ("runtime/bot1/reply/c1", ParsedTopic("reply", "bot1", client_id="c1")),
         ("runtime/bot1/reply/c1/x/y", ParsedTopic("reply", "bot1", client_id="c1", rest="x/y")),
     ],
@@ -80,10 +85,11 @@ def test_parse_gives_kind_and_fields(topic, expected):
 
 def test_parse_inverts_every_builder():
     built = [T.status("broker"), T.device_info(5), T.device_data(5), T.gamepad(0), T.keyboard,
-             T.match, T.log("device"), T.rpc("broker", "lint"), T.reply("x")]
+             T.match, T.log("device"), T.rpc("broker", "lint"), T.reply("x"),
+             T.rpc_as("driver", "executor", "set_mode"), T.field_presence, T.game_state]
     kinds = [T.parse(topic).kind for topic in built]
     assert kinds == ["status", "device_info", "device_data", "gamepad", "keyboard", "match",
-                     "log", "rpc", "reply"]
+                     "log", "rpc", "reply", "rpc", "field_presence", "game_state"]
 
 
 @pytest.mark.parametrize(
@@ -96,6 +102,8 @@ def test_parse_inverts_every_builder():
         "runtime/bot1/device/12/other",
         "runtime/bot1/input/gamepad/9",
         "runtime/bot1/rpc/device",
+        "runtime/bot1/as/driver/rpc/executor",
+        "runtime/bot1/as/driver/set_mode/executor/x",
         "runtime/bot1/service/x/status/extra",
         "runtime/bot1/",
     ],

@@ -366,3 +366,44 @@ def test_a_busy_gateway_port_is_reported_and_the_robot_runs(tmp_path) -> None:
             assert "services" in running.wait_for_line("services")
         finally:
             assert running.stop() == 0
+
+
+async def test_shepherd_is_field_control_for_the_executor_too(rig: Robot) -> None:
+    """Shepherd's presence reaches the executor's authority rule: while it is connected a driver
+    station on MQTT (role ``driver``) may not start the robot either."""
+    from runtime.exception import RPCError
+    from runtime.messages import FieldPresence
+    from runtime.remote import Client
+
+    presences: list[str] = []
+    await rig.connection.subscribe_typed(
+        rig.connection.topics.field_presence, FieldPresence,
+        lambda topic, message: presences.append(message.state if message else "cleared"),
+        qos=1)
+    shepherd = await rig.shepherd()
+    await wait_for_async(lambda: presences and presences[-1] == "online")
+    driver = Client(rig.connection, role="driver")
+    with pytest.raises(RPCError, match="field control"):
+        await driver.call("executor", "set_mode", "teleop")
+    await shepherd.close()
+    await wait_for_async(lambda: presences[-1] == "offline")
+    await rig.wait_mode("idle")
+
+
+async def test_a_latched_estop_is_cleared_by_shepherd_not_by_dawn(rig: Robot) -> None:
+    from runtime.remote import Client
+
+    await Client(rig.connection).call("executor", "set_mode", "estop")  # a local operator
+    await rig.wait_mode("estop")
+    dawn = await rig.dawn()
+    await dawn.send(RUN_MODE, pb.RunMode(mode=pb.TELEOP))
+    refusal = await dawn.receive_until(
+        LOG, lambda m: any("set_mode teleop failed" in line for line in m.payload))
+    assert "estop" in "".join(refusal.payload)
+    assert rig.mode == "estop"
+    await dawn.close()
+    shepherd = await rig.shepherd()
+    await shepherd.send(RUN_MODE, pb.RunMode(mode=pb.AUTO))  # field control starts the match
+    await rig.wait_mode("auto")
+    await shepherd.close()
+    await rig.wait_mode("idle")

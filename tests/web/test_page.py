@@ -33,7 +33,8 @@ def page(browser: Browser, station: Station):
     yield page
     assert page.errors == []  # type: ignore[attr-defined]
     page.close()
-    station.call("executor", "set_mode", "idle")
+    # estop latches (docs/deployment.md, Authority): the next test starts from idle, cleared
+    station.call("executor", "set_mode", "idle", clear_estop=True)
 
 
 def test_the_page_lists_the_simulated_devices_with_live_values(page: Page, station: Station):

@@ -59,13 +59,22 @@ def common(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.argument("mode", type=click.Choice([*MODES, "autonomous"]))
 @click.option("--alliance", type=click.Choice(["blue", "gold"]), default=None)
 @click.option("--start-pos", type=click.Choice(["left", "right"]), default=None)
+@click.option("--clear-estop", is_flag=True,
+              help="Clear a latched estop first (field control or a local operator only).")
 @robot_options
-def mode(mode: str, alliance: str | None, start_pos: str | None, **kwargs: Any) -> None:
-    """Set the robot's mode: idle, auto (or autonomous), teleop, estop."""
+def mode(mode: str, alliance: str | None, start_pos: str | None, clear_estop: bool,
+         **kwargs: Any) -> None:
+    """Set the robot's mode: idle, auto (or autonomous), teleop, estop.
+
+    The mode that is already running starts again (a fresh run of the stored program).
+    """
     params = common(kwargs)
     mode = "auto" if mode == "autonomous" else mode
-    robot_call(params, "executor", "set_mode", mode, alliance=alliance, start_pos=start_pos)
-    click.echo(f"{params['robot']}: mode {mode}")
+    extra = {"clear_estop": True} if clear_estop else {}
+    result = robot_call(params, "executor", "set_mode", mode, alliance=alliance,
+                        start_pos=start_pos, **extra)
+    restarted = isinstance(result, dict) and result.get("restarted")
+    click.echo(f"{params['robot']}: mode {mode}{' (restarted)' if restarted else ''}")
 
 
 # -- lint --------------------------------------------------------------------------------------

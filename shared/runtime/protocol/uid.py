@@ -33,7 +33,8 @@ ID_MASK = (1 << 64) - 1
 #: A lowcar type ``t`` is the 16-bit type field ``LOWCAR_TYPE_BASE + t`` of its uid.
 LOWCAR_TYPE_BASE = 0x100
 _UID_STRUCT = struct.Struct("<HBQ")
-_SHORT = re.compile(r"^\s*([0-9]+)_([0-9]+)\s*$", re.ASCII)
+# ids of 30 digits at most: int() refuses past 4300
+_SHORT = re.compile(r"^\s*([0-9]{1,30})_([0-9]{1,30})\s*$", re.ASCII)
 _ACCEPTED = (
     "a decimal number from 0 to 2**88-1 in ASCII digits (device_type << 72 | year << 64 | id, "
     "as in device/<uid>/info)"
@@ -89,9 +90,12 @@ class Uid:
             return cls(text)
         if isinstance(text, str):
             stripped = text.strip()
-            if stripped.isascii() and stripped.isdigit():
+            # 27 digits at most: past 4300, int() itself refuses (a ValueError, not this)
+            if stripped.isascii() and stripped.isdigit() and len(stripped.lstrip("0")) <= 27:
                 return cls(int(stripped))
-        raise UidError(f"{text!r} is not a device uid: expected {_ACCEPTED}", uid=repr(text))
+        shown = repr(text) if not isinstance(text, str) or len(text) <= 60 else \
+            f"{text[:40]!r}... ({len(text)} characters)"
+        raise UidError(f"{shown} is not a device uid: expected {_ACCEPTED}", uid=shown)
 
     @classmethod
     def hibike(cls, device_type: int, year: int, id: int) -> Uid:

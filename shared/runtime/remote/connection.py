@@ -274,6 +274,7 @@ class Connection:
         keepalive: int = 5,
         password_file: str | os.PathLike[str] | None = None,
         connect_timeout: float = 5.0,
+        will: tuple[str, bytes] | None = None,
     ) -> None:
         self.address = BrokerAddress.parse(url, password_file)
         self.url = _redact(url)
@@ -285,6 +286,9 @@ class Connection:
         )
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
+        #: (topic, payload) the broker publishes (retained, QoS 1) if this client vanishes;
+        #: a service connection's will is its ``offline`` status instead
+        self.will = will
         self.connected = asyncio.Event()
         self.started = time.time()
         self.last_error: MQTTConnectionError | None = None
@@ -634,7 +638,7 @@ class Connection:
         )
 
     def _new_client(self) -> aiomqtt.Client:
-        will = None
+        will = None if self.will is None else aiomqtt.Will(self.will[0], self.will[1], 1, True)
         if self.service is not None:
             will = aiomqtt.Will(
                 self.topics.status(self.service), encode(self._status("offline")), 1, True

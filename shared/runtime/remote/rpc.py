@@ -18,6 +18,7 @@ import functools
 import inspect
 import itertools
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
@@ -27,7 +28,7 @@ from pydantic import BaseModel
 
 from runtime.exception import MessageError, RPCError, RuntimeBaseException
 from runtime.messages import RPCErrorInfo, RPCReply, RPCRequest, encode, loads, validate
-from runtime.remote.arguments import ArgumentValidator
+from runtime.remote.arguments import ArgumentValidator, value_text
 from runtime.remote.connection import Connection
 from runtime.topics import check_name
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 RPC_QOS = 1
+DROP_INTERVAL = 10.0  #: seconds between two "request dropped" lines for one method
 
 
 # -- serving --------------------------------------------------------------------------------
@@ -122,6 +124,8 @@ class _Server:
             for name, m in self.methods.items()
         }
         self.reply_root = connection.topics.reply_root
+        self._last_drop: dict[str, float] = {}  # method -> when a drop was last logged
+        self._drops: dict[str, int] = {}  # method -> drops not logged since
 
     async def on_request(self, topic: str, payload: bytes) -> None:
         try:
@@ -132,17 +136,15 @@ class _Server:
         try:
             raw = loads(payload)
         except MessageError as exc:
-            log.warning("rpc %s: request dropped, no reply possible: %s", where, exc.message)
+            self._dropped(where, f"no reply possible: {exc.message}")
             return
         reply_to = raw.get("reply_to") if isinstance(raw, dict) else None
         request_id = raw.get("id") if isinstance(raw, dict) else None
         if not isinstance(reply_to, str) or not reply_to.startswith(self.reply_root) or any(
             char in reply_to for char in "+#"
         ):
-            log.warning(
-                "rpc %s: request dropped: reply_to %r is not a topic under %s",
-                where, reply_to, self.reply_root,
-            )
+            shown = value_text(reply_to) if reply_to is not None else "None"
+            self._dropped(where, f"reply_to {shown} is not a topic under {self.reply_root}")
             return
         if not isinstance(request_id, str | int):
             request_id = None
@@ -157,6 +159,18 @@ class _Server:
             await self.connection.publish(reply_to, data, qos=RPC_QOS)
         except Exception as exc:
             log.warning("rpc %s: could not send the reply to %s: %s", where, reply_to, exc)
+
+    def _dropped(self, where: str, why: str) -> None:
+        """Say that a request got no reply: at most once per ``DROP_INTERVAL`` s per method,
+        with the count since, so a client sending garbage in a loop cannot flood the log."""
+        now = time.monotonic()
+        if now - self._last_drop.get(where, -DROP_INTERVAL) < DROP_INTERVAL:
+            self._drops[where] = self._drops.get(where, 0) + 1
+            return
+        count = self._drops.pop(where, 0)
+        since = f" ({count} more dropped since the last report)" if count else ""
+        self._last_drop[where] = now
+        log.warning("rpc %s: request dropped: %s%s", where, why, since)
 
     async def _call(self, method_name: str, request: RPCRequest) -> Any:
         method = self.methods.get(method_name)
@@ -218,11 +232,18 @@ def _encode_reply(reply: RPCReply, where: str) -> bytes:
 
 
 # -- calling --------------------------------------------------------------------------------
+ROLE_LOGINS = ("driver", "field")  #: broker logins whose executor calls carry their role
+ROLE_SERVICES = ("executor",)  #: services that tell callers apart by role
 class Client:
     """Makes calls: ``await Client(connection).call("executor", "set_mode", "teleop")``."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, role: str | None = None) -> None:
         self.connection = connection
+        # executor calls by a role login go to its own topic (as/<login>/rpc/...), the only one
+        # the broker's ACL lets it write: the executor knows who calls from the topic
+        username = connection.address.username
+        self.role = role if role is not None else (
+            username if username in ROLE_LOGINS else None)
         self.reply_to = connection.topics.reply(connection.client_id)
         self._prefix = uuid.uuid4().hex[:8]
         self._ids = itertools.count(1)
@@ -253,7 +274,10 @@ class Client:
         """Like ``call`` with explicit ``args`` / ``kwargs``."""
         if not self._subscribed:
             await self.start()
-        topic = self.connection.topics.rpc(service, method)
+        topics = self.connection.topics
+        topic = (topics.rpc_as(self.role, service, method)
+                 if self.role is not None and service in ROLE_SERVICES
+                 else topics.rpc(service, method))
         request_id = f"{self._prefix}-{next(self._ids)}"
         payload = encode(RPCRequest(
             id=request_id, reply_to=self.reply_to, args=list(args), kwargs=dict(kwargs or {})
