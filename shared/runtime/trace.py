@@ -17,13 +17,17 @@ ENABLED = DIRECTORY is not None
 _file: TextIO | None = None
 
 
+_pid = 0
+
+
 def hop(name: str) -> None:
     """Record that this process passed hop ``name`` now (no-op unless tracing)."""
     if not ENABLED:
         return
-    global _file
-    if _file is None:
+    global _file, _pid
+    if _file is None or _pid != os.getpid():  # a forked child (the student process) gets its own
         assert DIRECTORY is not None
-        _file = open(os.path.join(DIRECTORY, f"{os.getpid()}.trace"), "a",  # noqa: SIM115
+        _pid = os.getpid()
+        _file = open(os.path.join(DIRECTORY, f"{_pid}.trace"), "a",  # noqa: SIM115
                      buffering=1, encoding="ascii")
     _file.write(f"{time.monotonic_ns()} {name}\n")
