@@ -6,6 +6,7 @@
 Each has ``.url``, ``.host``, ``.port``, ``.stop()`` and ``.start()`` (restart, same port).
 They are function-scoped (a broker starts in ~50 ms): no state leaks between tests.
 ``robot_name`` isolates topics and shared-memory names of concurrent tests.
+``rig`` (``tests/support/device_rig.py``): a device service with virtual devices on Mosquitto.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ import pytest
 from runtime.mqtt_server import quiet_amqtt
 
 from tests.support.brokers import AmqttTestBroker, MosquittoTestBroker, TestBroker, make_broker
+from tests.support.device_rig import (  # noqa: F401 (shared fixtures)
+    rig,
+    rig_discovery_timeout,
+    serial_rig,
+)
 
 quiet_amqtt()
 logging.getLogger("runtime.remote.paho").setLevel(logging.WARNING)

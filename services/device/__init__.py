@@ -1,7 +1,9 @@
 """The device service: finds Smart Devices, speaks their protocol, fills their buffers.
 
 - ``observers.py``: ``EventObserver`` (udev) and ``PollingObserver`` (glob) report ports.
-- ``client.py``: ``SmartDeviceClient``, one conversation with one device.
+- ``identify.py``: which generation a new link speaks.
+- ``session.py``: ``DeviceSession``, what a conversation is whatever the generation;
+  ``client.py``: ``SmartDeviceClient`` (Hibike) and ``lowcar.py``: ``LowcarSession`` build on it.
 - ``manager.py``: ``SmartDeviceManager``, every link and device, and the RPC interface.
 - ``safety.py``: ``StopRules``, the stop rules (pure); ``guard.py``: ``MotorGuard`` applies them.
 - ``announce.py``: ``InfoAnnouncer``, the retained device infos, whatever the broker does.

@@ -15,15 +15,22 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from runtime import protocol
-from runtime.buffer import WAKE_DESIRED, BufferStore, DeviceBuffer, Waiter
-from runtime.catalog import Catalog, DeviceType, default_catalog
+from runtime.backoff import Backoff
+from runtime.buffer import BufferStore, DeviceBuffer
+from runtime.catalog import Catalog, DeviceType
 from runtime.constants import MAX_WRITE_PAYLOAD, motor_stop_values
-from runtime.exception import DeviceError, ParameterError, ProtocolError
+from runtime.exception import DeviceError, ParameterError
 from runtime.protocol import MessageType, Packet
+from runtime.service.device.session import (
+    COMPLAINT_PERIOD,
+    SAFETY_PASS,
+    DeviceGone,
+    DeviceSession,
+)
 from runtime.trace import hop
 
 log = logging.getLogger(__name__)
@@ -32,24 +39,15 @@ DEFAULT_INTERVAL = 0.04  #: seconds between DeviceData of the default subscripti
 SILENCE_LIMIT = 1.0  #: a device silent this long is gone (after a last Ping, see _watchdog)
 SILENCE_PROBE = 0.2  #: seconds a suspected-silent device has to answer a last Ping
 SUBSCRIBE_ATTEMPTS = 3
-COMPLAINT_PERIOD = 5.0  #: seconds between two log lines about bad frames of one device
-READ_CHUNK = 4096
-WRITE_BACKLOG = 4096  #: bytes queued for a link before writes wait for it to drain
-#: seconds between two passes of the write loop: the doorbell writes every change at once, so
-#: the pass is a safety net (and drains a backed-up link); every 40 ms it was a third of the
-#: device service's CPU with 32 devices
-SAFETY_PASS = 0.2
 
-
-class DeviceGone(DeviceError):
-    """The device stopped talking (unplugged, connection lost, or silent for a second)."""
+__all__ = ["COMPLAINT_PERIOD", "DeviceGone", "DuplicateUid", "SmartDeviceClient"]
 
 
 class DuplicateUid(DeviceError):
     """Another link already serves a device with this uid."""
 
 
-class SmartDeviceClient:
+class SmartDeviceClient(DeviceSession):
     """The host side of the protocol for one device (see the module docstring).
 
     Lifecycle: ``start()`` begins reading; ``await identify()`` pings until the device says
@@ -71,43 +69,24 @@ class SmartDeviceClient:
         motors_allowed: Callable[[], bool] = lambda: True,
         poll_interval: float = SAFETY_PASS,
     ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.port = port or _peer_name(writer)
-        self.catalog = catalog or default_catalog()
-        self.silence_limit = silence_limit
-        self.motors_allowed = motors_allowed
-        self.poll_interval = poll_interval
+        super().__init__(reader, writer, port or _peer_name(writer), catalog=catalog,
+                         silence_limit=silence_limit, motors_allowed=motors_allowed,
+                         poll_interval=poll_interval, logger=log)
         self.decoder = protocol.StreamDecoder()
         self.uid: int | None = None
         self.device_type: DeviceType | None = None
-        self.buffer: DeviceBuffer | None = None
         self.subscription: tuple[int, int] = (0, 0)
-        self.last_packet = time.monotonic()
         self.last_data = time.monotonic()  #: last DeviceData (a reset device stops streaming)
         self.resubscribed = 0  #: subscriptions sent again because the data stopped
         self.wanted: tuple[int, int] = (0, 0)  #: the subscription we asked for (and got)
-        self.transport_lost = False  #: the byte stream itself ended (not just silence)
-        self.stalls = 0  #: times the watchdog found the event loop had been paused
         self.heartbeats_answered = 0
         self.errors_reported = 0
         self._identified: asyncio.Future[protocol.SubscriptionResponse] | None = None
         self._subscribed: asyncio.Future[protocol.SubscriptionResponse] | None = None
         self._heartbeat: asyncio.Future[float] | None = None
         self._reads: list[tuple[int, asyncio.Future[dict[str, Any]]]] = []  # (bitmap, answer)
-        self._gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._write_lock = asyncio.Lock()
-        self._closed = False
-        self._held_motors = False
-        self._last_complaint = -COMPLAINT_PERIOD
-        self._complained_frames = 0
         self._widening: asyncio.Task[Any] | None = None
-        #: called after the subscription grew for student reads (the manager re-announces)
-        self.subscription_changed: Callable[[], Awaitable[None]] | None = None
-
-    def __repr__(self) -> str:
-        return f"<SmartDeviceClient {self.name} on {self.port}>"
+        self._started = False
 
     @property
     def name(self) -> str:
@@ -119,9 +98,10 @@ class SmartDeviceClient:
 
     def start(self) -> None:
         """Start reading frames and watching for silence."""
-        if not self._tasks:
-            self._tasks.append(asyncio.create_task(self._read_loop(), name=f"read {self.port}"))
-            self._tasks.append(asyncio.create_task(self._watchdog(), name=f"watch {self.port}"))
+        if not self._started:
+            self._started = True
+            self._spawn(self._read_loop(), "read")
+            self._spawn(self._watchdog(self.silence_limit / 4), "watch")
 
     async def discover(self, buffers: BufferStore, interval: float = 1.0,
                        timeout: float = 10.0) -> DeviceBuffer:
@@ -146,7 +126,8 @@ class SmartDeviceClient:
         if identified is not None:
             self._identified.set_result(identified)
         deadline = None if timeout is None else loop.time() + timeout
-        wait = interval
+        pauses = Backoff(first=interval, maximum=max(interval, 1.0), factor=max(backoff, 1.0))
+        wait = pauses.next()
         while not self._identified.done():
             await self._send(protocol.ping())
             remaining = None if deadline is None else deadline - loop.time()
@@ -158,8 +139,7 @@ class SmartDeviceClient:
             if self._gone.done():
                 raise DeviceGone(f"{self.port} closed during discovery: {self._gone.result()}",
                                  port=self.port)
-            if backoff > 1.0:
-                wait = min(wait * backoff, max(interval, 1.0))
+            wait = pauses.next()
         if not self._identified.done():
             raise DeviceError(
                 f"{self.port} is not a Smart Device: no answer to pings within {timeout:g} s",
@@ -176,7 +156,7 @@ class SmartDeviceClient:
             ) from exc
         self.uid, self.device_type = response.uid, device_type
         self.subscription = (response.params, response.delay_ms)
-        self.last_packet = time.monotonic()
+        self.last_heard = time.monotonic()
         return response.uid
 
     def attach(self, buffers: BufferStore) -> DeviceBuffer:
@@ -186,39 +166,8 @@ class SmartDeviceClient:
         self.buffer = buffers.create_device(self.uid, device_type)
         self.buffer.subscription = self.subscription
         self.buffer.connected = True
-        self._tasks.append(asyncio.create_task(self._write_loop(), name=f"write {self.name}"))
+        self._spawn(self._write_loop(), "write")
         return self.buffer
-
-    @property
-    def gone(self) -> bool:
-        """Has the conversation ended (silence, the link closed, or ``close``)?"""
-        return self._gone.done()
-
-    async def closed(self) -> str:
-        """Wait until the device is gone; why it went."""
-        return await asyncio.shield(self._gone)
-
-    async def close(self, reason: str = "closed", *, keep_transport: bool = False) -> None:
-        """Stop talking to the device and release the buffer, and the port unless
-        ``keep_transport`` (the link then serves its next conversation). Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._lose(reason)
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
-        await asyncio.gather(*(t for t in self._tasks if t is not current),
-                             return_exceptions=True)
-        if self.buffer is not None:
-            self.buffer.connected = False
-            self.buffer.close()
-        if keep_transport and not self.transport_lost:
-            return
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -281,14 +230,6 @@ class SmartDeviceClient:
         finally:
             self._reads.remove((bitmap, answer))
 
-    def _check_readable(self, device_type: DeviceType, bitmap: int, what: str) -> None:
-        unreadable = bitmap & ~device_type.readable_bitmap
-        if unreadable:
-            raise DeviceError(
-                f"{self.name}: cannot {what} params that are not readable: "
-                + ", ".join(device_type.names(unreadable)), uid=str(self.uid),
-            )
-
     async def heartbeat(self, heartbeat_id: int | None = None, timeout: float = 1.0) -> float:
         """Send a HeartBeatRequest; the round trip in seconds (DeviceError on timeout)."""
         loop = asyncio.get_running_loop()
@@ -315,20 +256,6 @@ class SmartDeviceClient:
                 name: zero for name, zero in motor_stop_values(device_type).items()}
             await self._send(protocol.device_write(device_type, zeros))
 
-    async def hold_motors(self, held: bool) -> None:
-        """While held, motor params are sent as 0 whatever the executor asks; on release the
-        latest desired motor values are sent again."""
-        if held == self._held_motors:
-            return
-        self._held_motors = held
-        if held:
-            await self.stop_motors()
-        elif self.buffer is not None and self.device_type is not None:
-            with contextlib.suppress(Exception):
-                values = {p.name: self.buffer.desired(p.name)
-                          for p in self.device_type.motor_params}
-                await self._write_values(values)
-
     # -- internals ---------------------------------------------------------------------------------
 
     def _identified_type(self) -> DeviceType:
@@ -336,74 +263,14 @@ class SmartDeviceClient:
             raise DeviceError(f"{self.port}: the device is not identified yet", port=self.port)
         return self.device_type
 
-    async def _send(self, data: bytes) -> None:
-        self._write_now(data)
-        try:
-            if self._backed_up():
-                await self.writer.drain()
-        except (ConnectionError, OSError) as exc:
-            self._lose(f"write failed: {exc}", transport=True)
-            raise DeviceGone(f"{self.name} on {self.port}: write failed ({exc})",
-                             uid=str(self.uid), port=self.port) from exc
-
-    def _write_now(self, data: bytes) -> None:
-        """Hand ``data`` to the transport (which writes at once when its buffer is empty)."""
-        if self._gone.done():
-            raise DeviceGone(f"{self.name} on {self.port} is gone: {self._gone.result()}",
-                             uid=str(self.uid), port=self.port)
-        try:
-            self.writer.write(data)
-        except (ConnectionError, OSError) as exc:
-            self._lose(f"write failed: {exc}", transport=True)
-            raise DeviceGone(f"{self.name} on {self.port}: write failed ({exc})",
-                             uid=str(self.uid), port=self.port) from exc
-
-    def _lose(self, reason: str, *, transport: bool = False) -> None:
-        self.transport_lost = self.transport_lost or transport
-        if not self._gone.done():
-            self._gone.set_result(reason)
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                data = await self.reader.read(READ_CHUNK)
-                if not data:
-                    self._lose("the connection closed", transport=True)
-                    return
-                bad_before = self.decoder.bad_frames
-                for packet in self.decoder.feed(data):
-                    self.last_packet = time.monotonic()
-                    try:
-                        self._handle(packet)
-                    except (ProtocolError, DeviceError) as exc:
-                        log.warning("%s on %s: bad %s packet: %s", self.name, self.port,
-                                    packet.type.name, exc.message)
-                if self.decoder.bad_frames != bad_before:
-                    self._complain()
-        except (ConnectionError, OSError) as exc:
-            self._lose(f"read failed: {exc}", transport=True)
-        except Exception:
-            log.exception("%s on %s: reading failed", self.name, self.port)
-            self._lose("internal error while reading", transport=True)
-
-    def _complain(self) -> None:
-        """Bad frames: one log line now, then at most one per COMPLAINT_PERIOD with a count."""
-        now = time.monotonic()
-        if now - self._last_complaint < COMPLAINT_PERIOD:
-            return
-        bad = self.decoder.bad_frames - self._complained_frames
-        self._last_complaint, self._complained_frames = now, self.decoder.bad_frames
-        log.warning("%s on %s: %d bad frame(s) skipped, the last one: %s (it happens on noisy "
-                    "cables; the service resynchronised)", self.name, self.port, bad,
-                    self.decoder.last_error)
-
     def _handle(self, packet: Packet) -> None:
+        self.last_heard = time.monotonic()  # any packet proves a Hibike device alive
         kind = packet.type
         if kind == MessageType.HEARTBEAT_REQUEST:
             self.writer.write(protocol.heartbeat_response(0))  # at once, before anything else
             self.heartbeats_answered += 1
         elif kind == MessageType.DEVICE_DATA:
-            self.last_data = self.last_packet
+            self.last_data = self.last_heard
             if self.buffer is not None and self.device_type is not None:
                 values = protocol.parse_values(self.device_type, packet.payload)
                 self.buffer.update(values)
@@ -441,38 +308,22 @@ class SmartDeviceClient:
             if not answer.done() and bitmap & ~carried == 0:
                 answer.set_result({name: values[name] for name in device_type.names(bitmap)})
 
-    async def _watchdog(self) -> None:
-        """A device that says nothing for ``silence_limit`` seconds is gone, judged only after
-        the data already received has been read:
+    def _judged(self) -> bool:
+        return self.uid is not None  # an unidentified link is judged by ``identify``
 
-        - a watchdog that wakes much later than it asked was paused with its whole process
-          (SIGSTOP, a long GC, an overloaded robot): the device talked meanwhile into the
-          kernel's buffer, unread, so the silence clock restarts instead of firing;
-        - a device that looks silent gets a last Ping and ``SILENCE_PROBE`` seconds, in which
-          the read loop also drains anything already buffered; only then is it gone.
-        """
-        period = self.silence_limit / 4
-        loop = asyncio.get_running_loop()
-        while not self._gone.done():
-            asked = loop.time()
-            await asyncio.sleep(period)
-            late = loop.time() - asked - period
-            if late > max(period, 0.1):
-                self.stalls += 1
-                self.last_packet = max(self.last_packet, time.monotonic())
-                continue
-            if self.uid is None:
-                continue
-            if time.monotonic() - self.last_packet <= self.silence_limit:
-                await self._check_stream()
-                continue
-            before = self.last_packet
-            with contextlib.suppress(DeviceError):
-                await self._send(protocol.ping())
-            await asyncio.sleep(min(SILENCE_PROBE, period))
-            if self.last_packet == before:
-                silent = time.monotonic() - self.last_packet
-                self._lose(f"no packet for {silent:.1f} s")
+    async def _silence_verdict(self, period: float) -> None:
+        """A device that looks silent gets a last Ping and ``SILENCE_PROBE`` seconds, in which
+        the read loop also drains anything already buffered; only then is it gone."""
+        before = self.last_heard
+        with contextlib.suppress(DeviceError):
+            await self._send(protocol.ping())
+        await asyncio.sleep(min(SILENCE_PROBE, period))
+        if self.last_heard == before:
+            silent = time.monotonic() - self.last_heard
+            self._lose(f"no packet for {silent:.1f} s")
+
+    async def _talking(self) -> None:
+        await self._check_stream()
 
     async def _check_stream(self) -> None:
         """A device that talks (heartbeats) but stopped streaming its subscription was reset
@@ -491,52 +342,13 @@ class SmartDeviceClient:
         with contextlib.suppress(DeviceError):
             await self._send(protocol.subscription_request(params, delay_ms))
 
-    async def _write_loop(self) -> None:
-        """Send desired values as soon as they are set: in the loop turn the buffer's doorbell
-        rings (the reader callback writes the frame itself), plus a pass every
-        ``poll_interval`` (a safety net) that also waits for a backed-up link to drain."""
-        buffer = self.buffer
-        assert buffer is not None
-        loop = asyncio.get_running_loop()
-        with Waiter() as waiter:
-            waiter.watch(buffer, WAKE_DESIRED)
-            loop.add_reader(waiter.fileno(), self._on_ring, waiter, buffer)
-            try:
-                while not self._gone.done():
-                    waiter.poll()
-                    try:
-                        await self._flush(buffer)
-                    except DeviceGone:
-                        return
-                    except Exception as exc:  # keep the device: log and go on
-                        log.warning("%s: could not send desired values: %s", self.name, exc)
-                    await asyncio.wait((self._gone,), timeout=self.poll_interval)
-            finally:
-                loop.remove_reader(waiter.fileno())
-
-    def _on_ring(self, waiter: Waiter, buffer: DeviceBuffer) -> None:
-        """The buffer rang: write what changed now (a backed-up link waits for the poll pass,
-        which drains it first; the values stay pending in the buffer meanwhile)."""
-        if not waiter.poll() or self._gone.done() or self._backed_up():
-            return
-        hop("device: woken")
-        try:
-            self._flush_now(buffer)
-        except DeviceGone:
-            pass  # the write loop sees _gone and ends
-        except Exception as exc:  # keep the device: log and go on
-            log.warning("%s: could not send desired values: %s", self.name, exc)
-
-    def _backed_up(self) -> bool:
-        return self.writer.transport.get_write_buffer_size() > WRITE_BACKLOG
-
     async def _flush(self, buffer: DeviceBuffer) -> None:
         self._flush_now(buffer)
-        if self._backed_up():
-            await self.writer.drain()
+        await self._drain()
 
-    def _flush_now(self, buffer: DeviceBuffer) -> None:
-        """Student reads and desired values to the device, without waiting."""
+    def _flush_now(self, buffer: DeviceBuffer) -> bool:
+        """Student reads and desired values to the device, without waiting (the doorbell's
+        reader callback calls this: the frame goes out in the loop turn the buffer rang)."""
         self._widen_subscription(buffer)
         reads = buffer.take_reads()
         values = buffer.take_writes()
@@ -544,6 +356,7 @@ class SmartDeviceClient:
             self._write_values_now(values)
         if reads:
             self._write_now(protocol.device_read(reads))
+        return True
 
     def _widen_subscription(self, buffer: DeviceBuffer) -> None:
         """Params that student code reads (the buffer's "wanted" bitmap, set by the executor)
@@ -570,13 +383,11 @@ class SmartDeviceClient:
                             "subscription: %s", self.name, exc)
                 await asyncio.sleep(1.0)  # no retry storm against a device that does not answer
 
-        self._widening = asyncio.create_task(widen(), name=f"widen {self.name}")
-        self._tasks = [task for task in self._tasks if not task.done()] + [self._widening]
+        self._widening = self._spawn(widen(), "widen")
 
     async def _write_values(self, values: dict[str, Any]) -> None:
         self._write_values_now(values)
-        if self._backed_up():
-            await self.writer.drain()
+        await self._drain()
 
     def _write_values_now(self, values: dict[str, Any]) -> None:
         device_type = self._identified_type()

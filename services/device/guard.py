@@ -19,8 +19,8 @@ from runtime.buffer.liveness import LivenessMonitor
 from runtime.exception import BufferStoreError, DeviceError
 from runtime.messages import Match, ServiceStatus
 from runtime.remote import Connection
-from runtime.service.device.client import SmartDeviceClient
 from runtime.service.device.safety import InputState, SafetyState, StopRules, Verdict
+from runtime.service.device.session import DeviceSession
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ INPUT_RECHECK = 0.1
 class MotorGuard:
     """Applies the stop rules (see the module docstring) to ``devices()``."""
 
-    def __init__(self, buffers: BufferStore, devices: Callable[[], Iterable[SmartDeviceClient]],
+    def __init__(self, buffers: BufferStore, devices: Callable[[], Iterable[DeviceSession]],
                  rules: StopRules | None = None, liveness: LivenessMonitor | None = None,
                  period: float = PERIOD) -> None:
         self.buffers = buffers

@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass, field
 
 from runtime import protocol
+from runtime.backoff import Backoff
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import MessageType, Packet, StreamDecoder, lowcar
 from runtime.protocol.lowcar import EITHER_MESSAGE_TYPES, Ack, LowcarMessage
@@ -81,6 +82,7 @@ async def identify(
     decoder = StreamDecoder(EITHER_MESSAGE_TYPES)
     deadline = math.inf if timeout is None else loop.time() + timeout
     next_probe = loop.time()
+    pauses = Backoff(first=retry, maximum=max(retry, RETRY, 1.0), factor=max(backoff, 1.0))
     hints: set[str] = set()
     next_reset = loop.time()
     while True:
@@ -90,9 +92,7 @@ async def identify(
                 writer.write(lowcar.ping() + protocol.ping())
             except (ConnectionError, OSError) as exc:
                 raise DeviceError(f"{port}: cannot probe: {exc}", port=port) from exc
-            next_probe = now + retry
-            if backoff > 1.0:
-                retry = min(retry * backoff, max(RETRY, 1.0))
+            next_probe = now + pauses.next()
         wait = min(next_probe, deadline) - loop.time()
         data = b""
         with contextlib.suppress(TimeoutError):

@@ -24,28 +24,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from runtime.buffer import WAKE_DESIRED, BufferStore, DeviceBuffer, Waiter
-from runtime.catalog import Catalog, DeviceType, default_catalog
+from runtime.buffer import BufferStore, DeviceBuffer
+from runtime.catalog import Catalog, DeviceType
 from runtime.constants import motor_stop_values
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import Packet, lowcar
 from runtime.protocol.lowcar import LowcarMessage
 from runtime.protocol.uid import Uid
 from runtime.service.device.identify import Identity
+from runtime.service.device.session import SAFETY_PASS, DeviceSession
 
 log = logging.getLogger(__name__)
 
 PING_PERIOD = 0.25  #: seconds between two PINGs
 SILENCE_LIMIT = 1.0  #: a device silent this long is dead
 CHECK_PERIOD = 0.2  #: how often silence is checked
-READ_CHUNK = 4096
-COMPLAINT_PERIOD = 5.0
 
 
-class LowcarSession:
+class LowcarSession(DeviceSession):
     """One lowcar device (see the module docstring). Lifecycle: ``discover(buffers)`` creates
     the buffer and starts talking; ``await closed()`` returns when the session ends;
     ``close(reason, keep_stream=...)`` ends it (sending RST)."""
@@ -63,42 +62,22 @@ class LowcarSession:
         silence_limit: float = SILENCE_LIMIT,
         ping_period: float = PING_PERIOD,
         motors_allowed: Callable[[], bool] = lambda: True,
-        poll_interval: float = 0.04,
+        poll_interval: float = SAFETY_PASS,
     ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.port = port
-        self.catalog = catalog or default_catalog()
-        self.silence_limit = silence_limit
+        super().__init__(reader, writer, port, catalog=catalog, silence_limit=silence_limit,
+                         motors_allowed=motors_allowed, poll_interval=poll_interval, logger=log)
         self.ping_period = ping_period
-        self.motors_allowed = motors_allowed
-        self.poll_interval = poll_interval
         self.identity = identity
         self.uid: Uid = identity.uid
         self.device_type: DeviceType = self._type_of(identity.uid)
-        self.buffer: DeviceBuffer | None = None
         self.decoder = lowcar.decoder()
-        self.last_heard = time.monotonic()
         self.acks = 1
         self.resets_sent = 0
         self.device_resets = 0
         self.logs: list[str] = []  #: the device's last LOG lines
         self.written: dict[str, Any] = {}  #: what the device holds (what we last wrote)
         self.reset_by_device = False
-        self.transport_lost = False  #: the byte stream itself ended (not just silence)
-        #: set by the manager like SmartDeviceClient's; lowcar subscriptions never change
-        self.subscription_changed: Callable[[], Awaitable[None]] | None = None
-        self.stalls = 0  #: times the watchdog found the event loop had been paused
-        self._gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._tasks: list[asyncio.Task[Any]] = []
         self._reads: list[asyncio.Future[dict[str, Any]]] = []
-        self._held_motors = False
-        self._closed = False
-        self._last_complaint = -COMPLAINT_PERIOD
-        self._complained_frames = 0
-
-    def __repr__(self) -> str:
-        return f"<LowcarSession {self.name} on {self.port}>"
 
     @property
     def name(self) -> str:
@@ -132,48 +111,22 @@ class LowcarSession:
             self._handle(packet)
         if self.identity.pending:
             self._feed(self.identity.pending)
-        for job, what in ((self._read_loop(), "read"), (self._ping_loop(), "ping"),
-                          (self._watchdog(), "watch"), (self._write_loop(), "write")):
-            self._tasks.append(asyncio.create_task(job, name=f"{what} {self.name}"))
+        self._spawn(self._read_loop(), "read")
+        self._spawn(self._ping_loop(), "ping")
+        self._spawn(self._watchdog(CHECK_PERIOD), "watch")
+        self._spawn(self._write_loop(), "write")
         return self.buffer
-
-    async def closed(self) -> str:
-        """Wait until the session ends; why it ended."""
-        return await asyncio.shield(self._gone)
-
-    @property
-    def gone(self) -> bool:
-        """Has the session ended (silence, RST, the link closed, or ``close``)?"""
-        return self._gone.done()
 
     @property
     def stream_open(self) -> bool:
         """Can the port be probed again after this session (the stream is still there)?"""
         return not (self.transport_lost or self.writer.is_closing() or self.reader.at_eof())
 
-    async def close(self, reason: str = "closed", *, keep_transport: bool = False) -> None:
-        """End the session: RST to the device, buffer released; the stream too unless
-        ``keep_transport`` (to identify whatever answers next on it). Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._lose(reason)
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
-        await asyncio.gather(*(t for t in self._tasks if t is not current),
-                             return_exceptions=True)
+    def _farewell(self) -> None:
+        """Every teardown sends RST, so motors stop even if the device missed the rest."""
         with contextlib.suppress(Exception):
             self.writer.write(lowcar.rst())
             self.resets_sent += 1
-        if self.buffer is not None:
-            self.buffer.connected = False
-            self.buffer.close()
-        if not keep_transport or self.transport_lost:
-            self.writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.writer.wait_closed(), 1.0)
 
     # -- requests (the manager's RPC methods) ----------------------------------------------------
 
@@ -195,10 +148,7 @@ class LowcarSession:
         """The values of the device's next DEVICE_DATA (lowcar has no read request)."""
         wanted = (self.device_type.readable_bitmap if params is None
                   else self.device_type.bitmap(params))
-        unreadable = wanted & ~self.device_type.readable_bitmap
-        if unreadable:
-            raise DeviceError(f"{self.name}: cannot read params that are not readable: "
-                              + ", ".join(self.device_type.names(unreadable)), uid=str(self.uid))
+        self._check_readable(self.device_type, wanted, "read")
         if timeout is None:
             return None
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -232,49 +182,7 @@ class LowcarSession:
             await self._send(lowcar.device_write(self.device_type, motors))
             self.written.update(motors)
 
-    async def hold_motors(self, held: bool) -> None:
-        """While held, motor params are sent as 0 whatever the executor asks; on release the
-        latest desired motor values are sent again."""
-        if held == self._held_motors:
-            return
-        self._held_motors = held
-        if held:
-            await self.stop_motors()
-        elif self.buffer is not None:
-            with contextlib.suppress(Exception):
-                await self._write_values({p.name: self.buffer.desired(p.name)
-                                          for p in self.device_type.motor_params})
-
     # -- internals -------------------------------------------------------------------------------
-
-    async def _send(self, data: bytes) -> None:
-        if self._gone.done():
-            raise DeviceError(f"{self.name} on {self.port} is gone: {self._gone.result()}",
-                              uid=str(self.uid), port=self.port)
-        try:
-            self.writer.write(data)
-            if self.writer.transport.get_write_buffer_size() > 4096:
-                await self.writer.drain()
-        except (ConnectionError, OSError) as exc:
-            self._lose(f"write failed: {exc}", transport=True)
-            raise DeviceError(f"{self.name} on {self.port}: write failed ({exc})",
-                              uid=str(self.uid), port=self.port) from exc
-
-    def _lose(self, reason: str, *, transport: bool = False) -> None:
-        self.transport_lost = self.transport_lost or transport
-        if not self._gone.done():
-            self._gone.set_result(reason)
-
-    def _feed(self, data: bytes) -> None:
-        bad_before = self.decoder.bad_frames
-        for packet in self.decoder.feed(data):
-            try:
-                self._handle(packet)
-            except (ProtocolError, DeviceError) as exc:
-                log.warning("%s on %s: bad %s packet: %s", self.name, self.port,
-                            packet.type.name, exc.message)
-        if self.decoder.bad_frames != bad_before:
-            self._complain()
 
     def _handle(self, packet: Packet) -> None:
         kind = packet.type
@@ -315,32 +223,11 @@ class LowcarSession:
                 if not self.device_type.by_name[name].motor}
         self.written.clear()
         if keep:
-            task = asyncio.create_task(self._write_values(keep), name=f"restore {self.name}")
-            self._tasks.append(task)
+            self._spawn(self._write_back(keep), "restore")
 
-    def _complain(self) -> None:
-        now = time.monotonic()
-        if now - self._last_complaint < COMPLAINT_PERIOD:
-            return
-        bad = self.decoder.bad_frames - self._complained_frames
-        self._last_complaint, self._complained_frames = now, self.decoder.bad_frames
-        log.warning("%s on %s: %d bad frame(s) skipped, the last one: %s (it happens on noisy "
-                    "cables; the service resynchronised)", self.name, self.port, bad,
-                    self.decoder.last_error)
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                data = await self.reader.read(READ_CHUNK)
-                if not data:
-                    self._lose("the connection closed", transport=True)
-                    return
-                self._feed(data)
-        except (ConnectionError, OSError) as exc:
-            self._lose(f"read failed: {exc}", transport=True)
-        except Exception:
-            log.exception("%s on %s: reading failed", self.name, self.port)
-            self._lose("internal error while reading", transport=True)
+    async def _write_back(self, values: dict[str, Any]) -> None:
+        with contextlib.suppress(DeviceError):  # gone meanwhile: the next session starts over
+            await self._write_values(values)
 
     async def _ping_loop(self) -> None:
         while not self._gone.done():
@@ -348,49 +235,20 @@ class LowcarSession:
                 await self._send(lowcar.ping())
             await asyncio.sleep(self.ping_period)
 
-    async def _watchdog(self) -> None:
-        """Dead after ``silence_limit`` s without a packet, judged after reading what arrived:
+    async def _silence_verdict(self, period: float) -> None:
+        """Before a verdict the loop turns a few times, so bytes already received are decoded
+        (a busy loop cannot kill a live device)."""
+        for _ in range(3):
+            await asyncio.sleep(0)
+        silent = time.monotonic() - self.last_heard
+        if silent > self.silence_limit:
+            self._lose(f"no packet for {silent:.1f} s")
 
-        - a watchdog that wakes much later than it asked was paused with its whole process
-          (SIGSTOP, an overloaded robot): the device talked meanwhile into the kernel's buffer,
-          unread, so the silence clock restarts instead of firing;
-        - before a verdict the loop turns a few times, so bytes already received are decoded.
-        """
-        loop = asyncio.get_running_loop()
-        while not self._gone.done():
-            asked = loop.time()
-            await asyncio.sleep(CHECK_PERIOD)
-            if loop.time() - asked - CHECK_PERIOD > max(CHECK_PERIOD, 0.1):
-                self.stalls += 1
-                self.last_heard = max(self.last_heard, time.monotonic())
-                continue
-            if time.monotonic() - self.last_heard <= self.silence_limit:
-                continue
-            for _ in range(3):
-                await asyncio.sleep(0)
-            silent = time.monotonic() - self.last_heard
-            if silent > self.silence_limit:
-                self._lose(f"no packet for {silent:.1f} s")
-
-    async def _write_loop(self) -> None:
-        """Send desired values as soon as they are set (woken by the buffer)."""
-        buffer = self.buffer
-        assert buffer is not None
-        with Waiter() as waiter:
-            waiter.watch(buffer, WAKE_DESIRED)
-            while not self._gone.done():
-                try:
-                    buffer.take_reads()  # every readable param streams: nothing to ask for
-                    values = buffer.take_writes()
-                    if values:
-                        await self._write_values(values)
-                except DeviceError as exc:
-                    if self._gone.done():
-                        return
-                    log.warning("%s: could not send desired values: %s", self.name, exc.message)
-                except Exception as exc:  # keep the device: log and go on
-                    log.warning("%s: could not send desired values: %s", self.name, exc)
-                await waiter.wait_async(self.poll_interval)
+    async def _flush(self, buffer: DeviceBuffer) -> None:
+        buffer.take_reads()  # every readable param streams: nothing to ask for
+        values = buffer.take_writes()
+        if values:
+            await self._write_values(values)
 
     async def _write_values(self, values: dict[str, Any]) -> None:
         """DEVICE_WRITE of the values that differ from what the device holds; motor params

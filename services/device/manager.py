@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 
 from runtime import transport
 from runtime.address import Address, AddressError
+from runtime.backoff import Backoff
 from runtime.buffer import BufferStore
 from runtime.buffer.liveness import LivenessMonitor
 from runtime.catalog import Catalog, default_catalog
@@ -28,13 +29,14 @@ from runtime.messages import DeviceInfo, ParamInfo, SubscriptionInfo
 from runtime.protocol.uid import Generation, Uid, UidError, parse_short
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.device.announce import InfoAnnouncer
-from runtime.service.device.client import SAFETY_PASS, DeviceGone, SmartDeviceClient, _peer_name
+from runtime.service.device.client import DeviceGone, SmartDeviceClient, _peer_name
 from runtime.service.device.guard import PERIOD as SAFETY_PERIOD
 from runtime.service.device.guard import MotorGuard
 from runtime.service.device.identify import Identity, NotASmartDevice, identify
 from runtime.service.device.lowcar import LowcarSession
 from runtime.service.device.observers import Observer
 from runtime.service.device.safety import StopRules
+from runtime.service.device.session import SAFETY_PASS
 from runtime.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -143,15 +145,16 @@ class SmartDeviceManager(Handler):
         """Serve ``port`` while it is present: a link that ends (its device reset, the far end
         of a pseudo-terminal replaced) is opened again with backoff, unless the port was
         rejected (not a Smart Device, or unopenable) until it is unplugged."""
-        delay = REPROBE_FIRST
+        pauses = Backoff(first=REPROBE_FIRST, maximum=1.0)
         try:
             while not self._stopping and port not in self.rejected:
                 opened_at = time.monotonic()
                 await self._serve_port(port, options)
                 if self.observer is not None and port not in self.observer.scan():
                     return  # gone: the observer reports it when it comes back
-                delay = REPROBE_FIRST if time.monotonic() - opened_at > 2.0 else min(delay * 2, 1.0)
-                await asyncio.sleep(delay)
+                if time.monotonic() - opened_at > 2.0:
+                    pauses.reset()  # it served a while: a fresh failure, not a repeated one
+                await pauses.sleep()
         finally:
             if self._ports.get(port) is asyncio.current_task():
                 del self._ports[port]
@@ -279,7 +282,7 @@ class SmartDeviceManager(Handler):
             uid = str(client.uid)
             self.devices[uid] = client
 
-            async def subscription_changed(client: SmartDeviceClient = client) -> None:
+            async def subscription_changed(client: Session = client) -> None:
                 self._announce(client)  # the info shows the widened subscription
 
             client.subscription_changed = subscription_changed

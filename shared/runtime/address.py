@@ -113,7 +113,9 @@ class AddressType(click.ParamType):
     def __init__(self, kinds: Iterable[str] = KINDS) -> None:
         self.kinds = tuple(kinds)
 
-    def get_metavar(self, param: click.Parameter, *args: Any) -> str:
+    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str:
+        """``unix:PATH|tcp:HOST:PORT`` in ``--help`` (click 8.2 and later also pass ``ctx``,
+        by keyword)."""
         return "|".join(FORMS[kind] for kind in self.kinds)
 
     def convert(self, value: Any, param: click.Parameter | None,

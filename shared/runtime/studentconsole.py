@@ -22,6 +22,7 @@ from typing import Any
 
 from runtime.exception import MessageError
 from runtime.messages import LogRecord, decode
+from runtime.topics import parse_topic
 
 HISTORY_LINES = 2000
 HISTORY_SECONDS = 3600.0
@@ -92,8 +93,8 @@ class ConsoleHistory:
 
     def on_log(self, topic: str, payload: bytes) -> None:
         """A ``log/<source>`` message (bad payloads are skipped: a console never fails)."""
-        source = topic.rsplit("/", 1)[-1]
         try:
+            source = parse_topic(topic).source or ""
             record = decode(LogRecord, payload)
         except MessageError:
             return

@@ -43,8 +43,11 @@ class TaskSet:
             self.logger.error("task %s failed", task.get_name(), exc_info=task.exception())
 
     async def cancel_all(self) -> None:
-        """Cancel every task and wait until they have all ended."""
-        tasks = list(self._tasks)
+        """Cancel every task and wait until they have all ended (all but the caller's own task,
+        when it is one of them: a task that cancels its siblings on the way out, e.g. a device
+        session closing itself, goes on to finish its own work)."""
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

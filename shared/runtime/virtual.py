@@ -14,61 +14,35 @@ serial port (``serve_pty``). Fault modes make it misbehave for tests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
-import struct
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any
 
-from cobs import cobs
-
-from runtime import protocol, transport
-from runtime.address import Address
+from runtime import protocol
 from runtime.catalog import Catalog, DeviceType, default_catalog
 from runtime.constants import motor_stop_values
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import MessageType, Packet
 from runtime.protocol.uid import Uid, UidError
+from runtime.virtual_link import (
+    PHYSICS_PERIOD,
+    Faults,
+    VirtualLink,
+    _corrupt_checksum,
+    _f32,
+    sense,
+)
+
+__all__ = ["PHYSICS_PERIOD", "Faults", "VirtualDevice", "_corrupt_checksum", "make_virtual_uid"]
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_PERIOD = 0.2
 SELF_DISABLE_AFTER = 1.0
-PHYSICS_PERIOD = 0.01
 ENCODER_TICKS_PER_SECOND = 1000.0  #: encoder speed at full duty cycle
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Ways a virtual device can misbehave (all off by default)."""
-
-    unresponsive: bool = False  #: reads everything, answers nothing
-    garbage: bool = False  #: sends random bytes between its frames
-    silent_after: int | None = None  #: stops sending after this many packets
-    bad_checksum: bool = False  #: corrupts the checksum of every other frame
-    lose_confirmations: int = 0  #: the first N subscription confirmations are never sent
-
-    @classmethod
-    def parse(cls, names: list[str]) -> Faults:
-        """From ``--fault`` values: unresponsive, garbage, bad-checksum, silent-after:N,
-        lose-confirmations:N."""
-        options: dict[str, Any] = {}
-        for name in names:
-            key, _, value = name.partition(":")
-            if key in ("silent-after", "lose-confirmations") and value.isdigit():
-                options[key.replace("-", "_")] = int(value)
-            elif key in ("unresponsive", "garbage", "bad-checksum") and not value:
-                options[key.replace("-", "_")] = True
-            else:
-                raise DeviceError(
-                    f"unknown fault {name!r}: use unresponsive, garbage, bad-checksum, "
-                    "silent-after:N or lose-confirmations:N", fault=name,
-                )
-        return cls(**options)
 
 
 def make_virtual_uid(device_type: DeviceType, uid: str | int | None = None) -> int:
@@ -91,7 +65,7 @@ def make_virtual_uid(device_type: DeviceType, uid: str | int | None = None) -> i
     return value.value
 
 
-class VirtualDevice:
+class VirtualDevice(VirtualLink):
     """One simulated Smart Device (see the module docstring)."""
 
     def __init__(
@@ -107,7 +81,7 @@ class VirtualDevice:
         self.device_type = (device_type if isinstance(device_type, DeviceType)
                             else catalog.get(device_type))
         self.uid = make_virtual_uid(self.device_type, uid)
-        self.faults = faults
+        super().__init__(faults)
         self.heartbeat_period = heartbeat_period
         self.values: dict[str, Any] = {p.name: p.python_type(0) for p in self.device_type.params}
         self.params = 0
@@ -118,31 +92,14 @@ class VirtualDevice:
         self.confirmations_lost = 0
         self.data_sent = 0  #: DeviceData packets put on the wire
         self.heartbeat_responses = 0  #: HeartBeatResponses it received
-        self.sent = 0
-        self.received: list[Packet] = []
         self.decoder = protocol.StreamDecoder()
         self.last_heartbeat_response = time.monotonic()
-        self._writer: asyncio.StreamWriter | None = None
         self._phase = random.random() * 10
-        self._running = asyncio.Event()  #: cleared while paused (see ``pause``)
-        self._running.set()
 
     def __repr__(self) -> str:
         return f"<VirtualDevice {self.device_type.name} {self.uid}>"
 
     # -- running -------------------------------------------------------------------------------
-
-    def pause(self) -> None:
-        """Freeze like a stalled microcontroller (or a SIGSTOPped simulator): nothing is read,
-        answered or sent until ``resume``; what the host sends meanwhile waits in the stream."""
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
 
     def reset(self, uid: int | None = None) -> None:
         """Reboot like the firmware (subscription forgotten, motors off), optionally flashed
@@ -152,67 +109,11 @@ class VirtualDevice:
         self.params, self.delay_ms = 0, 0
         self._disable()
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Be the device on this stream until it closes."""
-        self._writer = writer
-        self.last_heartbeat_response = time.monotonic()
-        tasks = [asyncio.create_task(job) for job in
-                 (self._stream(), self._heartbeats(), self._physics())]
-        try:
-            while True:
-                await self._running.wait()
-                data = await reader.read(4096)
-                if not data:
-                    break
-                await self._running.wait()  # paused while this read was pending
-                for packet in self.decoder.feed(data):
-                    self.received.append(packet)
-                    del self.received[:-200]
-                    if not self.faults.unresponsive:
-                        self._handle(packet)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def connect(self, address: Address | str) -> None:
-        """Connect to a device service's ``unix:PATH`` / ``tcp:HOST:PORT`` and serve."""
-        where = Address.parse(address, ("unix", "tcp"))
-        try:
-            reader, writer = await transport.open_stream(where)
-        except OSError as exc:  # no device service there: say where was tried
-            raise DeviceError(f"cannot connect to a device service at {address}: "
-                              f"{exc.strerror or exc} (is it running, and is this its "
-                              "--virtual-listen address?)", address=str(address)) from None
-        await self.serve(reader, writer)
-
-    async def serve_pty(self, link: str | Path, ready: asyncio.Event | None = None) -> None:
-        """Open a pseudo-terminal, point ``link`` at its serial side, and serve on it."""
-        async with transport.open_pty(link) as (reader, writer):
-            if ready is not None:
-                ready.set()
-            await self.serve(reader, writer)
+    def _jobs(self) -> list[Coroutine[Any, Any, None]]:
+        self.last_heartbeat_response = time.monotonic()  # a new link: a fresh second
+        return [self._stream(), self._heartbeats(), self._physics()]
 
     # -- protocol ------------------------------------------------------------------------------
-
-    def _send(self, frame: bytes) -> bool:
-        """Put one frame on the wire (as the faults allow); whether it went."""
-        writer = self._writer
-        limit = self.faults.silent_after
-        if writer is None or writer.is_closing() or (limit is not None and self.sent >= limit):
-            return False
-        self.sent += 1
-        if self.faults.bad_checksum and self.sent % 2 == 0:
-            frame = _corrupt_checksum(frame)
-        if self.faults.garbage:
-            writer.write(bytes(random.randrange(1, 256) for _ in range(random.randrange(1, 12))))
-        writer.write(frame)
-        return True
 
     def _handle(self, packet: Packet) -> None:
         kind = packet.type
@@ -290,13 +191,6 @@ class VirtualDevice:
                 self.self_disables += 1
                 self._disable()
 
-    async def _physics(self) -> None:
-        start = time.monotonic()
-        while True:
-            await asyncio.sleep(PHYSICS_PERIOD)
-            await self._running.wait()
-            self.step(PHYSICS_PERIOD, time.monotonic() - start)
-
     def step(self, dt: float, now: float) -> None:
         """Advance the simulated world by ``dt`` seconds."""
         values = self.values
@@ -310,36 +204,14 @@ class VirtualDevice:
             values["enc_vel"] = _f32(velocity)
             values["enc_pos"] = _f32(values["enc_pos"] + velocity * dt)
             values["motor_current"] = _f32(abs(values["duty_cycle"]) * 2.5)
-        elif name == "LimitSwitch":
-            for index in range(3):
-                values[f"switch{index}"] = math.sin(now * (0.5 + index / 3) + self._phase) > 0.6
-        elif name == "LineFollower":
-            for index, side in enumerate(("left", "center", "right")):
-                values[side] = _f32(0.5 + 0.5 * math.sin(now + index + self._phase))
         elif name == "Potentiometer":
             for index in range(3):
                 values[f"pot{index}"] = _f32(0.5 + 0.5 * math.sin(now / (index + 2) + self._phase))
-        elif name == "BatteryBuzzer":
-            values["v_batt"] = _f32(11.1 + 0.2 * math.sin(now / 7))
-            for cell in (1, 2, 3):
-                values[f"v_cell{cell}"] = _f32(3.7 + 0.05 * math.sin(now / 5 + cell))
-            values["calibrated"] = True
         elif name == "RFID":
             values["id"] = self.uid & 0xFFFFFFFF
             values["tag_detect"] = int(math.sin(now + self._phase) > 0)
         elif name == "Encoder":
             values["rotation"] = int(1000 * math.sin(now / 3 + self._phase))
+        else:
+            sense(name, values, now, self._phase)
 
-
-def _f32(value: float) -> float:
-    """Round to float32 (what the wire carries) and keep it finite."""
-    value = max(min(value, 3.0e38), -3.0e38)
-    return struct.unpack("<f", struct.pack("<f", value))[0]
-
-
-def _corrupt_checksum(frame: bytes) -> bytes:
-    """The same packet with a wrong checksum (re-framed so only the checksum is wrong)."""
-    raw = bytearray(cobs.decode(frame[2:]))
-    raw[-1] ^= 0x5A
-    block = cobs.encode(bytes(raw))
-    return bytes((0, len(block))) + block

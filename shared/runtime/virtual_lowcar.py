@@ -15,35 +15,33 @@ the ``deadband`` when the target is 0; the encoder integrates the output. The Hi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
-import struct
 import time
-from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any
 
-from runtime import transport
-from runtime.address import Address
 from runtime.catalog import Catalog, DeviceType, default_catalog
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import Packet, lowcar
 from runtime.protocol.lowcar import LowcarMessage
 from runtime.protocol.uid import Uid
-from runtime.virtual import Faults, _corrupt_checksum, make_virtual_uid
+from runtime.virtual import make_virtual_uid
+from runtime.virtual_link import Faults, VirtualLink, _f32, sense
 
 log = logging.getLogger(__name__)
 
 DATA_PERIOD = 0.02  #: seconds between two DEVICE_DATA (the firmware: 1 ms, link permitting)
 TIMEOUT = 1.0  #: seconds without PING or DEVICE_WRITE before the device resets itself
-PHYSICS_PERIOD = 0.01
 RAMP_RATE = 2.0  #: KoalaBear output change per second at most (duty cycle units)
 ENCODER_TICKS_PER_SECOND = 1000.0  #: encoder speed at full output
 
 
-class VirtualLowcarDevice:
+class VirtualLowcarDevice(VirtualLink):
     """One simulated lowcar device (see the module docstring)."""
+
+    physics_dt = None  #: the firmware integrates over measured time
 
     def __init__(
         self,
@@ -64,7 +62,7 @@ class VirtualLowcarDevice:
                               device_type=found.name)
         self.device_type = found
         self.uid = Uid(make_virtual_uid(found, uid))
-        self.faults = faults
+        super().__init__(faults)
         self.data_period = data_period
         self.timeout = timeout
         self.physics = physics  #: values move by themselves (False: they stay as set)
@@ -74,11 +72,8 @@ class VirtualLowcarDevice:
         self.resets = 0  #: resets for any reason (timeout, RST from the host)
         self.timeouts = 0  #: resets because the host went quiet
         self.acks = 0
-        self.sent = 0
-        self.received: list[Packet] = []
         self.decoder = lowcar.decoder()
         self.last_heard = time.monotonic()
-        self._writer: asyncio.StreamWriter | None = None
         self._phase = random.random() * 10
         self._reset_values()
 
@@ -87,53 +82,10 @@ class VirtualLowcarDevice:
 
     # -- running -------------------------------------------------------------------------------
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Be the device on this stream until it closes."""
-        self._writer = writer
-        jobs = [self._stream(), self._physics()] if self.physics else [self._stream()]
-        tasks = [asyncio.create_task(job) for job in jobs]
-        try:
-            while data := await reader.read(4096):
-                for packet in self.decoder.feed(data):
-                    self.received.append(packet)
-                    del self.received[:-200]
-                    if not self.faults.unresponsive:
-                        self._handle(packet)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def connect(self, address: Address | str) -> None:
-        """Connect to a device service's ``unix:PATH`` / ``tcp:HOST:PORT`` and serve."""
-        reader, writer = await transport.open_stream(Address.parse(address, ("unix", "tcp")))
-        await self.serve(reader, writer)
-
-    async def serve_pty(self, link: str | Path, ready: asyncio.Event | None = None) -> None:
-        """Open a pseudo-terminal, point ``link`` at its serial side, and serve on it."""
-        async with transport.open_pty(link) as (reader, writer):
-            if ready is not None:
-                ready.set()
-            await self.serve(reader, writer)
+    def _jobs(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._stream(), self._physics()] if self.physics else [self._stream()]
 
     # -- protocol ------------------------------------------------------------------------------
-
-    def _send(self, frame: bytes) -> None:
-        writer = self._writer
-        limit = self.faults.silent_after
-        if writer is None or writer.is_closing() or (limit is not None and self.sent >= limit):
-            return
-        self.sent += 1
-        if self.faults.bad_checksum and self.sent % 2 == 0:
-            frame = _corrupt_checksum(frame)
-        if self.faults.garbage:
-            writer.write(bytes(random.randrange(1, 256) for _ in range(random.randrange(1, 12))))
-        writer.write(frame)
 
     def _log(self, text: str) -> None:
         self._send(lowcar.log(text))
@@ -196,14 +148,6 @@ class VirtualLowcarDevice:
                 continue
             self._send(self.data_frame())
 
-    async def _physics(self) -> None:
-        start = last = time.monotonic()
-        while True:
-            await asyncio.sleep(PHYSICS_PERIOD)
-            now = time.monotonic()
-            self.step(now - last, now - start)
-            last = now
-
     def step(self, dt: float, now: float) -> None:
         """Advance the simulated world by ``dt`` seconds."""
         values = self.values
@@ -215,19 +159,10 @@ class VirtualLowcarDevice:
                                              + round(output * ENCODER_TICKS_PER_SECOND * dt))
         elif name == "PolarBear":
             values["motor_current"] = _f32(abs(values["duty_cycle"]) * 2.5)
-        elif name == "LimitSwitch":
-            for index in range(3):
-                values[f"switch{index}"] = math.sin(now * (0.5 + index / 3) + self._phase) > 0.6
-        elif name == "LineFollower":
-            for index, side in enumerate(("left", "center", "right")):
-                values[side] = _f32(0.5 + 0.5 * math.sin(now + index + self._phase))
-        elif name in ("BatteryBuzzer", "PDB"):
-            values["v_batt"] = _f32(11.1 + 0.2 * math.sin(now / 7))
-            for cell in (1, 2, 3):
-                values[f"v_cell{cell}"] = _f32(3.7 + 0.05 * math.sin(now / 5 + cell))
-            values["calibrated"] = True
         elif name == "UltrasonicSensor":
             values["distance"] = _f32(50 + 40 * math.sin(now / 2 + self._phase))
+        else:
+            sense(name, values, now, self._phase)
 
     def _ramp(self, side: str, dt: float) -> float:
         """KoalaBear firmware: ramp toward the (inverted) target; snap inside the deadband."""
@@ -240,11 +175,6 @@ class VirtualLowcarDevice:
             output = 0.0
         self.output[side] = output
         return output
-
-
-def _f32(value: float) -> float:
-    value = max(min(value, 3.0e38), -3.0e38)
-    return struct.unpack("<f", struct.pack("<f", value))[0]  # type: ignore[no-any-return]
 
 
 def _i32(value: int) -> int:

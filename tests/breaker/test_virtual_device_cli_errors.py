@@ -26,9 +26,11 @@ def test_a_bad_uid_is_named(uid: str, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and "invalid literal" not in result.stderr
 
 
-def test_no_device_service_at_the_address_is_said_with_the_address(tmp_path: Path) -> None:
+@pytest.mark.parametrize("generation", ["hibike", "lowcar"])  # one connect for both (VirtualLink)
+def test_no_device_service_at_the_address_is_said_with_the_address(tmp_path: Path,
+                                                                    generation: str) -> None:
     address = f"unix:{tmp_path}/none.sock"
-    result = virtual_device("KoalaBear", "--connect", address)
+    result = virtual_device("KoalaBear", "--generation", generation, "--connect", address)
     assert result.returncode != 0
     assert f"cannot connect to a device service at {address}" in result.stderr
     assert "Traceback" not in result.stderr

@@ -8,13 +8,11 @@ import os
 import socket
 from pathlib import Path
 
-import pytest
 from runtime import protocol
 from runtime.buffer.segment import SHM_DIR
 from runtime.service.device import EventObserver, PollingObserver
 from runtime.virtual import Faults, VirtualDevice
 
-from tests.device.rig import DeviceRig
 from tests.support.wait import wait_for_async
 
 
@@ -33,18 +31,6 @@ def _fds_to(path: str) -> int:
             if os.readlink(f"/proc/self/fd/{fd}") == path:
                 count += 1
     return count
-
-
-@pytest.fixture
-async def serial_rig(mosquitto_broker, robot_name, tmp_path):
-    observer = PollingObserver({str(tmp_path / "ttyVSD*")}, interval=0.05)
-    rig = DeviceRig(mosquitto_broker.url, robot_name)
-    await rig.start(observer, discovery_timeout=1.0)
-    await rig.manager.open_serial_devices()
-    try:
-        yield rig, tmp_path
-    finally:
-        await rig.stop()
 
 
 async def test_a_device_on_a_serial_port_is_discovered_and_driven(serial_rig):

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import pytest
 from runtime import protocol
 from runtime.messages import DeviceInfo, decode
 from runtime.remote import Connection
-from runtime.service.device import PollingObserver
 from runtime.virtual import VirtualDevice
 
 from tests.device.rig import DeviceRig
@@ -24,18 +22,6 @@ async def _pty_device(link, device_type: str, uid=None) -> tuple[VirtualDevice, 
     task = asyncio.create_task(device.serve_pty(link, ready))
     await asyncio.wait_for(ready.wait(), 10)
     return device, task
-
-
-@pytest.fixture
-async def serial_rig(mosquitto_broker, robot_name, tmp_path):
-    rig = DeviceRig(mosquitto_broker.url, robot_name)
-    await rig.start(PollingObserver({str(tmp_path / "ttySES*")}, interval=0.05),
-                    discovery_timeout=1.0)
-    await rig.manager.open_serial_devices()
-    try:
-        yield rig, tmp_path
-    finally:
-        await rig.stop()
 
 
 async def test_a_stalled_device_is_dropped_and_back_when_it_talks_again(rig):

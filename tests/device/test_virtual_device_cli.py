@@ -6,10 +6,6 @@ import asyncio
 import subprocess
 import sys
 
-import pytest
-from runtime.service.device import PollingObserver
-
-from tests.device.rig import DeviceRig
 from tests.support.wait import wait_for_async
 
 RUNTIME = [sys.executable, "-m", "runtime", "virtual-device"]
@@ -37,20 +33,8 @@ async def test_connect_mode_is_discovered(rig):
     await wait_for_async(lambda: rig.infos.get(uid, "absent") is None)
 
 
-@pytest.fixture
-async def pty_rig(mosquitto_broker, robot_name, tmp_path):
-    rig = DeviceRig(mosquitto_broker.url, robot_name)
-    await rig.start(PollingObserver({str(tmp_path / "ttyCLI*")}, interval=0.05),
-                    discovery_timeout=1.0)
-    await rig.manager.open_serial_devices()
-    try:
-        yield rig, tmp_path
-    finally:
-        await rig.stop()
-
-
-async def test_pty_mode_is_opened_as_a_serial_port(pty_rig):
-    rig, directory = pty_rig
+async def test_pty_mode_is_opened_as_a_serial_port(serial_rig):
+    rig, directory = serial_rig
     link = directory / "ttyCLI0"
     process = await _run("LimitSwitch", "--uid", "7", "--pty", str(link))
     try:

@@ -88,6 +88,22 @@ async def test_a_task_set_holds_logs_and_cancels(caplog):
     assert waiting.cancelled() and len(tasks) == 0
 
 
+async def test_a_task_that_cancels_its_set_finishes_its_own_work():
+    """A device session closing itself from one of its own tasks: the siblings stop, the
+    caller goes on (cancelling and awaiting itself would end it half-way)."""
+    tasks = TaskSet(logging.getLogger("test.tasks"))
+    sibling = tasks.spawn(asyncio.Event().wait(), name="sibling")
+    finished = asyncio.Event()
+
+    async def closer() -> None:
+        await tasks.cancel_all()
+        finished.set()
+
+    own = tasks.spawn(closer(), name="closer")
+    await own
+    assert finished.is_set() and sibling.cancelled() and not own.cancelled()
+
+
 async def test_a_flood_of_concurrent_callbacks_is_bounded(mqtt_broker, robot_name, caplog,
                                                          monkeypatch):
     from runtime.remote import connection as module

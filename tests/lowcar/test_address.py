@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -54,9 +55,31 @@ def test_tcp_round_trips(port, host):
     ["virtual-device", "KoalaBear", "--generation", "lowcar", "--connect", "usb:/dev/x"],
     ["virtual-device", "KoalaBear", "--connect", "tcp:localhost"],
     ["service", "device", "--virtual-listen", "serial:/dev/ttyACM0"],
+    ["service", "device", "--virtual-listen", "bogus"],
+    ["up", "--virtual-listen", "bogus"],
+    ["up", "--virtual-listen", "tcp:localhost"],
 ])
 def test_a_bad_address_fails_at_the_command_line(argv):
     result = subprocess.run([*RUNTIME, *argv], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "Invalid value for '--" in result.stderr and "PORT" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1  # one line (the CLI error boundary)
+
+
+@pytest.mark.parametrize("argv", [["up"], ["service", "device"], ["virtual-device"]])
+def test_help_shows_the_accepted_address_forms(argv):
+    """The address type's metavar in ``--help`` (it once crashed ``--help`` on click 8.2+)."""
+    result = subprocess.run([*RUNTIME, *argv, "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "tcp:HOST:PORT" in result.stdout
+
+
+def test_a_bad_virtual_listen_in_the_environment_fails_before_anything_starts(tmp_path):
+    """``RUNTIME_VIRTUAL_LISTEN`` goes through the same click type as the flag."""
+    env = {**os.environ, "RUNTIME_VIRTUAL_LISTEN": "bogus"}
+    result = subprocess.run([*RUNTIME, "up", "--state-dir", str(tmp_path)], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "--virtual-listen" in result.stderr and "unix:PATH" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -11,14 +11,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from runtime.buffer.segment import SHM_DIR
 from runtime.protocol import MessageType, lowcar
 from runtime.protocol.lowcar import LowcarMessage
 from runtime.protocol.uid import Uid
-from runtime.service.device import PollingObserver
 from runtime.virtual import Faults, VirtualDevice
 from runtime.virtual_lowcar import VirtualLowcarDevice
 
@@ -30,13 +28,9 @@ SWITCH = Uid.lowcar(1, 1, 77)
 
 
 @pytest.fixture
-async def rig(mosquitto_broker, robot_name) -> AsyncIterator[DeviceRig]:
-    rig = DeviceRig(mosquitto_broker.url, robot_name)
-    await rig.start(discovery_timeout=5.0)
-    try:
-        yield rig
-    finally:
-        await rig.stop()
+def rig_discovery_timeout() -> float:
+    """These tests give a new port 5 s to identify (the shared ``rig`` defaults to 1 s)."""
+    return 5.0
 
 
 async def plug_lowcar(rig: DeviceRig, type_name: str, uid: Uid | None = None,
@@ -185,18 +179,6 @@ async def test_after_identification_each_device_hears_only_its_own_generation(ri
     # One foreign frame each: the other generation's probe, sent once, dropped by the firmware.
     assert hibike.decoder.bad_frames == 1 and koala.decoder.bad_frames == 1
     assert hibike.self_disables == 0 and koala.timeouts == 0
-
-
-@pytest.fixture
-async def serial_rig(mosquitto_broker, robot_name, tmp_path):
-    observer = PollingObserver({str(tmp_path / "ttyVSD*")}, interval=0.05)
-    rig = DeviceRig(mosquitto_broker.url, robot_name)
-    await rig.start(observer, discovery_timeout=5.0)
-    await rig.manager.open_serial_devices()
-    try:
-        yield rig, tmp_path
-    finally:
-        await rig.stop()
 
 
 async def test_both_generations_on_serial_ports(serial_rig):

@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from runtime.mqtt_server import free_port
 
 from tests.e2e.robot import RunningRobot
+
+# Playwright's assertions retry until their timeout (5 s by default): generous here, since the
+# suite shares two slow cores with whole robots; a passing assertion returns at once.
+expect.set_options(timeout=20_000)
 
 KOALA = str((13 << 72) | (1 << 64) | 42)
 #: Where screenshots for docs/driver-station.md go (RUNTIME_SCREENSHOTS=docs/images ./run test

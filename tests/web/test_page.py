@@ -193,3 +193,23 @@ def test_the_console_keeps_records_in_time_order_and_highlights_errors(page: Pag
     expect(items).to_have_text(["first", "second (it came late)", "third: line 4 went wrong"])
     expect(items.nth(2)).to_have_class(re.compile(r"\berror\b"))
     expect(items.nth(2).locator("a.line-link")).to_have_attribute("data-line", "4")
+
+
+def test_an_estop_is_latched_and_cleared_only_with_a_confirmation(page: Page, station: Station):
+    page.keyboard.press(" ")
+    wait_for(lambda: station.mode() == "estop")
+    clear = page.locator("#btn-clear-estop")
+    expect(clear).to_be_visible()
+    page.click("#btn-teleop")  # refused while latched, and the page says so
+    expect(page.locator("body")).to_contain_text("refused")
+    assert station.mode() == "estop"
+    page.once("dialog", lambda dialog: dialog.dismiss())  # changed one's mind: still latched
+    clear.click()
+    page.click("#btn-teleop")
+    assert station.mode() == "estop"
+    page.once("dialog", lambda dialog: dialog.accept())
+    clear.click()
+    wait_for(lambda: station.mode() == "idle")
+    expect(clear).to_be_hidden()
+    page.click("#btn-teleop")
+    wait_for(lambda: station.mode() == "teleop")

@@ -23,6 +23,7 @@ from runtime.exception import MessageError, MQTTConnectionError, RPCError
 from runtime.messages import LogRecord, decode
 from runtime.remote import Client, Connection
 from runtime.studentconsole import from_wire, lines, parse_since, relevant
+from runtime.topics import parse_topic
 
 
 @main.command()
@@ -68,10 +69,11 @@ async def _console(params: dict[str, Any], since: float | None, follow: bool,
 
     def on_log(topic: str, payload: bytes) -> None:
         try:
+            source = parse_topic(topic).source or ""
             record = decode(LogRecord, payload)
         except MessageError:
             return
-        if not relevant(topic.rsplit("/", 1)[-1], record):
+        if not relevant(source, record):
             return
         if held is not None:
             held.append(record)

@@ -30,6 +30,7 @@ from astroid.exceptions import AstroidError  # type: ignore[import-untyped]
 from runtime.buffer.inputs import AXES, BUTTONS, KEYS
 from runtime.catalog import Catalog, DeviceType, default_catalog
 from runtime.exception import CatalogError
+from runtime.protocol.uid import Uid, UidError
 
 STUB = Path(__file__).with_name("student.pyi")
 SETUP_MAIN = ("autonomous_setup", "autonomous_main", "teleop_setup", "teleop_main")
@@ -261,7 +262,7 @@ class _Checker:
         type_id: int | None = None
         short = SHORT_FORM.match(name)
         if name.isdecimal():
-            type_id = int(name) >> 72
+            type_id = _type_field(name)
         elif short:
             type_id = int(short.group(1))
         elif self.aliases is not None:
@@ -277,7 +278,7 @@ class _Checker:
                               f"{', '.join(known) or 'none'}; add one with `runtime alias set "
                               f"{name} UID`)")
                 return None
-            type_id = int(uid) >> 72 if str(uid).isdecimal() else None
+            type_id = _type_field(uid)
         if type_id is None:
             return None
         try:
@@ -347,3 +348,11 @@ def _returns_value(function: nodes.FunctionDef) -> bool:
     """Does ``function`` ever ``return`` something (a factory may return a function)?"""
     return any(node.value is not None and node.scope() is function
                for node in function.nodes_of_class(nodes.Return))
+
+
+def _type_field(uid: object) -> int | None:
+    """The catalog key of a uid (its type field), or None when ``uid`` is not one."""
+    try:
+        return Uid.parse(uid).type_field
+    except UidError:
+        return None

@@ -43,9 +43,7 @@ class SimulatedDevice:
     def parse(cls, spec: str, default_id: int = 1) -> SimulatedDevice:
         """``TYPE`` or ``TYPE:UID`` (UID: the full decimal uid or its 64-bit id part); a
         ``TYPE`` alone gets the id part ``default_id``."""
-        type_name, _, uid = spec.partition(":")
-        if uid and not (uid.isascii() and uid.isdigit()):
-            raise DeviceError(f"--simulate {spec}: the uid must be a decimal number", spec=spec)
+        type_name, _, uid = spec.partition(":")  # a uid is checked by Uid.parse, the one parser
         try:
             return cls(type_name, uid or default_id)
         except (CatalogError, DeviceError) as exc:

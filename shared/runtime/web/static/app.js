@@ -119,6 +119,7 @@ function showMatch(match) {
     `${match && match.start_pos ? ` · ${match.start_pos}` : ""}`;
   document.querySelectorAll("[data-mode-button]").forEach((b) =>
     b.classList.toggle("current", b.dataset.modeButton === mode));
+  $("#btn-clear-estop").hidden = mode !== "estop";
   if (match) {
     $("#alliance").value = match.alliance || "";
     $("#start-pos").value = match.start_pos || "";
@@ -135,7 +136,7 @@ function updateControls() {
   document.querySelectorAll("[data-control]").forEach((node) => { node.disabled = !enabled; });
 }
 
-async function setMode(mode) {
+async function setMode(mode, extra = {}) {
   if (!canControl()) {
     say(state.readOnly ? `"${login().user}" may only watch: mode not changed.` :
       "Not connected: mode not changed.", "error", "mode");
@@ -143,10 +144,19 @@ async function setMode(mode) {
   }
   try {
     const match = await state.link.call("executor", "set_mode", [],
-      { mode, alliance: $("#alliance").value || null, start_pos: $("#start-pos").value || null }, 3000);
+      { mode, alliance: $("#alliance").value || null, start_pos: $("#start-pos").value || null,
+        ...extra }, 3000);
     showMatch(match);
   } catch (error) {
     say(`Mode ${mode} refused: ${error.message}`, "error", "mode");
+  }
+}
+
+function clearEstop() {
+  // an estop is latched (docs/deployment.md, Authority): clearing it is a deliberate act, and
+  // the executor refuses it from a driver station login (only field control or an operator)
+  if (window.confirm("Clear the estop? The robot goes to idle; start it again afterwards.")) {
+    setMode("idle", { clear_estop: true });
   }
 }
 
@@ -320,6 +330,7 @@ document.querySelectorAll("[data-mode-button]").forEach((b) => {
   b.onclick = () => setMode(b.dataset.modeButton);
 });
 $("#btn-estop").onclick = estop;
+$("#btn-clear-estop").onclick = clearEstop;
 $("#slot").onchange = (e) => driver.setSlot(Number(e.target.value));
 $("#alliance").onchange = () => setMode(state.mode === "unknown" ? "idle" : state.mode);
 $("#start-pos").onchange = () => setMode(state.mode === "unknown" ? "idle" : state.mode);
