@@ -5,6 +5,10 @@ gamepad -> motor path every service wakes at least once per change, and the loop
 a wake-up costs in Python (see docs/performance.md). ``RUNTIME_EVENT_LOOP=asyncio`` falls back to
 the standard loop (to compare, or should uvloop ever misbehave); so does a machine without
 uvloop, which Runtime does not need in order to work.
+
+The embedded amqtt broker (``runtime mqtt-server``, ``runtime up``, the tests' broker) stays on
+the standard loop: under uvloop its ``stop()`` once hung past its 10 s limit in a broker-restart
+test, and amqtt is not on a robot that runs Mosquitto.
 """
 
 from __future__ import annotations

@@ -46,7 +46,6 @@ from amqtt.contexts import Action
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
-from runtime import eventloop
 from runtime.exception import MQTTConnectionError
 from runtime.mqtt_auth import AccessList, PasswordFile
 
@@ -339,7 +338,7 @@ class EmbeddedBrokerThread:
             ready = threading.Event()
 
             def run() -> None:
-                loop = eventloop.new_event_loop()
+                loop = asyncio.new_event_loop()
                 self._loop = loop
                 asyncio.set_event_loop(loop)
                 ready.set()

@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 
-from runtime import eventloop
 from runtime.cli.common import connection_options, password_file_option
 from runtime.cli.errors import fail
 from runtime.cli.main import main
@@ -74,9 +73,7 @@ def mqtt_server(listen: str, broker_password_file: Path | None, acl_file: Path |
                        err=True)
             await _until_signal()
 
-    # uvloop: the broker is on the gamepad -> motor path. A taken port: one line from the
-    # error boundary.
-    eventloop.run(run())
+    asyncio.run(run())  # a taken port: one line from the error boundary
 
 
 def payload_json(payload: bytes) -> dict[str, Any]:

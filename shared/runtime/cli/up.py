@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from runtime import eventloop
 from runtime.cli.common import service_options
 from runtime.cli.errors import fail
 from runtime.cli.main import main
@@ -114,4 +113,4 @@ def up(ctx: click.Context, listen: str, simulate: tuple[str, ...],
 
     with contextlib.suppress(KeyboardInterrupt):
         # A refused start (port taken, robot already running): one line from the boundary.
-        sys.exit(eventloop.run(run()))
+        sys.exit(asyncio.run(run()))
