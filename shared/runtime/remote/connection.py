@@ -231,9 +231,16 @@ async def _until_disconnected(client: aiomqtt.Client) -> None:
     """Wait until aiomqtt says the connection ended; raise ``MqttError`` like its message
     iterator does (the cause is the connection's error, if any)."""
     disconnected = client._disconnected
+    # Its exception is read even when we stop waiting first (a close): no "never retrieved".
+    disconnected.add_done_callback(_retrieve)
     await asyncio.wait((disconnected,))  # never cancels the future itself (aiomqtt owns it)
     cause = None if disconnected.cancelled() else disconnected.exception()
     raise aiomqtt.MqttError("Disconnected during message iteration") from cause
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _is_async(callback: Callable[..., Any]) -> bool:
