@@ -44,6 +44,7 @@ KOALA_ID = 42
 PROGRAM = '''
 def teleop_setup():
     print("gateway teleop setup")
+    Robot.log("setup_runs", 7)
 
 def teleop_main():
     Robot.set_value("koala", "duty_cycle_a", Gamepad.get_value("joystick_left_y"))
@@ -192,6 +193,12 @@ async def test_dawn_drives_the_simulated_motor_and_sees_the_print(rig: Robot) ->
     log = await dawn.receive_until(LOG, lambda m: any("gateway teleop setup" in line
                                                       for line in m.payload))
     assert all(line.endswith("\n") for line in log.payload)
+
+    def custom_has_setup_runs(message: pb.DevData) -> bool:  # the student's Robot.log
+        custom = next(d for d in message.devices if d.name == "CustomData")
+        return any(p.name == "setup_runs" and p.ival == 7 for p in custom.params)
+
+    await dawn.receive_until(DEVICE_DATA, custom_has_setup_runs)
 
     async def keep_driving() -> None:
         while True:
