@@ -28,6 +28,7 @@ from runtime.exception import MessageError
 from runtime.messages import GamepadInput, KeyboardInput
 from runtime.remote import Connection
 from runtime.topics import GAMEPAD_COUNT, Topics
+from runtime.trace import hop
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class InputBridge:
 
     # -- callbacks (run inline on the MQTT loop: keep them short) ---------------------------
     def on_gamepad(self, topic: str, message: GamepadInput | None) -> None:
+        hop("broker: input received")
         assert self.topics is not None
         try:
             index = self.topics.parse(topic).index
@@ -85,6 +87,7 @@ class InputBridge:
             self._disconnect(buffer, "its driver station said it is gone")
             return
         buffer.update(buttons=message.buttons, axes=message.axes, ts=time.time())
+        hop("broker: buffer written")
         self._mark_fresh(buffer)
 
     def on_keyboard(self, topic: str, message: KeyboardInput | None) -> None:

@@ -25,7 +25,13 @@ from runtime.catalog import Catalog, DeviceType
 from runtime.constants import MAX_WRITE_PAYLOAD, motor_stop_values
 from runtime.exception import DeviceError, ParameterError
 from runtime.protocol import MessageType, Packet
-from runtime.service.device.session import COMPLAINT_PERIOD, DeviceGone, DeviceSession
+from runtime.service.device.session import (
+    COMPLAINT_PERIOD,
+    SAFETY_PASS,
+    DeviceGone,
+    DeviceSession,
+)
+from runtime.trace import hop
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,7 @@ class SmartDeviceClient(DeviceSession):
         catalog: Catalog | None = None,
         silence_limit: float = SILENCE_LIMIT,
         motors_allowed: Callable[[], bool] = lambda: True,
-        poll_interval: float = 0.04,
+        poll_interval: float = SAFETY_PASS,
     ) -> None:
         super().__init__(reader, writer, port or _peer_name(writer), catalog=catalog,
                          silence_limit=silence_limit, motors_allowed=motors_allowed,
@@ -337,13 +343,20 @@ class SmartDeviceClient(DeviceSession):
             await self._send(protocol.subscription_request(params, delay_ms))
 
     async def _flush(self, buffer: DeviceBuffer) -> None:
+        self._flush_now(buffer)
+        await self._drain()
+
+    def _flush_now(self, buffer: DeviceBuffer) -> bool:
+        """Student reads and desired values to the device, without waiting (the doorbell's
+        reader callback calls this: the frame goes out in the loop turn the buffer rang)."""
         self._widen_subscription(buffer)
         reads = buffer.take_reads()
         values = buffer.take_writes()
         if values:
-            await self._write_values(values)
+            self._write_values_now(values)
         if reads:
-            await self._send(protocol.device_read(reads))
+            self._write_now(protocol.device_read(reads))
+        return True
 
     def _widen_subscription(self, buffer: DeviceBuffer) -> None:
         """Params that student code reads (the buffer's "wanted" bitmap, set by the executor)
@@ -373,13 +386,18 @@ class SmartDeviceClient(DeviceSession):
         self._widening = self._spawn(widen(), "widen")
 
     async def _write_values(self, values: dict[str, Any]) -> None:
+        self._write_values_now(values)
+        await self._drain()
+
+    def _write_values_now(self, values: dict[str, Any]) -> None:
         device_type = self._identified_type()
         if not self.motors_allowed():
             for name, zero in motor_stop_values(device_type).items():
                 if name in values:
                     values[name] = zero
         for chunk in _chunks(device_type, values):
-            await self._send(protocol.device_write(device_type, chunk))
+            self._write_now(protocol.device_write(device_type, chunk))
+        hop("device: DeviceWrite written")
 
 
 ERROR_CODES = {0xFD: "unexpected delimiter", 0xFE: "bad checksum", 0xFF: "generic error"}

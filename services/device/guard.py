@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 INPUT_KEYS = ("0", "1", "2", "3", "keyboard")
 PERIOD = 0.02  #: seconds between two checks of the stop rules
 STALL = 0.1  #: a check this late means this process was paused (see ``run``)
+#: seconds between two checks that the input buffers are still their owner's (a few syscalls
+#: each): a restarted broker service is followed this much later, well within the 500 ms after
+#: which the old buffers' input counts as stale anyway
+INPUT_RECHECK = 0.1
 
 
 class MotorGuard:
@@ -46,6 +50,8 @@ class MotorGuard:
         self.executor_started = 0.0  #: when the running executor started (its status)
         self.verdict: Verdict = self.rules.check(SafetyState())
         self._inputs: dict[str, GamepadBuffer | KeyboardBuffer] = {}
+        self._inputs_found: list[GamepadBuffer | KeyboardBuffer] = []
+        self._inputs_checked = -INPUT_RECHECK  #: monotonic time of the last full check
 
     @property
     def allowed(self) -> bool:
@@ -90,7 +96,15 @@ class MotorGuard:
         )
 
     def _input_buffers(self) -> list[GamepadBuffer | KeyboardBuffer]:
-        """The input buffers, (re)attached when missing or replaced by a restarted broker."""
+        """The input buffers, (re)attached when missing or replaced by a restarted broker
+        (looked at every ``INPUT_RECHECK`` s: the check runs 50 times a second and on every
+        message, and an idle robot should cost next to nothing; a broker service that starts
+        late is seen at most that much later: until then its input counts as absent, which
+        holds motors in teleop, the safe side)."""
+        now = time.monotonic()
+        if now - self._inputs_checked < INPUT_RECHECK:
+            return self._inputs_found
+        self._inputs_checked = now
         found = []
         for key in INPUT_KEYS:
             buffer = self._inputs.get(key)
@@ -104,6 +118,7 @@ class MotorGuard:
                     continue
                 self._inputs[key] = buffer
             found.append(buffer)
+        self._inputs_found = found
         return found
 
     async def apply(self) -> None:

@@ -35,7 +35,7 @@ from runtime.protocol import Packet, lowcar
 from runtime.protocol.lowcar import LowcarMessage
 from runtime.protocol.uid import Uid
 from runtime.service.device.identify import Identity
-from runtime.service.device.session import DeviceSession
+from runtime.service.device.session import SAFETY_PASS, DeviceSession
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class LowcarSession(DeviceSession):
         silence_limit: float = SILENCE_LIMIT,
         ping_period: float = PING_PERIOD,
         motors_allowed: Callable[[], bool] = lambda: True,
-        poll_interval: float = 0.04,
+        poll_interval: float = SAFETY_PASS,
     ) -> None:
         super().__init__(reader, writer, port, catalog=catalog, silence_limit=silence_limit,
                          motors_allowed=motors_allowed, poll_interval=poll_interval, logger=log)

@@ -36,6 +36,7 @@ from runtime.service.device.identify import Identity, NotASmartDevice, identify
 from runtime.service.device.lowcar import LowcarSession
 from runtime.service.device.observers import Observer
 from runtime.service.device.safety import StopRules
+from runtime.service.device.session import SAFETY_PASS
 from runtime.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class SmartDeviceManager(Handler):
         self,
         buffers: BufferStore,
         observer: Observer | None = None,
-        poll_interval: float = 0.04,
+        poll_interval: float = SAFETY_PASS,
         discovery_timeout: float = 10.0,
         *,
         catalog: Catalog | None = None,

@@ -33,10 +33,15 @@ from runtime.complaints import Complaints
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import Packet
 from runtime.tasks import TaskSet
+from runtime.trace import hop
 
 READ_CHUNK = 4096
 COMPLAINT_PERIOD = 5.0  #: seconds between two log lines about bad frames of one device
 DRAIN_ABOVE = 4096  #: bytes queued for the device before a write waits for the stream
+#: seconds between two passes of the write loop: the doorbell writes (or wakes the loop for)
+#: every change at once, so the pass is a safety net; every 40 ms it was a third of the device
+#: service's CPU with 32 devices (docs/performance.md)
+SAFETY_PASS = 0.2
 
 
 class DeviceGone(DeviceError):
@@ -142,17 +147,33 @@ class DeviceSession:
     # -- the byte stream ---------------------------------------------------------------------------
 
     async def _send(self, data: bytes) -> None:
-        if self._gone.done():
-            raise DeviceGone(f"{self.name} on {self.port} is gone: {self._gone.result()}",
-                             uid=str(self.uid), port=self.port)
+        self._write_now(data)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait for a backed-up link (over ``DRAIN_ABOVE`` bytes queued) to take its bytes."""
         try:
-            self.writer.write(data)
-            if self.writer.transport.get_write_buffer_size() > DRAIN_ABOVE:
+            if self._backed_up():
                 await self.writer.drain()
         except (ConnectionError, OSError) as exc:
             self._lose(f"write failed: {exc}", transport=True)
             raise DeviceGone(f"{self.name} on {self.port}: write failed ({exc})",
                              uid=str(self.uid), port=self.port) from exc
+
+    def _write_now(self, data: bytes) -> None:
+        """Hand ``data`` to the transport (which writes at once when its buffer is empty)."""
+        if self._gone.done():
+            raise DeviceGone(f"{self.name} on {self.port} is gone: {self._gone.result()}",
+                             uid=str(self.uid), port=self.port)
+        try:
+            self.writer.write(data)
+        except (ConnectionError, OSError) as exc:
+            self._lose(f"write failed: {exc}", transport=True)
+            raise DeviceGone(f"{self.name} on {self.port}: write failed ({exc})",
+                             uid=str(self.uid), port=self.port) from exc
+
+    def _backed_up(self) -> bool:
+        return bool(self.writer.transport.get_write_buffer_size() > DRAIN_ABOVE)
 
     async def _read_loop(self) -> None:
         try:
@@ -223,22 +244,59 @@ class DeviceSession:
     # -- the buffer --------------------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        """Send desired values as soon as they are set (woken by the buffer)."""
+        """Send desired values as soon as they are set. The event loop itself watches the
+        buffer's doorbell: a generation that can write without waiting (``_flush_now``) writes
+        the frame in the loop turn it rang; otherwise, or when the link is backed up, the
+        coroutine is woken to ``_flush`` (and drain). It also passes every ``poll_interval``,
+        a safety net."""
         buffer = self.buffer
         assert buffer is not None
+        loop = asyncio.get_running_loop()
+        rang = asyncio.Event()
         with Waiter() as waiter:
             waiter.watch(buffer, WAKE_DESIRED)
-            while not self._gone.done():
-                try:
-                    await self._flush(buffer)
-                except DeviceError as exc:
-                    if self._gone.done():
-                        return
-                    self.log.warning("%s: could not send desired values: %s", self.name,
-                                     exc.message)
-                except Exception as exc:  # keep the device: log and go on
-                    self.log.warning("%s: could not send desired values: %s", self.name, exc)
-                await waiter.wait_async(self.poll_interval)
+            loop.add_reader(waiter.fileno(), self._on_ring, waiter, buffer, rang)
+            try:
+                while not self._gone.done():
+                    waiter.poll()
+                    try:
+                        await self._flush(buffer)
+                    except DeviceError as exc:
+                        if self._gone.done():
+                            return
+                        self.log.warning("%s: could not send desired values: %s", self.name,
+                                         exc.message)
+                    except Exception as exc:  # keep the device: log and go on
+                        self.log.warning("%s: could not send desired values: %s", self.name,
+                                         exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(rang.wait(), self.poll_interval)
+                    rang.clear()
+            finally:
+                loop.remove_reader(waiter.fileno())
+
+    def _on_ring(self, waiter: Waiter, buffer: DeviceBuffer, rang: asyncio.Event) -> None:
+        """The buffer rang: write what changed now, or wake the write loop to do it."""
+        if not waiter.poll() or self._gone.done():
+            return
+        hop("device: woken")
+        if self._backed_up():
+            rang.set()
+            return
+        try:
+            if not self._flush_now(buffer):
+                rang.set()
+        except DeviceError as exc:
+            if not self._gone.done():
+                self.log.warning("%s: could not send desired values: %s", self.name,
+                                 exc.message)
+        except Exception as exc:  # keep the device: log and go on
+            self.log.warning("%s: could not send desired values: %s", self.name, exc)
+
+    def _flush_now(self, buffer: DeviceBuffer) -> bool:
+        """Write what ``buffer`` has pending without waiting; False if this generation cannot
+        (then its write loop's ``_flush`` does it)."""
+        return False
 
     async def _flush(self, buffer: DeviceBuffer) -> None:
         raise NotImplementedError

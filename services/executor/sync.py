@@ -42,6 +42,7 @@ import runtime.service
 from runtime.api import StudentCodeStopped
 from runtime.exception import ExecutionError, ExecutionTimeout
 from runtime.service.executor.request import ExecutionRequest, Outcome, function_name
+from runtime.trace import hop
 
 REPEAT = 0.05  #: seconds between re-raises once a call must end
 DEFER = 0.001  #: retry delay when a signal lands in Runtime's own code
@@ -255,6 +256,7 @@ class SyncExecutor:
                     self._arm(timeout)
                     if self._stop_wanted():
                         raise StudentCodeStopped
+                    hop("executor: main entered")
                     outcome.value = func(*args)
                 finally:
                     self._disarm()
@@ -303,6 +305,7 @@ class SyncExecutor:
                 if reason == "stop" or self._stop_wanted():
                     break
                 if reason == "wake":
+                    hop("executor: woken")
                     self.early_calls += 1
                     outcome = self._periodic_call(request, period)
                     if outcome.status == "stopped":

@@ -50,6 +50,7 @@ from runtime.exception import (
     RuntimeBaseException,
 )
 from runtime.protocol.uid import Uid, UidError, parse_short
+from runtime.trace import hop
 
 RECHECK = 0.25  # seconds a device resolution is trusted before it is checked again
 
@@ -268,6 +269,7 @@ class Robot:
                 raise StudentCodeStopped
             try:
                 buffer.set(param, value)
+                hop("executor: set_value")
             except RuntimeBaseException as exc:
                 raise _explain(exc, f"Robot.set_value({device!r}, {param!r}, "
                                     f"{_short_repr(value)})", device, param) from None

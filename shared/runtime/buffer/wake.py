@@ -226,6 +226,12 @@ class Waiter:
         """Readable when a wake-up may be due: then call ``wait(0)``, which says if it is."""
         return self._socket.fileno()
 
+    def poll(self) -> bool:
+        """Re-arm and say whether a watched buffer changed, without waiting: for a caller that
+        watches :meth:`fileno` itself (the device service acts in the loop turn the doorbell
+        rings, instead of resuming a coroutine turns later)."""
+        return self._rearm()
+
     def _rearm(self) -> bool:
         """Drain the doorbell, clear our pending flags, then re-check the level: True if any
         watched buffer changed (for our mask) since we last looked. The order matters (see

@@ -227,6 +227,22 @@ class _Subscriber:
             self.worker.cancel()
 
 
+async def _until_disconnected(client: aiomqtt.Client) -> None:
+    """Wait until aiomqtt says the connection ended; raise ``MqttError`` like its message
+    iterator does (the cause is the connection's error, if any)."""
+    disconnected = client._disconnected
+    # Its exception is read even when we stop waiting first (a close): no "never retrieved".
+    disconnected.add_done_callback(_retrieve)
+    await asyncio.wait((disconnected,))  # never cancels the future itself (aiomqtt owns it)
+    cause = None if disconnected.cancelled() else disconnected.exception()
+    raise aiomqtt.MqttError("Disconnected during message iteration") from cause
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _is_async(callback: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
         getattr(callback, "__call__", None)  # noqa: B004 (callable objects)
@@ -672,6 +688,11 @@ class Connection:
         """One connection: connect, restore state, dispatch until it drops."""
         client = self._new_client()
         async with client:
+            # Messages go from paho's read callback straight to the subscribers, in the loop
+            # turn that read them: aiomqtt's own path (a queue, then a task and asyncio.wait per
+            # message in ``client.messages``) costs three more loop turns per message, on every
+            # hop of the gamepad -> motor path. Set before any SUBSCRIBE, so nothing is queued.
+            client._client.on_message = self._on_paho_message
             session = _Session(client)
             self._client = client
             self._lost = session.lost
@@ -688,8 +709,7 @@ class Connection:
                 self._session_now = session
                 self.connected.set()
                 self.spawn(self._announce(session), name=f"announce {self}")
-                async for message in client.messages:
-                    self._dispatch(message.topic.value, message.payload)  # type: ignore[arg-type]
+                await _until_disconnected(client)
             finally:
                 self.connected.clear()
                 self._client = None
@@ -697,6 +717,13 @@ class Connection:
                 if not session.lost.done():
                     session.lost.set_result(None)
                 session.announced.set()
+
+    def _on_paho_message(self, client: Any, userdata: Any, message: Any) -> None:
+        """paho's ``on_message``: dispatch now. Never raises (paho would end the session)."""
+        try:
+            self._dispatch(message.topic, message.payload)
+        except Exception:
+            log.exception("dispatching a message on %r failed", message.topic)
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
         for subscribers in self._matcher.iter_match(topic):

@@ -1,0 +1,364 @@
+"""Gamepad to motor, end to end: ``input/gamepad/0`` published -> DeviceWrite read by a device.
+
+    ./run bench e2e [--changes 500] [--broker mosquitto|embedded|both] [--hops] [--json]
+
+The path measured is the whole robot's, as deployed: a gamepad axis published on MQTT -> the
+broker service (input into the shared-memory gamepad buffer) -> the executor's wake-up ->
+``teleop_main`` -> ``Robot.set_value`` -> the device service's wake-up -> the DeviceWrite bytes
+on a serial port, read by a Smart Device on a pseudo-terminal. The three services run as
+separate processes (``runtime service broker|executor|device``), as compose runs them. The
+figure for one change is the time from the publish to the DeviceWrite carrying its value,
+timed in this process with the monotonic clock; changes come every 20-50 ms (a driver's rate).
+
+The floor, in the same run: a raw MQTT publish-to-receive between two plain paho clients on the
+same broker, the part of the path no Runtime code can remove.
+
+``--hops`` asks every service to record a timestamp at each hop (``RUNTIME_TRACE``; the
+monotonic clock is one clock for every process of the machine) and prints where the time goes.
+
+Anchor: PiE's C runtime on this machine class, gamepad -> test device: median 0.85 ms, max
+1.44 ms. Targets (issue 14): Mosquitto median <= 0.6 ms, p99 <= 1.2 ms; embedded median <= 1.2 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import contextlib
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import psutil
+from runtime.messages import GamepadInput, encode
+from runtime.mqtt_server import free_port
+from runtime.remote import Client, Connection
+from runtime.virtual import VirtualDevice
+from stats import percentile
+
+PROGRAM = '''
+def teleop_main():
+    Robot.set_value("koala", "duty_cycle_a", Gamepad.get_value("joystick_left_y"))
+'''
+SERVICES = ("broker", "executor", "device")
+
+
+class TimedKoala(VirtualDevice):
+    """A KoalaBear that notes when a DeviceWrite with ``duty_cycle_a == expected`` arrives."""
+
+    expected: float | None = None
+    arrival_ns = 0
+    arrived: asyncio.Event
+
+    def _apply(self, written: dict[str, Any]) -> None:
+        value = written.get("duty_cycle_a")
+        if self.expected is not None and value is not None and abs(value - self.expected) < 1e-4:
+            self.arrival_ns = time.monotonic_ns()
+            self.expected = None
+            self.arrived.set()
+        super()._apply(written)
+
+
+def figures(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    return {"median": round(ordered[len(ordered) // 2], 3),
+            "p90": round(percentile(ordered, 0.90), 3),
+            "p99": round(percentile(ordered, 0.99), 3),
+            "max": round(ordered[-1], 3), "samples": len(ordered)}
+
+
+def start_broker(kind: str, directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    if kind == "mosquitto":
+        config = directory / "mosquitto.conf"
+        config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                          "set_tcp_nodelay true\n")
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        argv = [binary, "-c", str(config)]
+    else:
+        argv = [sys.executable, "-m", "runtime", "mqtt-server", "--listen", f"127.0.0.1:{port}"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return process, f"mqtt://127.0.0.1:{port}"
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit(f"the {kind} broker did not start")
+
+
+def floor(url: str, changes: int) -> list[float]:
+    """Publish -> receive between two plain paho clients (QoS 0, TCP_NODELAY), in ms."""
+    host, port = url.removeprefix("mqtt://").split(":")
+    topic = f"bench/floor/{uuid.uuid4().hex[:8]}"
+    received = threading.Event()
+    arrival = [0]
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        arrival[0] = time.monotonic_ns()
+        received.set()
+
+    clients = []
+    for role in ("sub", "pub"):
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"floor-{role}")
+        client.connect(host, int(port))
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.loop_start()
+        clients.append(client)
+    sub, pub = clients
+    sub.on_message = on_message
+    sub.subscribe(topic)
+    time.sleep(0.3)
+    samples = []
+    for _ in range(changes):
+        received.clear()
+        start = time.monotonic_ns()
+        pub.publish(topic, b"x" * 40)
+        if received.wait(5):
+            samples.append((arrival[0] - start) / 1e6)
+        time.sleep(random.uniform(0.005, 0.01))
+    for client in clients:
+        client.loop_stop()
+        client.disconnect()
+    return samples
+
+
+async def call_until_up(client: Client, service: str, method: str, *args: Any) -> Any:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return await client.call(service, method, *args, timeout=1)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str, Any]:
+    robot = f"e2e{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "NO_COLOR": "1"}
+    trace_dir = directory / "trace"
+    if hops:
+        trace_dir.mkdir(exist_ok=True)
+        env["RUNTIME_TRACE"] = str(trace_dir)
+    link = directory / "ttyKoala0"
+    device = TimedKoala("KoalaBear")
+    device.arrived = asyncio.Event()
+    ready = asyncio.Event()
+    device_task = asyncio.create_task(device.serve_pty(link, ready))
+    await ready.wait()
+    log = (directory / f"services-{robot}.log").open("w")
+    processes = [subprocess.Popen(
+        [sys.executable, "-m", "runtime", "service", name, "--mqtt", url, "--robot", robot,
+         "--state-dir", str(directory), "--observer", "poll",
+         "--serial-glob", str(directory / "ttyKoala*")],
+        stdout=log, stderr=log, env=env) for name in SERVICES]
+    try:
+        async with Connection(url, robot=robot) as connection:
+            await connection.wait_connected(10)
+            client = Client(connection)
+            await call_until_up(client, "broker", "set_alias", "koala", str(device.uid))
+            await call_until_up(client, "executor", "upload", PROGRAM)
+            deadline = time.monotonic() + 30
+            while not any(entry.get("uid") == str(device.uid)
+                          for entry in await call_until_up(client, "device", "list")):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the device service never found the pty device")
+                await asyncio.sleep(0.1)
+            topic = connection.topics.gamepad(0)
+
+            async def send(value: float) -> None:
+                await connection.publish(topic, encode(GamepadInput(
+                    buttons=0, axes=[0.0, value, 0.0, 0.0], ts=time.time())))
+
+            await send(0.0)
+            await client.call("executor", "set_mode", "teleop", timeout=5)
+            await asyncio.sleep(0.5)
+            idle_from = time.monotonic(), cpu_seconds(processes)
+            await asyncio.sleep(2.0)
+            busy_from = time.monotonic(), cpu_seconds(processes)
+            samples = []
+            marks = []
+            lost = 0
+            last = 0.0
+            for _ in range(changes):
+                value = last
+                while value == last:
+                    value = round(random.uniform(-0.95, 0.95), 3)
+                last = value
+                device.expected = value
+                device.arrived.clear()
+                start = time.monotonic_ns()
+                await send(value)
+                try:
+                    await asyncio.wait_for(device.arrived.wait(), 2)
+                except TimeoutError:
+                    print(f"a change to {value} never reached the device", file=sys.stderr)
+                    lost += 1
+                    continue
+                samples.append((device.arrival_ns - start) / 1e6)
+                marks.append((start, device.arrival_ns))
+                await asyncio.sleep(random.uniform(0.02, 0.05))
+            busy_to = time.monotonic(), cpu_seconds(processes)
+            await client.call("executor", "set_mode", "idle", timeout=5)
+        used = cpu_per_change(idle_from, busy_from, busy_to, len(samples))
+        result: dict[str, Any] = {"e2e_ms": samples, "lost": lost, "cpu_us_per_change": used}
+        if hops:
+            result["hops"] = breakdown(trace_dir, marks)
+        return result
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        device_task.cancel()
+        await asyncio.gather(device_task, return_exceptions=True)
+
+
+#: The hops of one change, in the order the path passes them (names as in ``trace.hop``).
+CHAIN = ("broker: input received", "broker: buffer written", "executor: woken",
+         "executor: main entered", "executor: set_value", "device: woken",
+         "device: DeviceWrite written")
+ARRIVAL = "device read DeviceWrite"
+
+
+def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU time (user + system) used so far by each service and its child processes."""
+    used = {}
+    for name, process in zip(SERVICES, processes, strict=True):
+        total = 0.0
+        with contextlib.suppress(psutil.NoSuchProcess):
+            root = psutil.Process(process.pid)
+            for member in (root, *root.children(recursive=True)):
+                total += _on_cpu(member)
+        used[name] = total
+    return used
+
+
+def _on_cpu(process: psutil.Process) -> float:
+    """Seconds on a CPU, every thread: ``/proc/PID/schedstat`` counts in ns (``cpu_times``
+    only in 10 ms ticks, too coarse for a few hundred microseconds per change)."""
+    try:
+        with open(f"/proc/{process.pid}/schedstat") as stat:
+            return int(stat.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            return times.user + times.system
+    return 0.0
+
+
+def cpu_per_change(idle_from: tuple[float, dict[str, float]],
+                   busy_from: tuple[float, dict[str, float]],
+                   busy_to: tuple[float, dict[str, float]], changes: int) -> dict[str, float]:
+    """Microseconds of CPU each service spent per change, its teleop idle rate (measured just
+    before) taken out. CPU time hardly depends on how loaded the machine is, so this is the
+    figure to compare runs on a busy machine by, where latencies are mostly waiting for a core.
+    """
+    idle_seconds, busy_seconds = busy_from[0] - idle_from[0], busy_to[0] - busy_from[0]
+    spent = {}
+    for name in SERVICES:
+        idle_rate = (busy_from[1][name] - idle_from[1][name]) / idle_seconds
+        busy = busy_to[1][name] - busy_from[1][name] - idle_rate * busy_seconds
+        spent[name] = round(busy / max(changes, 1) * 1e6, 1)
+    return spent
+
+
+def breakdown(trace_dir: Path, marks: list[tuple[int, int]]) -> dict[str, dict[str, Any]]:
+    """Per hop: ms from the publish to it (``at``) and from the hop before it (``step``).
+
+    Each change is followed along :data:`CHAIN`: a hop is the first event of its name after
+    the previous hop found (so a periodic call or a poll between changes is not taken for
+    this change's), before the device read the write. A hop the change did not pass (the
+    executor called ``teleop_main`` on its tick, not woken early) is left out of that change.
+    """
+    events: dict[str, list[int]] = {}
+    for file in trace_dir.glob("*.trace"):
+        for line in file.read_text().splitlines():
+            stamp, _, name = line.partition(" ")
+            if stamp.isdigit():
+                events.setdefault(name, []).append(int(stamp))
+    for stamps in events.values():
+        stamps.sort()
+    at: dict[str, list[float]] = {}
+    step: dict[str, list[float]] = {}
+    for start, end in marks:
+        previous = start
+        for name in (*CHAIN, ARRIVAL):
+            if name == ARRIVAL:
+                stamp: int | None = end
+            else:
+                stamps = events.get(name, [])
+                index = bisect.bisect_left(stamps, previous)
+                stamp = stamps[index] if index < len(stamps) and stamps[index] <= end else None
+            if stamp is None:
+                continue
+            at.setdefault(name, []).append((stamp - start) / 1e6)
+            step.setdefault(name, []).append((stamp - previous) / 1e6)
+            previous = stamp
+    return {name: {"at": figures(at[name]), "step": figures(step[name])}
+            for name in (*CHAIN, ARRIVAL) if name in at}
+
+
+def report(label: str, stats: dict[str, float]) -> str:
+    return (f"{label:34s} median {stats['median']:7.3f}  p90 {stats['p90']:7.3f}  "
+            f"p99 {stats['p99']:7.3f}  max {stats['max']:7.3f} ms  ({stats['samples']})")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=500)
+    parser.add_argument("--broker", choices=("mosquitto", "embedded", "both"), default="both")
+    parser.add_argument("--hops", action="store_true", help="per-hop breakdown (RUNTIME_TRACE)")
+    args = parser.parse_args()
+    kinds = ("mosquitto", "embedded") if args.broker == "both" else (args.broker,)
+    results: dict[str, Any] = {"benchmark": "e2e", "changes": args.changes}
+    for kind in kinds:
+        directory = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+        broker, url = start_broker(kind, directory)
+        try:
+            floor_ms = await asyncio.to_thread(floor, url, min(args.changes, 300))
+            measured = await path(url, directory, args.changes, args.hops)
+        finally:
+            broker.terminate()
+            broker.wait(10)
+            shutil.rmtree(directory, ignore_errors=True)
+        entry: dict[str, Any] = {"floor_ms": figures(floor_ms),
+                                 "e2e_ms": figures(measured["e2e_ms"])}
+        print(report(f"{kind}: MQTT floor (paho -> paho)", entry["floor_ms"]))
+        print(report(f"{kind}: gamepad -> DeviceWrite", entry["e2e_ms"]), flush=True)
+        entry["cpu_us_per_change"] = measured["cpu_us_per_change"]
+        entry["lost"] = measured["lost"]
+        print(f"{kind}: CPU per change (us): " + ", ".join(
+            f"{name} {used:.0f}" for name, used in measured["cpu_us_per_change"].items())
+            + f"; changes that never arrived: {measured['lost']}")
+        if "hops" in measured:
+            entry["hops"] = measured["hops"]
+            print(f"    {'hop':30s} {'since publish: median':>22s} {'step: median':>13s}"
+                  f" {'p90':>7s} {'p99':>7s} ms  (changes)")
+            for name, stats in measured["hops"].items():
+                at, step = stats["at"], stats["step"]
+                print(f"    {name:30s} {at['median']:22.3f} {step['median']:13.3f} "
+                      f"{step['p90']:7.3f} {step['p99']:7.3f}     ({step['samples']})")
+        results[kind] = entry
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
