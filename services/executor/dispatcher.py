@@ -57,7 +57,7 @@ from runtime.service.executor.authority import (
 from runtime.service.executor.loader import MODES, store_source
 from runtime.service.executor.runner import (
     DEFAULT_TIMEOUTS,
-    MODE_NAMES,
+    requested_match,
     timeout_for,
     timeouts_from_options,
 )
@@ -247,16 +247,7 @@ class Dispatcher(Handler):
                     role: str = "operator", clear_estop: bool = False) -> tuple[Match, bool]:
         """Switch modes now (on the event loop); the new match and whether the same mode was
         restarted. Motors are 0 and ``match`` is queued before this returns."""
-        mode = MODE_NAMES.get(mode, mode) if isinstance(mode, str) else mode
-        try:
-            match = validate(Match, {"mode": mode, "alliance": alliance, "start_pos": start_pos,
-                                     "since": time.time()})
-        except MessageError:
-            raise ExecutionError(
-                f"cannot set mode {mode!r} (alliance {alliance!r}, start_pos {start_pos!r}): "
-                "mode must be idle, auto, teleop or estop; alliance blue, gold or None; "
-                "start_pos left, right or None", mode=repr(mode), alliance=repr(alliance),
-                start_pos=repr(start_pos)) from None
+        match = requested_match(mode, alliance, start_pos)
         refusal = check_mode_change(ModeRequest(role, str(match.mode), bool(clear_estop)),
                                     RobotState(self.latched, self.field_connected))
         if refusal is not None:

@@ -55,6 +55,21 @@ student_log = logging.getLogger("student")
 DEFAULT_TIMEOUTS: dict[str, float] = {"import": 2.0, "*_setup": 2.0, "*_main": 0.02}
 FALLBACK_TIMEOUT = 2.0
 MODE_NAMES = {"autonomous": "auto"}  # accepted spellings
+
+
+def requested_match(mode: Any, alliance: Any = None, start_pos: Any = None) -> Match:
+    """The ``Match`` a ``set_mode`` asks for (``"autonomous"`` is ``auto``), since now;
+    ``ExecutionError`` naming every allowed value if it is not one."""
+    mode = MODE_NAMES.get(mode, mode) if isinstance(mode, str) else mode
+    try:
+        return validate(Match, {"mode": mode, "alliance": alliance, "start_pos": start_pos,
+                                "since": time.time()})
+    except MessageError:
+        raise ExecutionError(
+            f"cannot set mode {mode!r} (alliance {alliance!r}, start_pos {start_pos!r}): "
+            "mode must be idle, auto, teleop or estop; alliance blue, gold or None; "
+            "start_pos left, right or None", mode=repr(mode), alliance=repr(alliance),
+            start_pos=repr(start_pos)) from None
 INPUT_CHECK = 0.1  # seconds between driver-input checks while no *_main runs
 EARLY_GAP = 0.001  #: at least this many seconds between two early *_main calls
 
@@ -184,16 +199,7 @@ class StudentRunner:
     def change_mode(self, mode: Any, alliance: Any = None, start_pos: Any = None) -> Match:
         """Switch modes now: motors to 0 and actions cancelled here, the code in the main
         thread stopped and the new mode's started there; ``match`` goes to the listeners."""
-        mode = MODE_NAMES.get(mode, mode) if isinstance(mode, str) else mode
-        try:
-            match = validate(Match, {"mode": mode, "alliance": alliance, "start_pos": start_pos,
-                                     "since": time.time()})
-        except MessageError:
-            raise ExecutionError(
-                f"cannot set mode {mode!r} (alliance {alliance!r}, start_pos {start_pos!r}): "
-                "mode must be idle, auto, teleop or estop; alliance blue, gold or None; "
-                "start_pos left, right or None", mode=repr(mode), alliance=repr(alliance),
-                start_pos=repr(start_pos)) from None
+        match = requested_match(mode, alliance, start_pos)
         with self._mode_lock:
             current = self.match
             if match.mode == current.mode:
