@@ -345,6 +345,10 @@ def test_runtime_up_runs_the_gateway(tmp_path) -> None:
                            "--gateway", f"127.0.0.1:{port}")
     try:
         running.wait_for_line(f"Dawn and Shepherd on 127.0.0.1:{port}")
+        services = running.wait_for_line("  services ")
+        assert "gateway (pid " in services, running.output()
+        # the port is checked once, before the gateway takes it (not again, when it is ours)
+        assert "in use" not in running.output(), running.output()
 
         async def echo() -> int:
             dawn = await PieClient.connect("127.0.0.1", port, DAWN)

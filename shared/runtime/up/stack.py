@@ -109,6 +109,7 @@ class Stack:
         self.config = config
         self.gateway = gateway  #: where Dawn and Shepherd connect (None: no gateway)
         self.gateway_problem: str | None = None
+        self._service_names: tuple[str, ...] | None = None
         self.station = station or DriverStation(web=None)
         self.listen = listen
         self.simulated = list(simulate)
@@ -196,13 +197,15 @@ class Stack:
     def service_names(self) -> tuple[str, ...]:
         """The services this stack runs: the three, plus the gateway if asked for and its
         port is free (a busy port is reported, not fatal: the robot runs without it)."""
-        if self.gateway is None:
-            return SERVICES
-        if self.gateway_problem is None and not port_free(*self.gateway):
+        if self._service_names is not None:  # decided once: later the gateway holds its port
+            return self._service_names
+        if self.gateway is not None and not port_free(*self.gateway):
             self.gateway_problem = (f"port {self.gateway[1]} is in use: choose another with "
                                     "--gateway HOST:PORT")
             log.warning("gateway not started: %s", self.gateway_problem)
-        return SERVICES if self.gateway_problem else (*SERVICES, "gateway")
+        self._service_names = (SERVICES if self.gateway is None or self.gateway_problem
+                               else (*SERVICES, "gateway"))
+        return self._service_names
 
     def service_argv(self, name: str) -> list[str]:
         """``python -m runtime service NAME`` with this stack's common options."""
