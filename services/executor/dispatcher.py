@@ -57,6 +57,7 @@ from runtime.service.executor.authority import (
 from runtime.service.executor.loader import MODES, store_source
 from runtime.service.executor.runner import (
     DEFAULT_TIMEOUTS,
+    level_number,
     requested_match,
     timeout_for,
     timeouts_from_options,
@@ -408,8 +409,7 @@ class Dispatcher(Handler):
                                     message=message, context=context))
 
     def _publish_log(self, record: LogRecord) -> None:
-        student_log.log(logging.ERROR if record.level == "error" else logging.WARNING
-                        if record.level == "warning" else logging.INFO, "%s", record.message)
+        student_log.log(level_number(record.level), "%s", record.message)
         self._emit("log", record)
 
     def _emit(self, kind: str, payload: BaseModel) -> None:

@@ -434,8 +434,7 @@ class StudentRunner:
         """A student log record: to the listeners (``log/student``) and the local log."""
         record = LogRecord(ts=time.time(), level=level, logger=logger, message=message,
                            context=context)
-        student_log.log(logging.getLevelName(level.upper()) if level != "info" else logging.INFO,
-                        "%s", message)
+        student_log.log(level_number(level), "%s", message)
         self._emit("log", record)
 
     def _emit(self, kind: str, payload: BaseModel) -> None:
@@ -445,6 +444,13 @@ class StudentRunner:
                 listener(kind, payload)
             except Exception:
                 log.exception("listener failed on %s", kind)
+
+
+def level_number(level: str) -> int:
+    """The ``logging`` level of a student record's level name (``"error"`` -> ERROR); INFO for
+    anything else, so a record never fails to be logged over its level."""
+    number = logging.getLevelName(level.upper())
+    return number if isinstance(number, int) else logging.INFO
 
 
 def _function(module: Any, name: str) -> Any:
