@@ -54,7 +54,9 @@ async def test_a_call_made_the_instant_a_service_is_online_is_answered(
                     assert result["mode"] == "idle"
                 else:
                     assert result == CALLS[name][1]
-                assert service.said(f"{name} service ready")
+                # the log line is written just after "online" is published: a poll, not a race
+                await wait_for_async(lambda s=service: s.said(f"{s.name} service ready"),
+                                     timeout=30, message=service.output)
             messages = await calls["broker"][1]
             assert any(m["symbol"] == "undefined-variable" for m in messages)
         finally:
