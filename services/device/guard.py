@@ -23,6 +23,7 @@ from runtime.messages import Match, ServiceStatus
 from runtime.remote import Connection
 from runtime.service.device.safety import InputState, SafetyState, StopRules, Verdict
 from runtime.service.device.session import DeviceSession
+from runtime.trace import hop
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class MotorGuard:
         """Follow the match and the executor's status on ``connection``, and the mode the
         executor states in shared memory."""
         loop = asyncio.get_running_loop()
-        self.liveness.watch_mode(loop, lambda: self._spawn_apply(loop))
+        self.liveness.watch_mode(loop, lambda: self._on_stated_mode(loop))
         await connection.subscribe_typed(connection.topics.match, Match, self._on_match, qos=1)
         await connection.subscribe_typed(connection.topics.status("executor"), ServiceStatus,
                                          self._on_executor, qos=1)
@@ -78,10 +79,19 @@ class MotorGuard:
         self._inputs.clear()
         self.liveness.close()
 
-    def _spawn_apply(self, loop: asyncio.AbstractEventLoop) -> None:
-        task = loop.create_task(self.apply(), name="stop rules: executor stated a mode")
-        self._applying.add(task)
-        task.add_done_callback(self._applied)
+    def _on_stated_mode(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The executor stated a mode: a stop is written to the devices in this loop turn;
+        the log line (and a release) follow in a task."""
+        hop("device: stated mode rang")
+        try:
+            verdict = self.apply_now()
+        except Exception:
+            log.exception("applying the stop rules failed")
+            return
+        if verdict is not None:
+            task = loop.create_task(self._finish(verdict), name="stop rules: stated mode")
+            self._applying.add(task)
+            task.add_done_callback(self._applied)
 
     def _applied(self, task: asyncio.Task[None]) -> None:
         self._applying.discard(task)
@@ -141,21 +151,40 @@ class MotorGuard:
         return found
 
     async def apply(self) -> None:
-        """Check the rules; on a new verdict, one log line naming the rule and the devices,
-        motors held or released, and a Disable when the holding rule asks for one."""
+        """Check the rules; on a new verdict, motors held or released, a Disable when the
+        holding rule asks for one, and one log line naming the rule and the devices."""
+        verdict = self.apply_now()
+        if verdict is not None:
+            await self._finish(verdict)
+
+    def apply_now(self) -> Verdict | None:
+        """Check the rules; the new verdict, or None if it did not change. A verdict that
+        holds the motors is written to every device (zeros, and Disable if the rule asks)
+        before this returns: stops never wait for a later loop turn."""
         verdict = self.rules.check(self.safety_state())
-        previous = self.verdict
-        if verdict == previous:
-            return
+        if verdict == self.verdict:
+            return None
         self.verdict = verdict
+        if not verdict.allowed:
+            for client in list(self.devices()):
+                try:
+                    client.stop_now(verdict.disable)
+                except DeviceError as exc:
+                    log.warning("%s", exc.message)
+        return verdict
+
+    async def _finish(self, verdict: Verdict) -> None:
+        """After ``apply_now``: the release of the motors (it may wait for a link), then the
+        log line (it costs a publish, so it comes after the devices)."""
         clients = list(self.devices())
-        for client in clients:  # the devices first, the log line after: it costs a publish
-            try:
-                await client.hold_motors(not verdict.allowed)
-                if verdict.disable:
-                    await client.disable()
-            except DeviceError as exc:
-                log.warning("%s", exc.message)
+        if verdict.allowed:
+            for client in clients:
+                if verdict != self.verdict:
+                    break  # held again meanwhile: that verdict wrote its zeros already
+                try:
+                    await client.hold_motors(False)
+                except DeviceError as exc:
+                    log.warning("%s", exc.message)
         names = ", ".join(c.name for c in clients) or "no device connected"
         if verdict.allowed:
             log.info("motors released (%s): every stop rule passes", names)

@@ -166,20 +166,19 @@ class LowcarSession(DeviceSession):
         raise DeviceError(f"{self.name} speaks lowcar, which has no heartbeats: its liveness is "
                           "its DEVICE_DATA stream", uid=str(self.uid))
 
-    async def disable(self) -> None:
+    def disable_now(self) -> None:
         """Motors to 0, then RST (the firmware resets: motors off, PID defaults)."""
-        await self.stop_motors()
-        await self._send(lowcar.rst())
+        self.stop_motors_now()
+        self._write_now(lowcar.rst())
         self.resets_sent += 1
         for param in self.device_type.params:  # what a reset restores is no longer "held"
             if param.motor or param.name.startswith("pid_"):
                 self.written.pop(param.name, None)
 
-    async def stop_motors(self) -> None:
-        """Send 0 to every motor param, now."""
+    def stop_motors_now(self) -> None:
         motors = motor_stop_values(self.device_type)
         if motors:
-            await self._send(lowcar.device_write(self.device_type, motors))
+            self._write_now(lowcar.device_write(self.device_type, motors))
             self.written.update(motors)
 
     # -- internals -------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ from runtime.service.executor.runner import (
     timeouts_from_options,
 )
 from runtime.service.executor.zygote import StudentProcess, Zygote
+from runtime.trace import hop
 
 log = logging.getLogger("runtime.service.executor")
 student_log = logging.getLogger("student")
@@ -251,6 +252,7 @@ class Dispatcher(Handler):
                     role: str = "operator", clear_estop: bool = False) -> tuple[Match, bool]:
         """Switch modes now (on the event loop); the new match and whether the same mode was
         restarted. Motors are 0 and ``match`` is queued before this returns."""
+        hop("executor: mode change asked")
         match = requested_match(mode, alliance, start_pos)
         refusal = check_mode_change(ModeRequest(role, str(match.mode), bool(clear_estop)),
                                     RobotState(self.latched, self.field_connected))
@@ -268,6 +270,7 @@ class Dispatcher(Handler):
             return self.match, False
         restarted = match.mode == current.mode
         self._state_mode(str(match.mode))
+        hop("executor: mode stated")
         stopped = self.api.stop_motors()
         if match.mode == "estop" and not self.latched:
             self._set_latched(True)
