@@ -46,6 +46,7 @@ from typing import Any
 from devices import start_mosquitto
 from hops import breakdown
 from runtime.aliases import set_alias
+from runtime.eventloop import run
 from runtime.messages import LogRecord, decode
 from runtime.protocol import MessageType
 from runtime.remote import Client, Connection
@@ -268,4 +269,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())  # uvloop, as the services: the bench's device is a harness, not under test
