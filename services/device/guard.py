@@ -114,11 +114,12 @@ class MotorGuard:
 
     def safety_state(self) -> SafetyState:
         """What the stop rules look at, read now from the match, statuses and buffers."""
+        silent_for, stated_mode = self.liveness.read()
         return SafetyState(
             mode=self.mode, mode_since=self.mode_since, executor_online=self.executor_online,
             executor_started=self.executor_started,
-            executor_silent_for=self.liveness.silent_for(),
-            executor_mode=self.liveness.mode(),
+            executor_silent_for=silent_for,
+            executor_mode=stated_mode,
             inputs=tuple(InputState(b.connected, b.ts) for b in self._input_buffers()
                          if not b.closed),
             now=time.time(),

@@ -159,13 +159,19 @@ class LivenessMonitor:
     def mode(self) -> str | None:
         """The mode the executor states in the segment; None without a live segment or before
         the executor stated one."""
-        buffer = self._attach()
-        if buffer is None:
-            return None
+        return self.read()[1]
+
+    def read(self) -> tuple[float | None, str | None]:
+        """``(silent_for(), mode())`` from one look at the segment (one liveness check of
+        the mapping: the device service asks 50 times a second)."""
+        silent = self.silent_for()
+        buffer = self._buffer
+        if silent is None or buffer is None:
+            return silent, None
         try:
-            return buffer.mode
+            return silent, buffer.mode
         except BufferStoreError:
-            return None
+            return silent, None
 
     def watch_mode(self, loop: asyncio.AbstractEventLoop, on_change: Callable[[], None]) -> None:
         """Call ``on_change()`` on ``loop`` in the loop turn the executor states a new mode
