@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -117,7 +118,8 @@ async def test_lines_that_do_not_concern_the_student_stay_in_the_device_log(cons
     assert not any("after the run" in message for message in console.messages())
 
 
-async def test_a_flood_is_collapsed_and_the_service_stays_responsive(console):
+async def test_a_flood_is_collapsed_and_the_service_stays_responsive(console, caplog):
+    caplog.set_level(logging.INFO, "runtime.service.device.lowcar")
     koala = await console.plug(KOALA)
     await console.rig.set_mode("teleop")
     koala.say(*["stuck in a loop"] * 300, "out of the loop")  # one burst
@@ -143,6 +145,18 @@ async def test_a_flood_is_collapsed_and_the_service_stays_responsive(console):
 
     await wait_for_async(lambda: accounted() == len(lines), message=lambda: str(accounted()))
     assert len(console.records) - before < len(lines) // 10
+
+    # The service log takes at most 20 of them a second; the next line after that second
+    # brings the count (poll: say one more line until it does).
+    counted = re.compile(r"lowcar KoalaBear 6_4660 sent (\d+) more LOG lines than the 20")
+
+    def count_logged() -> re.Match[str] | None:
+        koala.say("still here")
+        return counted.search(caplog.text)
+
+    found = await wait_for_async(count_logged, interval=0.2)
+    logged = caplog.text.count("lowcar KoalaBear 6_4660 says: count ")
+    assert logged < len(lines) and int(found[1]) > 0
 
 
 async def test_garbage_text_is_rendered_clearly(console):
@@ -215,6 +229,16 @@ def test_repeat_counts_and_drops_are_reported_when_their_window_ends():
         "... 3 more lines of KoalaBear 6_4660 dropped: the console shows at most 2 lines a "
         "second of one device",
         "... 1 more device lines dropped: the console shows at most 3 device lines a second"]
+
+
+def test_a_stalled_broker_costs_lines_not_memory():
+    """Nothing publishes (the broker stalled): the queue stops at 100 records, the rest are
+    counted as lost."""
+    device_console = DeviceConsole(per_device=1000, overall=1000)
+    for n in range(150):
+        device_console.line(KOALA, "KoalaBear", f"line {n}", "teleop")
+    assert len(device_console.outbox) == 100 and device_console.lost == 50
+    assert device_console.outbox[-1].message == "KoalaBear 6_4660 says: line 99"
 
 
 def test_a_broken_aliases_file_still_names_the_device(tmp_path):
