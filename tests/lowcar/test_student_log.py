@@ -10,6 +10,7 @@ later line that did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -18,12 +19,13 @@ from pathlib import Path
 import pytest
 from runtime.aliases import AliasFile, set_alias
 from runtime.flood import LineBudget, RepeatCounter
-from runtime.messages import LogRecord, decode
+from runtime.messages import LogRecord, Match, decode, encode
 from runtime.protocol.uid import Uid
 from runtime.service.device.studentlog import DeviceConsole, concern, render
 from runtime.virtual_lowcar import VirtualLowcarDevice
 
 from tests.device.rig import DeviceRig
+from tests.resilience.device_stack import DeviceStack
 from tests.support.brokers import MosquittoTestBroker
 from tests.support.wait import wait_for_async
 
@@ -166,6 +168,36 @@ async def test_garbage_text_is_rendered_clearly(console):
     await console.line("KoalaBear koala says: \\xff\\xfeok\\x1b[2J\\tend")
     koala.say("23°C".encode())  # UTF-8 is shown as text
     await console.line("KoalaBear koala says: 23°C")
+
+
+async def test_the_device_service_process_names_devices_by_the_aliases_of_its_state_dir(
+        mosquitto_broker, robot_name):
+    """``runtime service device`` as compose runs it: its ``--state-dir`` holds the aliases the
+    broker service set."""
+    stack = await DeviceStack(mosquitto_broker.url, robot_name).start()
+    records: list[LogRecord] = []
+    task: asyncio.Task[None] | None = None
+    try:
+        set_alias(stack.dir / "state", "koala", str(KOALA))
+        watcher = stack.watcher
+        assert watcher is not None
+        await watcher.subscribe(watcher.topics.log("student"),
+                                lambda topic, payload: records.append(decode(LogRecord, payload)))
+        match = Match.model_validate({"mode": "teleop", "since": 0.0})
+        await watcher.publish(watcher.topics.match, encode(match), qos=1, retain=True)
+        koala = VirtualLowcarDevice("KoalaBear", KOALA.value)
+        task = asyncio.create_task(koala.connect(stack.address))
+        await wait_for_async(lambda: stack.announced(KOALA), timeout=30, message=stack.log)
+        koala.say("hello from the firmware")
+        await wait_for_async(lambda: "KoalaBear koala says: hello from the firmware"
+                             in [record.message for record in records],
+                             message=lambda: f"{[r.message for r in records]}\n{stack.log()}")
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await stack.stop()
 
 
 # -- the policy, table-driven --------------------------------------------------------------------
