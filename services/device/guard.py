@@ -2,9 +2,11 @@
 
 The policy is ``safety.StopRules`` (pure); this is the mechanism around it: it follows the
 retained ``match`` and ``service/executor/status`` topics, reads the driver-input buffers and the
-executor's liveness counter, asks the rules every ``period`` (20 ms) and on every message, and on
-a new verdict holds or releases the motors of every device, sends Disable when the holding rule
-asks for one, and says so in one log line naming the rule and the devices.
+executor's liveness segment (its counter and its stated mode), asks the rules every ``period``
+(20 ms), on every message and the moment the executor states a new mode in shared memory (a stop
+then reaches the devices without waiting for ``match`` to cross the broker), and on a new verdict
+holds or releases the motors of every device, sends Disable when the holding rule asks for one,
+and then says so in one log line naming the rule and the devices.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class MotorGuard:
         self._inputs: dict[str, GamepadBuffer | KeyboardBuffer] = {}
         self._inputs_found: list[GamepadBuffer | KeyboardBuffer] = []
         self._inputs_checked = -INPUT_RECHECK  #: monotonic time of the last full check
+        self._applying: set[asyncio.Task[None]] = set()
 
     @property
     def allowed(self) -> bool:
@@ -59,16 +62,31 @@ class MotorGuard:
         return self.verdict.allowed
 
     async def follow(self, connection: Connection) -> None:
-        """Follow the match and the executor's status on ``connection``."""
+        """Follow the match and the executor's status on ``connection``, and the mode the
+        executor states in shared memory."""
+        loop = asyncio.get_running_loop()
+        self.liveness.watch_mode(loop, lambda: self._spawn_apply(loop))
         await connection.subscribe_typed(connection.topics.match, Match, self._on_match, qos=1)
         await connection.subscribe_typed(connection.topics.status("executor"), ServiceStatus,
                                          self._on_executor, qos=1)
 
     def close(self) -> None:
+        for task in self._applying:
+            task.cancel()
         for buffer in self._inputs.values():
             self.buffers.forget(buffer)
         self._inputs.clear()
         self.liveness.close()
+
+    def _spawn_apply(self, loop: asyncio.AbstractEventLoop) -> None:
+        task = loop.create_task(self.apply(), name="stop rules: executor stated a mode")
+        self._applying.add(task)
+        task.add_done_callback(self._applied)
+
+    def _applied(self, task: asyncio.Task[None]) -> None:
+        self._applying.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("applying the stop rules failed", exc_info=task.exception())
 
     async def _on_match(self, topic: str, match: Match | None) -> None:
         if match is None:
@@ -90,6 +108,7 @@ class MotorGuard:
             mode=self.mode, mode_since=self.mode_since, executor_online=self.executor_online,
             executor_started=self.executor_started,
             executor_silent_for=self.liveness.silent_for(),
+            executor_mode=self.liveness.mode(),
             inputs=tuple(InputState(b.connected, b.ts) for b in self._input_buffers()
                          if not b.closed),
             now=time.time(),
@@ -130,6 +149,13 @@ class MotorGuard:
             return
         self.verdict = verdict
         clients = list(self.devices())
+        for client in clients:  # the devices first, the log line after: it costs a publish
+            try:
+                await client.hold_motors(not verdict.allowed)
+                if verdict.disable:
+                    await client.disable()
+            except DeviceError as exc:
+                log.warning("%s", exc.message)
         names = ", ".join(c.name for c in clients) or "no device connected"
         if verdict.allowed:
             log.info("motors released (%s): every stop rule passes", names)
@@ -137,13 +163,6 @@ class MotorGuard:
             (log.warning if verdict.rule in ("executor-gone", "executor-stuck") else log.info)(
                 "motors held at 0%s (%s) by %s", " and disabled" if verdict.disable else "",
                 names, verdict)
-        for client in clients:
-            try:
-                await client.hold_motors(not verdict.allowed)
-                if verdict.disable:
-                    await client.disable()
-            except DeviceError as exc:
-                log.warning("%s", exc.message)
 
     async def run(self) -> None:
         """Check the rules every ``period`` for ever (a task)."""
