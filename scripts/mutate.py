@@ -1,8 +1,10 @@
 """Mutation check of the safety-critical code (cosmic-ray): does the suite notice a one-line change?
 
-Usage: ``./run mutate [MODULE...]`` (default: every module of ``TARGETS``). Prints cosmic-ray's
-report of each module and a last line ``<module>: N mutants, K survived``; exits 1 if any
-survived. Not part of ``./run test`` (minutes per module on a loaded 2-core machine).
+Usage: ``./run mutate [MODULE...]`` (default: every target of ``TARGETS``). A module's path
+runs each of its targets (a module may have several, ``module#label``, each with its own tests);
+a ``module#label`` runs that one. Prints cosmic-ray's report of each target and a last line
+``<target>: N mutants, K survived``; exits 1 if any survived. Not part of ``./run test``
+(minutes per module on a loaded 2-core machine).
 
 Each module is mapped to the functions that carry the safety rule (only their lines are
 mutated) and to the few tests that must kill every mutant, so a run takes minutes, not hours.
@@ -51,12 +53,53 @@ TARGETS: dict[str, Target] = {
         ("tests/device/test_executor_liveness.py", "tests/device/test_liveness_edges.py",
          "-k", "monitor or liveness_edges"),
     ),
+    # the stop fast path, shared memory: the executor states its mode, the device service rings
+    "shared/runtime/buffer/liveness.py#mode": Target(
+        ("LivenessBuffer.mode", "LivenessBuffer.state_mode", "LivenessMonitor.read",
+         "LivenessMonitor.watch_mode"),
+        ("tests/device/test_stated_mode.py",),
+    ),
     # buffer wake-ups: a write never leaves a waiter asleep
     "shared/runtime/buffer/wake.py": Target(
         ("WaiterTable.notify", "Waiter._rearm", "Waiter._drain", "Waiter.wait",
          "Waiter.wait_async"),
         ("tests/buffer/test_wake.py", "tests/buffer/test_wake_deadlines.py",
          "tests/buffer/test_buffers.py", "-k", "wake or waiter or woken"),
+    ),
+    # the executor's stop path: a mode change states the mode, zeroes motors, ends the run
+    "services/executor/dispatcher.py": Target(
+        ("Dispatcher.change_mode", "Dispatcher._state_mode", "Dispatcher._ask_stop",
+         "Dispatcher._switch", "Dispatcher._on_gone"),
+        ("tests/executor/test_service.py", "tests/executor/test_dispatcher.py",
+         "-k", "mosquitto or latched or other_logins"),
+    ),
+    # the device side of a stop: a new verdict reaches every device in the loop turn it rang
+    "services/device/guard.py": Target(
+        ("MotorGuard.apply_now", "MotorGuard._on_stated_mode", "MotorGuard._finish"),
+        ("tests/device/test_stated_mode.py", "tests/device/test_virtual_devices.py",
+         "-k", "stated or motors or estop or restarted_executor"),
+    ),
+    # a session's stop and its silence rule (the watchdog; a paused process is not silence)
+    "services/device/session.py": Target(
+        ("DeviceSession.stop_now", "DeviceSession._watchdog", "DeviceSession._judged",
+         "DeviceSession._talking"),
+        ("tests/device/test_stated_mode.py", "tests/device/test_virtual_devices.py",
+         "tests/device/test_sessions.py", "tests/lowcar/test_session.py",
+         "tests/resilience/test_device_pauses.py",
+         "-k", "stated or silent or stalled or estop or reset or unresponsive or device_service"),
+    ),
+    # Hibike's silence verdict: a last Ping before a device is dropped
+    "services/device/client.py": Target(
+        ("SmartDeviceClient._judged", "SmartDeviceClient._silence_verdict",
+         "SmartDeviceClient._talking"),
+        ("tests/device/test_virtual_devices.py", "tests/device/test_sessions.py",
+         "tests/resilience/test_device_pauses.py",
+         "-k", "silent or stalled or reset or unresponsive or heartbeats or device_service"),
+    ),
+    # lowcar's silence verdict: bytes already received are decoded before a device is dropped
+    "services/device/lowcar.py": Target(
+        ("LowcarSession._silence_verdict",),
+        ("tests/lowcar/test_session.py", "-k", "silent or pings"),
     ),
 }
 
@@ -101,9 +144,10 @@ def copy_tree(work: Path) -> Path:
     return repo
 
 
-def run(module: str, target: Target, work: Path, repo: Path, env: dict[str, str]) -> int:
-    """Mutate one module; the number of surviving mutants."""
-    name = Path(module).stem
+def run(key: str, target: Target, work: Path, repo: Path, env: dict[str, str]) -> int:
+    """Mutate one target (``module`` or ``module#label``); the number of surviving mutants."""
+    module, _, label = key.partition("#")
+    name = Path(module).stem + (f"-{label}" if label else "")
     ranges = line_ranges((repo / module).read_text(), target.functions)
     config, session = work / f"{name}.toml", work / f"{name}.sqlite"
     test_command = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
@@ -132,7 +176,7 @@ def run(module: str, target: Target, work: Path, repo: Path, env: dict[str, str]
                              f"{result.stderr}")
         return result.stdout
 
-    print(f"== {module}: {', '.join(target.functions)} (lines {', '.join(ranges)})", flush=True)
+    print(f"== {key}: {', '.join(target.functions)} (lines {', '.join(ranges)})", flush=True)
     print(f"   tests: {' '.join(target.tests)}", flush=True)
     tool("cosmic-ray", "baseline", str(config))  # the tests pass on the unmutated copy
     tool("cosmic-ray", "init", str(config), str(session))
@@ -147,13 +191,15 @@ def run(module: str, target: Target, work: Path, repo: Path, env: dict[str, str]
     for block in survivors.split("[job-id]")[1:]:
         if "SURVIVED" in block:
             print("   survived:" + block.rstrip().replace("\n", "\n   "))
-    print(f"{module}: {total - skipped} mutants, {survived} survived", flush=True)
+    print(f"{key}: {total - skipped} mutants, {survived} survived", flush=True)
     return survived
 
 
 def main(argv: list[str]) -> int:
-    modules = argv or list(TARGETS)
-    unknown = [module for module in modules if module not in TARGETS]
+    # a module's path names every target of it ("liveness.py" and "liveness.py#mode")
+    keys = [key for key in TARGETS
+            if not argv or key in argv or key.partition("#")[0] in argv]
+    unknown = [arg for arg in argv if not any(arg in (key, key.partition("#")[0]) for key in keys)]
     if unknown:
         print(f"mutate: no target {', '.join(unknown)}; known: {', '.join(TARGETS)}",
               file=sys.stderr)
@@ -169,7 +215,7 @@ def main(argv: list[str]) -> int:
         if not check.stdout.startswith(temp):
             raise SystemExit(f"mutate: runtime is imported from {check.stdout.strip()}, "
                              "not from the copy")
-        survived = sum(run(module, TARGETS[module], work, repo, env) for module in modules)
+        survived = sum(run(key, TARGETS[key], work, repo, env) for key in keys)
     return 1 if survived else 0
 
 

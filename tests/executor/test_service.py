@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 from runtime.buffer import BufferStore
+from runtime.buffer.liveness import LivenessMonitor
 from runtime.exception import RPCError
 
 from tests.executor.rig import KOALA, PROGRAMS
@@ -48,17 +49,20 @@ async def test_estop_stops_a_stuck_main_at_once_and_rpc_keeps_working(executor, 
     executor, connection = executor
     shutil.copyfile(PROGRAMS / "stuck.py", executor.state / "studentcode.py")
     (executor.state / "options.json").write_text(json.dumps({"main_period": 10.0}))
-    with BufferStore(robot_name) as devices:
+    monitor = LivenessMonitor(robot_name)  # the device service's view of the stated mode
+    with BufferStore(robot_name) as devices, contextlib.closing(monitor):
         koala = devices.create_device(str(KOALA), "KoalaBear")
         koala.connected = True
         devices.gamepad(0, create=True).update(0, (0.0, 0.0, 0.0, 0.0), 1.0)  # a driver
         await executor.start(connection)
         await executor.call("set_mode", "teleop")
+        assert monitor.mode() == "teleop"  # stated in shared memory before the reply
         await wait_for_async(lambda: koala.desired("duty_cycle_a") == 0.75)
         # main is now inside `while True: pass` (its limit is 10 s): RPC still answers
         assert (await executor.call("get_mode"))["mode"] == "teleop"
         await executor.call("set_mode", "estop")
         assert koala.desired("duty_cycle_a") == 0.0  # set before the reply was sent
+        assert monitor.mode() == "estop"
         with pytest.raises(RPCError, match="estop is latched"):
             await executor.call("set_mode", "teleop")
         await executor.call("set_mode", "teleop", clear_estop=True)  # a local operator
