@@ -33,6 +33,8 @@ async def test_modes_over_rpc_publish_match_and_run_the_program(executor):
     shutil.copyfile(PROGRAMS / "counting.py", executor.state / "studentcode.py")
     await executor.start(connection)
     assert executor.matches[-1].mode == "idle"
+    result = await executor.call("set_mode", "idle")  # idle again: nothing to restart
+    assert result["mode"] == "idle" and result["restarted"] is False
     result = await executor.call("set_mode", "teleop", alliance="blue", start_pos="left")
     assert result["mode"] == "teleop" and result["alliance"] == "blue"
     await executor.log("teleop setup")
