@@ -33,8 +33,9 @@ async def test_modes_over_rpc_publish_match_and_run_the_program(executor):
     shutil.copyfile(PROGRAMS / "counting.py", executor.state / "studentcode.py")
     await executor.start(connection)
     assert executor.matches[-1].mode == "idle"
-    result = await executor.call("set_mode", "idle")  # idle again: nothing to restart
-    assert result["mode"] == "idle" and result["restarted"] is False
+    # idle again: nothing to restart, but the match takes the new alliance
+    result = await executor.call("set_mode", "idle", alliance="gold")
+    assert (result["mode"], result["alliance"], result["restarted"]) == ("idle", "gold", False)
     result = await executor.call("set_mode", "teleop", alliance="blue", start_pos="left")
     assert result["mode"] == "teleop" and result["alliance"] == "blue"
     await executor.log("teleop setup")
@@ -43,6 +44,10 @@ async def test_modes_over_rpc_publish_match_and_run_the_program(executor):
     with pytest.raises(RPCError, match="mode must be idle, auto, teleop or estop"):
         await executor.call("set_mode", "dance")
     await executor.call("set_mode", "idle")
+    await wait_for_async(lambda: executor.matches[-1].mode == "idle")
+    assert (await executor.call("set_mode", "auto"))["restarted"] is False  # a new mode
+    result = await executor.call("set_mode", "idle")  # a stop from auto, too
+    assert (result["mode"], result["restarted"]) == ("idle", False)
     await wait_for_async(lambda: executor.matches[-1].mode == "idle")
     assert await executor.stop() == 0
 
