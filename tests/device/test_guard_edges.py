@@ -1,0 +1,75 @@
+"""Edges of the device side of a stop (``MotorGuard``) that the mutation check found untested.
+
+The executor states a mode in shared memory and rings; the guard writes the stop to every device
+in that loop turn (``apply_now``) and then says so in one log line (``_finish``, a task). Here
+the rig plays the executor, as in ``test_stated_mode.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from runtime import protocol
+
+from tests.device.rig import DeviceRig
+from tests.support.wait import wait_for_async
+
+UIDS = (protocol.make_uid(13, 1, 5151), protocol.make_uid(13, 1, 5252))
+
+
+async def _two_driving(rig: DeviceRig):
+    devices = [await rig.plug("KoalaBear", uid) for uid in UIDS]
+    for device in devices:
+        await rig.online(device)
+    assert rig.beat is not None
+    rig.beat.state_mode("auto")
+    await rig.set_mode("auto")
+    for uid in UIDS:
+        rig.input_store.open_device(uid).set("duty_cycle_a", 0.5)
+    await wait_for_async(lambda: all(d.values["duty_cycle_a"] == 0.5 and not d.disabled
+                                     for d in devices), message="the motors never moved")
+    return devices
+
+
+async def test_a_device_gone_during_a_stop_does_not_keep_the_others_from_stopping(rig, caplog):
+    caplog.set_level(logging.INFO, "runtime.service.device")
+    devices = await _two_driving(rig)
+    first, second = rig.manager.devices.values()
+    live = next(d for d in devices if str(d.uid) == str(second.uid))
+    # The first link ends in this very loop turn: the manager still lists its session when
+    # the stop is written (what happens when a device is unplugged as the executor stops).
+    first._lose("unplugged")
+    rig.beat.state_mode("estop")
+    verdict = rig.manager.guard.apply_now()  # what the ring does, in this loop turn
+    assert verdict is not None and verdict.reason == "the mode is estop"
+    await wait_for_async(lambda: live.disabled and live.values["duty_cycle_a"] == 0.0,
+                         message="the other device was not stopped")
+    gone = [r for r in caplog.records if "is gone: unplugged" in r.getMessage()]
+    assert gone and gone[0].levelno == logging.WARNING
+
+
+async def test_a_stop_by_the_ring_alone_is_logged_once_naming_the_rule(mosquitto_broker,
+                                                                     robot_name, caplog):
+    """With the periodic check an hour apart, the log line can only come from the ring."""
+    caplog.set_level(logging.INFO, "runtime.service.device")
+    rig = DeviceRig(mosquitto_broker.url, robot_name)
+    await rig.start(discovery_timeout=1.0, safety_period=3600.0)
+    try:
+        devices = await _two_driving(rig)
+        caplog.clear()
+        rig.beat.state_mode("idle")
+        await wait_for_async(lambda: all(d.disabled for d in devices),
+                             message="the ring did not stop the devices")
+
+        def held() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if "motors held at 0" in r.getMessage()]
+
+        await wait_for_async(lambda: held(), message="the stop was not logged")
+        (record,) = held()
+        message = record.getMessage()
+        assert "and disabled" in message and "rule mode" in message
+        assert message.count("KoalaBear") == 2  # both devices named
+        assert record.levelno == logging.INFO  # a stop asked for is no warning
+        assert not any("released" in r.getMessage() for r in caplog.records)
+    finally:
+        await rig.stop()
