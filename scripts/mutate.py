@@ -87,7 +87,8 @@ TARGETS: dict[str, Target] = {
         ("tests/device/test_stated_mode.py", "tests/device/test_virtual_devices.py",
          "tests/device/test_sessions.py", "tests/lowcar/test_session.py",
          "tests/resilience/test_device_pauses.py",
-         "-k", "stated or silent or stalled or estop or reset or unresponsive or device_service"),
+         "-k", "stated or silent or stalled or estop or reset or unresponsive or device_service"
+               " or driver_input or stall_not_silence"),
     ),
     # Hibike's silence verdict: a last Ping before a device is dropped
     "services/device/client.py": Target(

@@ -73,3 +73,4 @@ async def test_a_stop_by_the_ring_alone_is_logged_once_naming_the_rule(mosquitto
         assert not any("released" in r.getMessage() for r in caplog.records)
     finally:
         await rig.stop()
+

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -220,3 +221,18 @@ async def test_an_enabled_device_whose_ack_was_lost_is_reset_and_identified():
         identity = await identify(reader, writer, port, retry=0.2)
     assert identity.generation == "lowcar" and identity.uid == device.uid
     assert device.resets == 1 and device.acks == 1
+
+
+async def test_a_paused_process_is_a_stall_not_silence(robot_name):
+    """The watchdog tells its own process's pause (SIGSTOP, an overloaded robot) from a silent
+    device: it counts a stall and restarts the silence clock."""
+    device = VirtualLowcarDevice("LimitSwitch")
+    async with session_for(device, robot_name) as session:
+        heard = session.last_heard
+        await wait_for_async(lambda: session.last_heard > heard)  # the session's tasks run
+        stalls = session.stalls
+        # the stimulus, not a wait: the whole event loop stops for three watchdog periods
+        # (under the device's and the session's 1 s limits)
+        time.sleep(0.6)
+        await wait_for_async(lambda: session.stalls > stalls, message="no stall counted")
+        assert not session.gone
