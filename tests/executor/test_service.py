@@ -45,7 +45,8 @@ async def test_modes_over_rpc_publish_match_and_run_the_program(executor):
         await executor.call("set_mode", "dance")
     await executor.call("set_mode", "idle")
     await wait_for_async(lambda: executor.matches[-1].mode == "idle")
-    assert (await executor.call("set_mode", "auto"))["restarted"] is False  # a new mode
+    result = await executor.call("set_mode", "auto")
+    assert (result["restarted"], result["estop_latched"]) == (False, False)  # a new mode
     result = await executor.call("set_mode", "idle")  # a stop from auto, too
     assert (result["mode"], result["restarted"]) == ("idle", False)
     await wait_for_async(lambda: executor.matches[-1].mode == "idle")
@@ -70,6 +71,8 @@ async def test_estop_stops_a_stuck_main_at_once_and_rpc_keeps_working(executor, 
         await executor.call("set_mode", "estop")
         assert koala.desired("duty_cycle_a") == 0.0  # set before the reply was sent
         assert monitor.mode() == "estop"
+        # a stop is always allowed and never clears the latch
+        assert (await executor.call("set_mode", "idle"))["estop_latched"] is True
         with pytest.raises(RPCError, match="estop is latched"):
             await executor.call("set_mode", "teleop")
         await executor.call("set_mode", "teleop", clear_estop=True)  # a local operator
