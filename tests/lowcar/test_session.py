@@ -236,3 +236,6 @@ async def test_a_paused_process_is_a_stall_not_silence(robot_name):
         time.sleep(0.6)
         await wait_for_async(lambda: session.stalls > stalls, message="no stall counted")
         assert not session.gone
+        device.faults = Faults(silent_after=0)  # the device goes silent now: still judged
+        reason = await asyncio.wait_for(session.closed(), 10)
+        assert reason.startswith("no packet for")
