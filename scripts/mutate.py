@@ -77,8 +77,9 @@ TARGETS: dict[str, Target] = {
     # the device side of a stop: a new verdict reaches every device in the loop turn it rang
     "services/device/guard.py": Target(
         ("MotorGuard.apply_now", "MotorGuard._on_stated_mode", "MotorGuard._finish"),
-        ("tests/device/test_stated_mode.py", "tests/device/test_virtual_devices.py",
-         "-k", "stated or motors or estop or restarted_executor"),
+        ("tests/device/test_stated_mode.py", "tests/device/test_guard_edges.py",
+         "tests/device/test_virtual_devices.py",
+         "-k", "stated or motors or estop or restarted_executor or guard_edges"),
     ),
     # a session's stop and its silence rule (the watchdog; a paused process is not silence)
     "services/device/session.py": Target(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 
 import pytest
@@ -168,11 +170,19 @@ async def test_unplug_and_replug_under_the_same_uid(rig):
     assert rig.buffers.open_device(KOALA_UID).connected
 
 
-async def test_a_silent_device_is_removed_after_a_second(rig):
+async def test_a_silent_device_is_removed_after_a_second(rig, caplog):
+    caplog.set_level(logging.INFO, "runtime.service.device")
+    plugged = time.monotonic()
     device = await rig.plug("KoalaBear", KOALA_UID, Faults(silent_after=30))
     await rig.online(device)
     await wait_for_async(lambda: rig.infos.get(str(KOALA_UID), "absent") is None)
     assert str(KOALA_UID) not in rig.manager.devices
+    # the log says how long it was silent: past the limit, and not longer than it was plugged
+    (removed,) = [m for r in caplog.records if "removed: no packet for" in (m := r.getMessage())]
+    found = re.search(r"no packet for ([0-9.]+) s", removed)
+    assert found is not None
+    silent = float(found.group(1))
+    assert 1.0 <= silent <= time.monotonic() - plugged + 0.05  # (rounded to 0.1 s)
 
 
 async def test_an_unresponsive_connection_is_released(rig):
