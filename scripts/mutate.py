@@ -97,7 +97,8 @@ TARGETS: dict[str, Target] = {
          "SmartDeviceClient._talking"),
         ("tests/device/test_virtual_devices.py", "tests/device/test_sessions.py",
          "tests/resilience/test_device_pauses.py",
-         "-k", "silent or stalled or reset or unresponsive or heartbeats or device_service"),
+         "-k", "silent or quiet or stalled or reset or unresponsive or heartbeats"
+               " or device_service"),
     ),
     # lowcar's silence verdict: bytes already received are decoded before a device is dropped
     "services/device/lowcar.py": Target(

@@ -185,6 +185,26 @@ async def test_a_silent_device_is_removed_after_a_second(rig, caplog):
     assert 1.0 <= silent <= time.monotonic() - plugged + 0.05  # (rounded to 0.1 s)
 
 
+async def test_a_quiet_device_that_answers_the_last_ping_is_kept(mosquitto_broker, robot_name):
+    """No stream and no heartbeats: the device speaks only when spoken to. Each time it looks
+    silent it gets a last Ping; it answers, so its session goes on."""
+    from tests.device.rig import DeviceRig
+
+    rig = DeviceRig(mosquitto_broker.url, robot_name)
+    await rig.start(discovery_timeout=1.0, subscription_interval=0.0)  # no DeviceData stream
+    try:
+        device = await rig.plug("KoalaBear", KOALA_UID, heartbeat_period=3600.0)
+        await rig.online(device)
+        session = rig.manager.devices[str(KOALA_UID)]
+        pings = sum(p.type == MessageType.PING for p in device.received)
+        await wait_for_async(  # two last Pings: it looked silent twice and answered both
+            lambda: sum(p.type == MessageType.PING for p in device.received) >= pings + 2,
+            message="the quiet device was never probed")
+        assert not session.gone and rig.manager.devices.get(str(KOALA_UID)) is session
+    finally:
+        await rig.stop()
+
+
 async def test_an_unresponsive_connection_is_released(rig):
     device = await rig.plug("KoalaBear", KOALA_UID, Faults(unresponsive=True))
     task = rig.devices[-1][1]
