@@ -94,8 +94,12 @@ async def test_upload_then_restart_runs_the_new_code(executor):
         await executor.call("upload", "def teleop_setup(:\n")
     await executor.call("set_mode", "idle")
     await executor.call("set_mode", "teleop")
-    await executor.log("version 2")
+    await executor.log("version 2")  # so the run of version 1 ended and was seen to end
     assert (executor.state / "studentcode.py").read_text() == source
+    assert await executor.stop() == 0
+    stderr = (await executor.process.stderr.read()).decode()
+    assert "ended by itself" not in stderr, stderr  # a stop asked for is not a crash
+    assert "Traceback (most recent" not in stderr, stderr
 
 
 async def test_student_errors_and_exits_reach_the_student_log(executor):
