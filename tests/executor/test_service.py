@@ -36,10 +36,14 @@ async def test_modes_over_rpc_publish_match_and_run_the_program(executor):
     # idle again: nothing to restart, but the match takes the new alliance
     result = await executor.call("set_mode", "idle", alliance="gold")
     assert (result["mode"], result["alliance"], result["restarted"]) == ("idle", "gold", False)
+    await wait_for_async(lambda: executor.matches[-1].alliance == "gold")
+    published = len(executor.matches)
+    await executor.call("set_mode", "idle", alliance="gold")  # the same again: nothing new
     result = await executor.call("set_mode", "teleop", alliance="blue", start_pos="left")
     assert result["mode"] == "teleop" and result["alliance"] == "blue"
     await executor.log("teleop setup")
     await wait_for_async(lambda: executor.matches[-1].mode == "teleop")
+    assert len(executor.matches) == published + 1  # (one publisher, one topic: in order)
     assert (await executor.call("get_mode"))["start_pos"] == "left"
     with pytest.raises(RPCError, match="mode must be idle, auto, teleop or estop"):
         await executor.call("set_mode", "dance")
