@@ -83,6 +83,10 @@ async def test_estop_stops_a_stuck_main_at_once_and_rpc_keeps_working(executor, 
         await wait_for_async(lambda: koala.desired("duty_cycle_a") == 0.75)
         assert await executor.stop() == 0  # SIGTERM ends it even while main is stuck
         assert koala.desired("duty_cycle_a") == 0.0
+    stderr = (await executor.process.stderr.read()).decode()
+    assert "Traceback (most recent" not in stderr, stderr
+    # each change says what it did, in one line: one device (the KoalaBear) was set to 0
+    assert "mode estop (was teleop); motors set to 0 on 1 device\n" in stderr, stderr
 
 
 async def test_upload_then_restart_runs_the_new_code(executor):
