@@ -89,25 +89,30 @@ async def test_estop_stops_a_stuck_main_at_once_and_rpc_keeps_working(executor, 
     assert "mode estop (was teleop); motors set to 0 on 1 device\n" in stderr, stderr
 
 
-async def test_upload_then_restart_runs_the_new_code(executor):
+async def test_upload_then_restart_runs_the_new_code(executor, robot_name):
     executor, connection = executor
     shutil.copyfile(PROGRAMS / "version.py", executor.state / "studentcode.py")
-    await executor.start(connection)
-    await executor.call("set_mode", "teleop")
-    await executor.log("version 1")
-    source = (PROGRAMS / "version.py").read_text().replace("VERSION = 1", "VERSION = 2")
-    result = await executor.call("upload", source)
-    assert len(result["sha256"]) == 64
-    with pytest.raises(RPCError, match="syntax error at line 1"):
-        await executor.call("upload", "def teleop_setup(:\n")
-    await executor.call("set_mode", "idle")
-    await executor.call("set_mode", "teleop")
-    await executor.log("version 2")  # so the run of version 1 ended and was seen to end
-    assert (executor.state / "studentcode.py").read_text() == source
-    assert await executor.stop() == 0
-    stderr = (await executor.process.stderr.read()).decode()
-    assert "ended by itself" not in stderr, stderr  # a stop asked for is not a crash
-    assert "Traceback (most recent" not in stderr, stderr
+    # two motor controllers: the log line counts them
+    with BufferStore(robot_name) as devices:
+        for uid in (KOALA, KOALA + 1):
+            devices.create_device(str(uid), "KoalaBear").connected = True
+        await executor.start(connection)
+        await executor.call("set_mode", "teleop")
+        await executor.log("version 1")
+        source = (PROGRAMS / "version.py").read_text().replace("VERSION = 1", "VERSION = 2")
+        result = await executor.call("upload", source)
+        assert len(result["sha256"]) == 64
+        with pytest.raises(RPCError, match="syntax error at line 1"):
+            await executor.call("upload", "def teleop_setup(:\n")
+        await executor.call("set_mode", "idle")
+        await executor.call("set_mode", "teleop")
+        await executor.log("version 2")  # so the run of version 1 ended and was seen to end
+        assert (executor.state / "studentcode.py").read_text() == source
+        assert await executor.stop() == 0
+        stderr = (await executor.process.stderr.read()).decode()
+        assert "ended by itself" not in stderr, stderr  # a stop asked for is not a crash
+        assert "Traceback (most recent" not in stderr, stderr
+        assert "mode idle (was teleop); motors set to 0 on 2 devices\n" in stderr, stderr
 
 
 async def test_student_errors_and_exits_reach_the_student_log(executor):
