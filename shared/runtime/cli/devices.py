@@ -84,10 +84,11 @@ def _width() -> int:
 
 
 def _aliases(params: dict[str, Any]) -> dict[str, str]:
-    """uid -> alias, from the broker service (nothing if it cannot tell)."""
+    """uid -> alias, from the broker service (nothing if it cannot tell within ``--timeout``:
+    a shorter cap of its own made a busy robot's table come out without its names)."""
     try:
         aliases = call_sync(params["mqtt"], "broker", "list_aliases", robot=params["robot"],
-                            timeout=min(params["timeout"], 2.0),
+                            timeout=params["timeout"],
                             password_file=params["password_file"])
     except (RPCError, MQTTConnectionError):
         return {}
