@@ -23,7 +23,8 @@ from runtime.studentconsole import lines, parse_since
 
 from tests.support.wait import wait_for, wait_for_async
 
-CONSOLE = [sys.executable, "-m", "runtime", "console"]
+# a generous wait for the robot: the default 5 s is a person's patience, not a loaded CI's
+CONSOLE = [sys.executable, "-m", "runtime", "console", "--timeout", "30"]
 
 
 def record(logger: str, message: str, level: str = "INFO", ts: float | None = None) -> LogRecord:

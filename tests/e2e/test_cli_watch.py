@@ -47,7 +47,8 @@ def last_frame(screen: bytearray) -> list[str]:
 
 def test_devices_once_fits_100_columns_with_aliases(robot):
     result = subprocess.run(
-        [sys.executable, "-m", "runtime", "devices", "--mqtt", robot.url, "--robot", robot.robot],
+        [sys.executable, "-m", "runtime", "devices", "--mqtt", robot.url, "--robot", robot.robot,
+         "--timeout", "30"],
         capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "100"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -66,7 +67,7 @@ async def test_devices_watch_is_a_live_table_with_the_latest_change_first(robot)
     loop.add_reader(master, lambda: screen.extend(os.read(master, 65536)))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "runtime", "devices", "--watch", "--all", "--mqtt", robot.url,
-        "--robot", robot.robot, stdin=slave, stdout=slave, stderr=slave)
+        "--robot", robot.robot, "--timeout", "30", stdin=slave, stdout=slave, stderr=slave)
 
     def row(name: str) -> str:
         return next((line for line in last_frame(screen) if line.startswith(name)), "")
