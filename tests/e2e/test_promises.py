@@ -10,6 +10,7 @@ SIGTERM gets a robot of its own.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 import uuid
@@ -100,12 +101,12 @@ async def test_finally_runs_when_a_looping_main_is_stopped(robot, tmp_path):
         "        print('finally ran in', Match.mode)\n"
     ))
     async with StudentLog(robot) as log:
-        robot.cli("mode", "teleop")
+        await asyncio.to_thread(robot.cli, "mode", "teleop")
         try:
             await log.first("looping")
             assert log.find("finally ran") == []  # the loop is running: nothing stopped it yet
         finally:
-            robot.cli("mode", "idle")
+            await asyncio.to_thread(robot.cli, "mode", "idle")
         await log.first("finally ran")
         assert log.find("caught the stop") == []
 
@@ -132,14 +133,14 @@ async def test_match_elapsed_counts_from_the_start_of_the_mode(robot, tmp_path):
     ))
     async with StudentLog(robot) as log:
         try:
-            robot.cli("mode", "auto")
+            await asyncio.to_thread(robot.cli, "mode", "auto")
             _, grew = await log.first("auto grew")
             assert grew == "auto grew True True"
             asked = time.monotonic()
-            robot.cli("mode", "teleop")
+            await asyncio.to_thread(robot.cli, "mode", "teleop")
             _, line = await log.first("teleop elapsed")
         finally:
-            robot.cli("mode", "idle")
+            await asyncio.to_thread(robot.cli, "mode", "idle")
     elapsed, printed_at = (float(word) for word in line.split()[2:])
     assert 0 <= elapsed <= printed_at - asked
 
@@ -160,13 +161,13 @@ async def test_a_deep_traceback_is_cut_to_its_first_3_and_last_9_frames(robot, t
         "    pass\n"
     ))
     async with StudentLog(robot) as log:
-        robot.cli("mode", "auto")
+        await asyncio.to_thread(robot.cli, "mode", "auto")
         try:
             report = await wait_for_async(lambda: next(
                 (r.message for r in log.records if "ValueError: bottom" in r.message), None),
                 timeout=30)
         finally:
-            robot.cli("mode", "idle")
+            await asyncio.to_thread(robot.cli, "mode", "idle")
     lines = report.splitlines()
     frames = [line for line in lines if line.lstrip().startswith("File ")]
     assert lines[0] == "Traceback (your code, most recent call last):"
