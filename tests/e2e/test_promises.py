@@ -4,8 +4,10 @@ One ``runtime up`` (embedded broker, real services) for the module, driven only 
 public surface: ``runtime upload``/``mode``, RPC and the ``log/student`` topic. Its
 ``main_period`` is 10 s (the most allowed), so a ``*_main`` that loops is stopped by a mode
 change, not by its own time limit, even when a loaded machine makes the test slow to ask;
-``setup_timeout`` and ``import_timeout`` are 10 s for the same reason. ``runtime up`` and
-SIGTERM gets a robot of its own.
+``setup_timeout`` and ``import_timeout`` are 10 s for the same reason. ``stop_grace`` is 2 s:
+a stopped student process is SIGKILLed after it, and the default 0.05 s is less than a loaded
+machine may take to schedule the process and run a ``finally:`` (the motors are at 0 from the
+stop on, whatever the grace). ``runtime up`` and SIGTERM gets a robot of its own.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def _start(state_dir: Path) -> RunningRobot:
 @pytest.fixture(scope="module")
 def robot(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp("state")
-    set_options(state_dir, {"main_period": 10.0, "setup_timeout": 10.0, "import_timeout": 10.0})
+    set_options(state_dir, {"main_period": 10.0, "setup_timeout": 10.0, "import_timeout": 10.0,
+                            "stop_grace": 2.0})
     running = _start(state_dir)
     yield running
     assert running.stop() == 0
