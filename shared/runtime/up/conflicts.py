@@ -29,8 +29,6 @@ from runtime.remote import Client, Connection
 #: A read-only call per service: any answer proves the service is alive.
 PROBES = {"broker": "list_aliases", "device": "list", "executor": "get_mode"}
 PROBE_TIMEOUT = 1.0
-#: How long retained statuses get to arrive after the subscription is acknowledged.
-SETTLE = 0.3
 
 
 @dataclass
@@ -98,7 +96,11 @@ async def on_broker(connection: Connection) -> dict[str, int]:
 
     filter_ = connection.topics.any_status
     await connection.subscribe(filter_, on_status, qos=1)
-    await asyncio.sleep(SETTLE)  # retained statuses follow the acknowledged subscription
+    # The retained statuses follow the SUBACK. A second SUBSCRIBE is a barrier: both brokers
+    # handle one client's packets in order, so its SUBACK comes after every retained status of
+    # the first (which paho hands to on_status as it reads them). A fixed wait here (0.3 s)
+    # missed them on a loaded machine, and a second robot of the name started.
+    await connection.subscribe(filter_, on_status, qos=1)
     await connection.unsubscribe(filter_, on_status)
     if not online:
         return {}
