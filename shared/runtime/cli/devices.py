@@ -180,8 +180,8 @@ async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
                 await asyncio.wait_for(stop.wait(), period)
 
 
-async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[str, Any]]:
-    """The retained device infos of the robot (what arrives within ``settle`` seconds)."""
+async def _announced(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The retained device infos of the robot."""
     infos: dict[str, dict[str, Any]] = {}
 
     def on_info(topic: str, payload: bytes) -> None:
@@ -194,8 +194,7 @@ async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[s
     async with Connection(params["mqtt"], robot=params["robot"], connect_timeout=0,
                           password_file=params["password_file"]) as connection:
         await connection.wait_connected(params["timeout"])
-        await connection.subscribe(connection.topics.any_device_info, on_info)
-        await asyncio.sleep(settle)  # retained messages arrive right after subscribing
+        await connection.subscribe_retained(connection.topics.any_device_info, on_info)
     return list(infos.values())
 
 

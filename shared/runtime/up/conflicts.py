@@ -95,12 +95,9 @@ async def on_broker(connection: Connection) -> dict[str, int]:
                 online.pop(name, None)
 
     filter_ = connection.topics.any_status
-    await connection.subscribe(filter_, on_status, qos=1)
-    # The retained statuses follow the SUBACK. A second SUBSCRIBE is a barrier: both brokers
-    # handle one client's packets in order, so its SUBACK comes after every retained status of
-    # the first (which paho hands to on_status as it reads them). A fixed wait here (0.3 s)
-    # missed them on a loaded machine, and a second robot of the name started.
-    await connection.subscribe(filter_, on_status, qos=1)
+    # every retained status, without a guessed wait (a fixed 0.3 s missed them on a loaded
+    # machine, and a second robot of the name started)
+    await connection.subscribe_retained(filter_, on_status, qos=1)
     await connection.unsubscribe(filter_, on_status)
     if not online:
         return {}
