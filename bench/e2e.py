@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import contextlib
 import json
 import os
@@ -42,10 +41,10 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import psutil
+from hops import breakdown, figures
 from runtime.messages import GamepadInput, encode
 from runtime.mqtt_server import free_port
 from runtime.remote import Client, Connection
-from stats import percentile
 from timed import TimedKoala
 
 PROGRAM = '''
@@ -53,14 +52,6 @@ def teleop_main():
     Robot.set_value("koala", "duty_cycle_a", Gamepad.get_value("joystick_left_y"))
 '''
 SERVICES = ("broker", "executor", "device")
-
-
-def figures(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    return {"median": round(ordered[len(ordered) // 2], 3),
-            "p90": round(percentile(ordered, 0.90), 3),
-            "p99": round(percentile(ordered, 0.99), 3),
-            "max": round(ordered[-1], 3), "samples": len(ordered)}
 
 
 def start_broker(kind: str, directory: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -199,7 +190,7 @@ async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str,
         used = cpu_per_change(idle_from, busy_from, busy_to, len(samples))
         result: dict[str, Any] = {"e2e_ms": samples, "lost": lost, "cpu_us_per_change": used}
         if hops:
-            result["hops"] = breakdown(trace_dir, marks)
+            result["hops"] = breakdown(trace_dir, marks, CHAIN, ARRIVAL)
         return result
     finally:
         for process in processes:
@@ -260,42 +251,6 @@ def cpu_per_change(idle_from: tuple[float, dict[str, float]],
         busy = busy_to[1][name] - busy_from[1][name] - idle_rate * busy_seconds
         spent[name] = round(busy / max(changes, 1) * 1e6, 1)
     return spent
-
-
-def breakdown(trace_dir: Path, marks: list[tuple[int, int]]) -> dict[str, dict[str, Any]]:
-    """Per hop: ms from the publish to it (``at``) and from the hop before it (``step``).
-
-    Each change is followed along :data:`CHAIN`: a hop is the first event of its name after
-    the previous hop found (so a periodic call or a poll between changes is not taken for
-    this change's), before the device read the write. A hop the change did not pass (the
-    executor called ``teleop_main`` on its tick, not woken early) is left out of that change.
-    """
-    events: dict[str, list[int]] = {}
-    for file in trace_dir.glob("*.trace"):
-        for line in file.read_text().splitlines():
-            stamp, _, name = line.partition(" ")
-            if stamp.isdigit():
-                events.setdefault(name, []).append(int(stamp))
-    for stamps in events.values():
-        stamps.sort()
-    at: dict[str, list[float]] = {}
-    step: dict[str, list[float]] = {}
-    for start, end in marks:
-        previous = start
-        for name in (*CHAIN, ARRIVAL):
-            if name == ARRIVAL:
-                stamp: int | None = end
-            else:
-                stamps = events.get(name, [])
-                index = bisect.bisect_left(stamps, previous)
-                stamp = stamps[index] if index < len(stamps) and stamps[index] <= end else None
-            if stamp is None:
-                continue
-            at.setdefault(name, []).append((stamp - start) / 1e6)
-            step.setdefault(name, []).append((stamp - previous) / 1e6)
-            previous = stamp
-    return {name: {"at": figures(at[name]), "step": figures(step[name])}
-            for name in (*CHAIN, ARRIVAL) if name in at}
 
 
 def report(label: str, stats: dict[str, float]) -> str:

@@ -1,6 +1,6 @@
 """Stops with the student process model: set_mode -> Disable at a device, whatever the code does.
 
-    .venv/bin/python bench/stop.py [--stops 200] [--quick]
+    .venv/bin/python bench/stop.py [--stops 200] [--quick] [--hops]
 
 Everything runs as in production, on loopback: Mosquitto, ``runtime service device`` with a
 virtual KoalaBear connected over its virtual-device socket (this process decodes its frames),
@@ -18,6 +18,10 @@ the student process by this bench). Figures:
 - ``frozen_executor_ms``: SIGSTOP of the executor's control process -> Disable at the device
   (target p99 <= 300 ms; needs the device service's executor-liveness watchdog: counted as
   missing when no Disable comes within 2 s).
+
+``--hops`` has the services record each hop of a stop (``RUNTIME_TRACE``, ``bench/hops.py``):
+the request at the control process, the mode stated in shared memory, the device service rung,
+the Disable written; printed as ms from the request, per scenario.
 
 Prints one text line per figure, then a JSON object.
 """
@@ -40,7 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from devices import start_mosquitto
+from hops import breakdown
 from runtime.aliases import set_alias
+from runtime.eventloop import run
 from runtime.messages import LogRecord, decode
 from runtime.protocol import MessageType
 from runtime.remote import Client, Connection
@@ -69,32 +75,45 @@ class WatchedDevice(VirtualDevice):
     def __init__(self) -> None:
         super().__init__("KoalaBear")
         self.disabled_at: float | None = None
+        self.disabled_ns = 0
         self.disable_seen = asyncio.Event()
         self.driving = asyncio.Event()
 
     def _handle(self, packet: Any) -> None:
         if packet.type == MessageType.DISABLE:
             self.disabled_at = time.perf_counter()
+            self.disabled_ns = time.monotonic_ns()
             self.disable_seen.set()
         super()._handle(packet)
         if self.values.get("duty_cycle_a") == 0.5:
             self.driving.set()
 
 
+#: The hops of one stop, in order (names as in ``runtime.trace.hop``).
+CHAIN = ("executor: mode change asked", "executor: mode stated", "device: stated mode rang",
+         "device: Disable written")
+ARRIVAL = "device decoded Disable"
+
+
 class Stack:
     """Mosquitto, the device and executor services, a client and the watched device."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, trace: Path | None = None) -> None:
         self.directory = directory
+        self.trace = trace
+        self.marks: list[tuple[int, int]] = []  #: (request, Disable decoded), monotonic ns
         self.robot = f"bench{uuid.uuid4().hex[:6]}"
         self.address = f"unix:{directory / 'vsd.sock'}"
         self.processes: list[subprocess.Popen[bytes]] = []
         self.setups: list[tuple[float, int]] = []  # (wall time of setup, student pid)
 
     def service(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        if self.trace is not None:
+            env["RUNTIME_TRACE"] = str(self.trace)
         process = subprocess.Popen(
             [sys.executable, "-m", "runtime", "service", name, "--mqtt", self.url, "--robot",
-             self.robot, "--state-dir", str(self.directory), *extra],
+             self.robot, "--state-dir", str(self.directory), *extra], env=env,
             stdout=subprocess.DEVNULL, stderr=(self.directory / f"{name}.log").open("w"))
         self.processes.append(process)
         return process
@@ -147,10 +166,11 @@ class Stack:
     async def stop(self) -> float:
         """ms from the idle request to the Disable at the device."""
         self.device.disable_seen.clear()
-        start = time.perf_counter()
+        start, start_ns = time.perf_counter(), time.monotonic_ns()
         await self.client.call("executor", "set_mode", "idle")
         await asyncio.wait_for(self.device.disable_seen.wait(), 5)
         assert self.device.disabled_at is not None
+        self.marks.append((start_ns, self.device.disabled_ns))
         return (self.device.disabled_at - start) * 1000
 
     async def close(self) -> None:
@@ -194,10 +214,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stops", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="30 stops per scenario")
+    parser.add_argument("--hops", action="store_true", help="per-hop breakdown (RUNTIME_TRACE)")
     args = parser.parse_args()
     stops = 30 if args.quick else args.stops
     directory = Path(tempfile.mkdtemp(prefix="bench-stop-"))
-    stack = Stack(directory)
+    trace = directory / "trace" if args.hops else None
+    if trace is not None:
+        trace.mkdir()
+    stack = Stack(directory, trace)
     results: dict[str, Any] = {"benchmark": "stop", "stops": stops,
                                "load_average": os.getloadavg()[0]}
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
@@ -207,6 +231,7 @@ async def main() -> None:
         for name, body in SCENARIOS.items():
             await stack.program(body)
             samples = []
+            stack.marks.clear()
             for _ in range(stops):
                 setup_ms, pid = await stack.drive()
                 setups.append(setup_ms)
@@ -218,6 +243,13 @@ async def main() -> None:
             results[f"stop_ms {name}"] = summary(samples)
             print(line(f"set_mode idle -> Disable at the device, student {name}",
                        results[f"stop_ms {name}"]), flush=True)
+            if trace is not None:
+                hops = breakdown(trace, stack.marks, CHAIN, ARRIVAL)
+                results[f"hops {name}"] = hops
+                for hop_name, stats in hops.items():
+                    print(f"    {hop_name:32s} at median {stats['at']['median']:6.3f}  p99 "
+                          f"{stats['at']['p99']:6.3f}  step median {stats['step']['median']:6.3f}"
+                          f"  p99 {stats['step']['p99']:6.3f} ms", flush=True)
         results["setup_ms"] = summary(setups)
         print(line("set_mode auto -> first line of autonomous_setup (fresh process)",
                    results["setup_ms"]), flush=True)
@@ -237,4 +269,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())  # uvloop, as the services: the bench's device is a harness, not under test

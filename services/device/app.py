@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from runtime.aliases import AliasFile
 from runtime.buffer import BufferStore
 from runtime.config import ServiceConfig
 from runtime.remote import Connection, MQTTLogHandler
 from runtime.service.device.manager import SmartDeviceManager
 from runtime.service.device.observers import EventObserver, Observer, PollingObserver
+from runtime.service.device.studentlog import DeviceConsole
 from runtime.servicemain import read_options, run_service, unless_stopped
 
 log = logging.getLogger("runtime.service.device")
@@ -34,7 +36,8 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
     options = read_options(config, log)
     manager = SmartDeviceManager(buffers, make_observer(config, options.observer_interval),
                                  discovery_timeout=options.discovery_timeout,
-                                 subscription_interval=options.subscription_interval)
+                                 subscription_interval=options.subscription_interval,
+                                 console=DeviceConsole(AliasFile(config.state_dir).get))
     try:
         async with Connection(config.mqtt, robot=config.robot, service="device",
                               password_file=config.password_file) as connection:

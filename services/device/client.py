@@ -243,18 +243,18 @@ class SmartDeviceClient(DeviceSession):
                               uid=str(self.uid)) from None
         return loop.time() - start
 
-    async def disable(self) -> None:
+    def disable_now(self) -> None:
         """Motors to 0 (if the type has motor params), then Disable."""
-        await self.stop_motors()
-        await self._send(protocol.disable())
+        self.stop_motors_now()
+        self._write_now(protocol.disable())
+        hop("device: Disable written")
 
-    async def stop_motors(self) -> None:
-        """Send 0 to every motor param, now."""
+    def stop_motors_now(self) -> None:
         device_type = self.device_type
         if device_type is not None and device_type.motor_params:
             zeros: dict[str | int, Any] = {
                 name: zero for name, zero in motor_stop_values(device_type).items()}
-            await self._send(protocol.device_write(device_type, zeros))
+            self._write_now(protocol.device_write(device_type, zeros))
 
     # -- internals ---------------------------------------------------------------------------------
 

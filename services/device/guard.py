@@ -2,9 +2,11 @@
 
 The policy is ``safety.StopRules`` (pure); this is the mechanism around it: it follows the
 retained ``match`` and ``service/executor/status`` topics, reads the driver-input buffers and the
-executor's liveness counter, asks the rules every ``period`` (20 ms) and on every message, and on
-a new verdict holds or releases the motors of every device, sends Disable when the holding rule
-asks for one, and says so in one log line naming the rule and the devices.
+executor's liveness segment (its counter and its stated mode), asks the rules every ``period``
+(20 ms), on every message and the moment the executor states a new mode in shared memory (a stop
+then reaches the devices without waiting for ``match`` to cross the broker), and on a new verdict
+holds or releases the motors of every device, sends Disable when the holding rule asks for one,
+and then says so in one log line naming the rule and the devices.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from runtime.messages import Match, ServiceStatus
 from runtime.remote import Connection
 from runtime.service.device.safety import InputState, SafetyState, StopRules, Verdict
 from runtime.service.device.session import DeviceSession
+from runtime.trace import hop
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ class MotorGuard:
         self._inputs: dict[str, GamepadBuffer | KeyboardBuffer] = {}
         self._inputs_found: list[GamepadBuffer | KeyboardBuffer] = []
         self._inputs_checked = -INPUT_RECHECK  #: monotonic time of the last full check
+        self._applying: set[asyncio.Task[None]] = set()
 
     @property
     def allowed(self) -> bool:
@@ -59,16 +63,40 @@ class MotorGuard:
         return self.verdict.allowed
 
     async def follow(self, connection: Connection) -> None:
-        """Follow the match and the executor's status on ``connection``."""
+        """Follow the match and the executor's status on ``connection``, and the mode the
+        executor states in shared memory."""
+        loop = asyncio.get_running_loop()
+        self.liveness.watch_mode(loop, lambda: self._on_stated_mode(loop))
         await connection.subscribe_typed(connection.topics.match, Match, self._on_match, qos=1)
         await connection.subscribe_typed(connection.topics.status("executor"), ServiceStatus,
                                          self._on_executor, qos=1)
 
     def close(self) -> None:
+        for task in self._applying:
+            task.cancel()
         for buffer in self._inputs.values():
             self.buffers.forget(buffer)
         self._inputs.clear()
         self.liveness.close()
+
+    def _on_stated_mode(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The executor stated a mode: a stop is written to the devices in this loop turn;
+        the log line (and a release) follow in a task."""
+        hop("device: stated mode rang")
+        try:
+            verdict = self.apply_now()
+        except Exception:
+            log.exception("applying the stop rules failed")
+            return
+        if verdict is not None:
+            task = loop.create_task(self._finish(verdict), name="stop rules: stated mode")
+            self._applying.add(task)
+            task.add_done_callback(self._applied)
+
+    def _applied(self, task: asyncio.Task[None]) -> None:
+        self._applying.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("applying the stop rules failed", exc_info=task.exception())
 
     async def _on_match(self, topic: str, match: Match | None) -> None:
         if match is None:
@@ -86,10 +114,12 @@ class MotorGuard:
 
     def safety_state(self) -> SafetyState:
         """What the stop rules look at, read now from the match, statuses and buffers."""
+        silent_for, stated_mode = self.liveness.read()
         return SafetyState(
             mode=self.mode, mode_since=self.mode_since, executor_online=self.executor_online,
             executor_started=self.executor_started,
-            executor_silent_for=self.liveness.silent_for(),
+            executor_silent_for=silent_for,
+            executor_mode=stated_mode,
             inputs=tuple(InputState(b.connected, b.ts) for b in self._input_buffers()
                          if not b.closed),
             now=time.time(),
@@ -122,14 +152,40 @@ class MotorGuard:
         return found
 
     async def apply(self) -> None:
-        """Check the rules; on a new verdict, one log line naming the rule and the devices,
-        motors held or released, and a Disable when the holding rule asks for one."""
+        """Check the rules; on a new verdict, motors held or released, a Disable when the
+        holding rule asks for one, and one log line naming the rule and the devices."""
+        verdict = self.apply_now()
+        if verdict is not None:
+            await self._finish(verdict)
+
+    def apply_now(self) -> Verdict | None:
+        """Check the rules; the new verdict, or None if it did not change. A verdict that
+        holds the motors is written to every device (zeros, and Disable if the rule asks)
+        before this returns: stops never wait for a later loop turn."""
         verdict = self.rules.check(self.safety_state())
-        previous = self.verdict
-        if verdict == previous:
-            return
+        if verdict == self.verdict:
+            return None
         self.verdict = verdict
+        if not verdict.allowed:
+            for client in list(self.devices()):
+                try:
+                    client.stop_now(verdict.disable)
+                except DeviceError as exc:
+                    log.warning("%s", exc.message)
+        return verdict
+
+    async def _finish(self, verdict: Verdict) -> None:
+        """After ``apply_now``: the release of the motors (it may wait for a link), then the
+        log line (it costs a publish, so it comes after the devices)."""
         clients = list(self.devices())
+        if verdict.allowed:
+            for client in clients:
+                if verdict != self.verdict:
+                    break  # held again meanwhile: that verdict wrote its zeros already
+                try:
+                    await client.hold_motors(False)
+                except DeviceError as exc:
+                    log.warning("%s", exc.message)
         names = ", ".join(c.name for c in clients) or "no device connected"
         if verdict.allowed:
             log.info("motors released (%s): every stop rule passes", names)
@@ -137,13 +193,6 @@ class MotorGuard:
             (log.warning if verdict.rule in ("executor-gone", "executor-stuck") else log.info)(
                 "motors held at 0%s (%s) by %s", " and disabled" if verdict.disable else "",
                 names, verdict)
-        for client in clients:
-            try:
-                await client.hold_motors(not verdict.allowed)
-                if verdict.disable:
-                    await client.disable()
-            except DeviceError as exc:
-                log.warning("%s", exc.message)
 
     async def run(self) -> None:
         """Check the rules every ``period`` for ever (a task)."""

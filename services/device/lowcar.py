@@ -6,7 +6,9 @@ session (lowcar-protocol.md):
 - PING every 250 ms (the device resets itself after 1 s without PING or DEVICE_WRITE);
 - the device is dead after 1 s without DATA, LOG, PING or ACK, checked every 200 ms and judged
   only after the event loop has read what already arrived (a busy loop cannot kill a live device);
-- every DEVICE_DATA goes into the parameter buffer; LOG lines go to the device service's log;
+- every DEVICE_DATA goes into the parameter buffer; LOG lines go to the device service's log
+  (at most ``LOG_LINES`` a second, the rest counted) and to ``on_log`` (the manager hands them
+  to ``studentlog.DeviceConsole``, which shows the student those that concern them);
 - desired values go out as DEVICE_WRITE of the params whose value changed since the last write
   (the device keeps what it was sent, so resending equal values is noise on a slow link);
 - stop: motor params (``velocity_a/b``, ``duty_cycle``) written as 0 and held there; disable
@@ -31,17 +33,20 @@ from runtime.buffer import BufferStore, DeviceBuffer
 from runtime.catalog import Catalog, DeviceType
 from runtime.constants import motor_stop_values
 from runtime.exception import DeviceError, ProtocolError
+from runtime.flood import LineBudget
 from runtime.protocol import Packet, lowcar
 from runtime.protocol.lowcar import LowcarMessage
 from runtime.protocol.uid import Uid
 from runtime.service.device.identify import Identity
 from runtime.service.device.session import SAFETY_PASS, DeviceSession
+from runtime.service.device.studentlog import render
 
 log = logging.getLogger(__name__)
 
 PING_PERIOD = 0.25  #: seconds between two PINGs
 SILENCE_LIMIT = 1.0  #: a device silent this long is dead
 CHECK_PERIOD = 0.2  #: how often silence is checked
+LOG_LINES = 20  #: LOG lines a second of one device written to the service log at most
 
 
 class LowcarSession(DeviceSession):
@@ -63,10 +68,13 @@ class LowcarSession(DeviceSession):
         ping_period: float = PING_PERIOD,
         motors_allowed: Callable[[], bool] = lambda: True,
         poll_interval: float = SAFETY_PASS,
+        on_log: Callable[[LowcarSession, str], None] | None = None,
     ) -> None:
         super().__init__(reader, writer, port, catalog=catalog, silence_limit=silence_limit,
                          motors_allowed=motors_allowed, poll_interval=poll_interval, logger=log)
         self.ping_period = ping_period
+        self.on_log = on_log  #: every LOG line of the device, as text (``parse_log``)
+        self._log_budget = LineBudget(LOG_LINES)
         self.identity = identity
         self.uid: Uid = identity.uid
         self.device_type: DeviceType = self._type_of(identity.uid)
@@ -166,20 +174,19 @@ class LowcarSession(DeviceSession):
         raise DeviceError(f"{self.name} speaks lowcar, which has no heartbeats: its liveness is "
                           "its DEVICE_DATA stream", uid=str(self.uid))
 
-    async def disable(self) -> None:
+    def disable_now(self) -> None:
         """Motors to 0, then RST (the firmware resets: motors off, PID defaults)."""
-        await self.stop_motors()
-        await self._send(lowcar.rst())
+        self.stop_motors_now()
+        self._write_now(lowcar.rst())
         self.resets_sent += 1
         for param in self.device_type.params:  # what a reset restores is no longer "held"
             if param.motor or param.name.startswith("pid_"):
                 self.written.pop(param.name, None)
 
-    async def stop_motors(self) -> None:
-        """Send 0 to every motor param, now."""
+    def stop_motors_now(self) -> None:
         motors = motor_stop_values(self.device_type)
         if motors:
-            await self._send(lowcar.device_write(self.device_type, motors))
+            self._write_now(lowcar.device_write(self.device_type, motors))
             self.written.update(motors)
 
     # -- internals -------------------------------------------------------------------------------
@@ -198,7 +205,7 @@ class LowcarSession(DeviceSession):
             self.last_heard = time.monotonic()
             text = lowcar.parse_log(packet.payload)
             self.logs = [*self.logs[-49:], text]
-            log.info("%s says: %s", self.name, text)
+            self._log_line(text)
         elif kind == LowcarMessage.PING:
             self.last_heard = time.monotonic()  # devices may send PING: a keepalive
         elif kind == LowcarMessage.ACK:
@@ -215,6 +222,22 @@ class LowcarSession(DeviceSession):
         else:
             log.warning("%s on %s sent a %s, which devices do not send", self.name, self.port,
                         kind.name)
+
+    def _log_line(self, text: str) -> None:
+        """To the service log (within its budget: a firmware printing in a loop must not
+        flood ``log/device``), then to ``on_log``."""
+        now = time.monotonic()
+        dropped = self._log_budget.roll(now)
+        if dropped:
+            log.warning("%s sent %d more LOG lines than the %d a second logged here",
+                        self.name, dropped, LOG_LINES)
+        if self._log_budget.admit(now):
+            log.info("%s says: %s", self.name, render(text, 1000))
+        if self.on_log is not None:
+            try:
+                self.on_log(self, text)
+            except Exception:  # the student console never breaks a device's session
+                log.exception("%s: the student console refused a LOG line", self.name)
 
     def _restore(self) -> None:
         """After a reset: write back the non-motor values the device held (not its PID

@@ -37,6 +37,7 @@ from runtime.service.device.lowcar import LowcarSession
 from runtime.service.device.observers import Observer
 from runtime.service.device.safety import StopRules
 from runtime.service.device.session import SAFETY_PASS
+from runtime.service.device.studentlog import DeviceConsole
 from runtime.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class SmartDeviceManager(Handler):
         rules: StopRules | None = None,
         liveness: LivenessMonitor | None = None,
         safety_period: float = SAFETY_PERIOD,
+        console: DeviceConsole | None = None,
     ) -> None:
         self.buffers = buffers
         self.observer = observer
@@ -75,6 +77,8 @@ class SmartDeviceManager(Handler):
         self.silence_limit = silence_limit
         self.subscription_interval = subscription_interval
         self.catalog = catalog or default_catalog()
+        #: device LOG lines that concern the student, to ``log/student`` (``studentlog``)
+        self.console = console or DeviceConsole()
         self.devices: dict[str, Session] = {}
         #: the stop rules, applied to every device (``guard.MotorGuard``)
         self.guard = MotorGuard(buffers, self.devices.values, rules, liveness, safety_period)
@@ -99,6 +103,7 @@ class SmartDeviceManager(Handler):
         await self.serve(connection)
         await self.guard.follow(connection)
         self._spawn(self.guard.run(), "device safety")
+        self._spawn(self.console.run(connection), "device lines to the student console")
 
     async def stop(self) -> None:
         """Disable and release every device, stop listening."""
@@ -252,11 +257,15 @@ class SmartDeviceManager(Handler):
             return LowcarSession(reader, writer, where, identity, catalog=self.catalog,
                                  silence_limit=self.silence_limit,
                                  motors_allowed=lambda: self.guard.allowed,
-                                 poll_interval=self.poll_interval)
+                                 poll_interval=self.poll_interval, on_log=self._device_said)
         return SmartDeviceClient(reader, writer, port, catalog=self.catalog,
                                  silence_limit=self.silence_limit,
                                  motors_allowed=lambda: self.guard.allowed,
                                  poll_interval=self.poll_interval)
+
+    def _device_said(self, session: LowcarSession, text: str) -> None:
+        """A lowcar LOG line: to the student console if it concerns the student."""
+        self.console.line(session.uid, session.device_type.name, text, self.guard.mode)
 
     async def _serve_device(self, client: Session, first: bool, port: str | None,
                             identity: Identity) -> bool:

@@ -9,7 +9,9 @@ The rules, in the order they are checked (the first that holds the motors names 
 =================  ==========================================================  =========
 rule               holds the motors when                                       Disable
 =================  ==========================================================  =========
-``mode``           the match mode is not auto or teleop (idle, estop)          yes
+``mode``           the match mode is not auto or teleop (idle, estop), or the     yes
+                   executor already stated idle/estop in shared memory (its
+                   liveness segment: the stop arrives before ``match`` does)
 ``executor-gone``  the executor's retained status is not ``online``            yes
 ``stale-match``    the retained ``match`` predates the running executor        no
                    (``match.since < status.started``): set by its predecessor
@@ -52,6 +54,9 @@ class SafetyState:
     executor_started: float = 0.0
     #: Seconds since the executor's liveness counter last moved; None: no counter at all.
     executor_silent_for: float | None = None
+    #: The mode the executor's control process stated in shared memory (None: not stated, no
+    #: executor). It leads the retained ``match`` by a broker round trip; only a stop counts.
+    executor_mode: str | None = None
     inputs: Sequence[InputState] = field(default_factory=tuple)
     now: float = 0.0
 
@@ -89,8 +94,11 @@ class StopRules:
 
     def check(self, state: SafetyState) -> Verdict:
         """The verdict for ``state``: the first rule that holds the motors, or allowed."""
-        if state.mode not in RUNNING_MODES:
-            return self._held("mode", f"the mode is {state.mode}")
+        mode = state.mode
+        if state.executor_mode is not None and state.executor_mode not in RUNNING_MODES:
+            mode = state.executor_mode  # the executor stopped: ``match`` is on its way
+        if mode not in RUNNING_MODES:
+            return self._held("mode", f"the mode is {mode}")
         if not state.executor_online:
             return self._held("executor-gone", "the executor is offline")
         if state.mode_since < state.executor_started:

@@ -306,11 +306,33 @@ class DeviceSession:
 
     async def stop_motors(self) -> None:
         """Send 0 to every motor param, now."""
-        raise NotImplementedError
+        self.stop_motors_now()
+        await self._drain()
 
     async def disable(self) -> None:
         """Motors to 0, then the generation's own way to switch the device off."""
+        self.disable_now()
+        await self._drain()
+
+    def stop_motors_now(self) -> None:
+        """Hand the zeros of every motor param to the link, in this loop turn."""
         raise NotImplementedError
+
+    def disable_now(self) -> None:
+        """Motors to 0, then the generation's switch-off, handed to the link in this loop
+        turn (the stop path: ``guard.MotorGuard.apply_now``)."""
+        raise NotImplementedError
+
+    def stop_now(self, disable: bool) -> None:
+        """Hold the motors at 0 (written now unless already held) and, if ``disable``, switch
+        the device off, all handed to the link before this returns. ``DeviceGone`` when the
+        link is gone (the device is stopped then anyway)."""
+        if disable:
+            self._held_motors = True
+            self.disable_now()
+        elif not self._held_motors:
+            self._held_motors = True
+            self.stop_motors_now()
 
     async def hold_motors(self, held: bool) -> None:
         """While held, motor params are sent as 0 whatever the executor asks; on release the

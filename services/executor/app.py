@@ -36,6 +36,9 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
     buffers.reclaim()
     dispatcher = build(config, buffers)
     beat = beat_for(buffers)
+    if beat is not None:
+        dispatcher.state_mode = beat.state_mode
+        beat.state_mode(str(dispatcher.match.mode))
     try:
         async with Connection(config.mqtt, robot=config.robot, service="executor",
                               password_file=config.password_file) as connection:

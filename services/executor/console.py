@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runtime.flood import LineBudget
 from runtime.service.executor.errors import StudentLog
 from runtime.service.executor.sync import start_thread
 
@@ -46,16 +47,13 @@ class Console:
         self.max_lines = max_lines
         self.coalesce = coalesce
         self.clock = clock
-        self.dropped_total = 0
+        self._budget = LineBudget(max_lines)
         self._lock = threading.Condition(threading.Lock())
         # held from taking lines to having sent them: records leave in the order written,
         # whichever thread (flusher, flush()) sends them
         self._send_lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []  # (level, line)
         self._partial: dict[str, tuple[str, float]] = {}  # level -> (text, since)
-        self._window = 0.0
-        self._window_lines = 0
-        self._dropped = 0
         self._closed = False
         self._thread: threading.Thread | None = None
 
@@ -93,26 +91,29 @@ class Console:
         if flush:  # sent now, from this thread: nothing the program does next can hold it up
             self.flush()
 
-    def _add(self, level: str, line: str, now: float) -> None:
-        if now - self._window >= 1.0:
-            self._roll_window(now)
-        if self._window_lines >= self.max_lines:
-            self._dropped += 1
-            self.dropped_total += 1
-            return
-        self._window_lines += 1
-        self._pending.append((level, line))
+    @property
+    def dropped_total(self) -> int:
+        """Printed lines dropped so far (over the line budget)."""
+        return self._budget.dropped_total
 
-    def _roll_window(self, now: float) -> None:
-        """Start a new one-second window; the drop count of the last one becomes a line."""
-        if self._dropped:
+    @property
+    def _dropped(self) -> int:
+        return self._budget.dropped
+
+    def _add(self, level: str, line: str, now: float) -> None:
+        self._roll_window(now)
+        if self._budget.admit(now):
+            self._pending.append((level, line))
+
+    def _roll_window(self, now: float, force: bool = False) -> None:
+        """Start a new one-second window if it is time (or ``force``); the drop count of the
+        last one becomes a line."""
+        dropped = self._budget.roll(now, force)
+        if dropped:
             self._pending.append(("warning", (
-                f"... {self._dropped} printed lines dropped: the console shows at most "
+                f"... {dropped} printed lines dropped: the console shows at most "
                 f"{self.max_lines} lines a second (print less often, e.g. only when a value "
                 "changes)")))
-            self._dropped = 0
-        self._window = now
-        self._window_lines = 0
 
     # -- sending ------------------------------------------------------------------------------
     def flush(self) -> None:
@@ -122,7 +123,7 @@ class Console:
                 for level in list(self._partial):
                     self._pending.append((level, self._partial.pop(level)[0]))
                 if self._dropped:
-                    self._roll_window(self.clock())
+                    self._roll_window(self.clock(), force=True)
                 records = self._take()
             self._send(records)
 
@@ -170,12 +171,12 @@ class Console:
                     if now - since >= PARTIAL_WAIT:
                         self._pending.append((level, text))
                         del self._partial[level]
-                if self._dropped and now - self._window >= 1.0:
+                if self._budget.due(now):
                     self._roll_window(now)
                 if not self._pending:  # only a partial line or a drop count: wait their time
                     waits = [PARTIAL_WAIT - (now - since) for _, since in self._partial.values()]
                     if self._dropped:
-                        waits.append(1.0 - (now - self._window))
+                        waits.append(self._budget.remaining(now))
                     self._lock.wait(max(min(waits, default=self.coalesce), 0.001))
                     continue
             with self._send_lock:

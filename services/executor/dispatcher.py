@@ -63,6 +63,7 @@ from runtime.service.executor.runner import (
     timeouts_from_options,
 )
 from runtime.service.executor.zygote import StudentProcess, Zygote
+from runtime.trace import hop
 
 log = logging.getLogger("runtime.service.executor")
 student_log = logging.getLogger("student")
@@ -142,6 +143,9 @@ class Dispatcher(Handler):
         self._switch_lock: asyncio.Lock | None = None
         self._outbox: asyncio.Queue[tuple[str, BaseModel]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: tells the device service a new mode through shared memory, before anything else
+        #: (``LivenessBeat.state_mode``; app.py sets it): stops skip the broker round trip
+        self.state_mode: Callable[[str], None] = lambda mode: None
 
     # -- RPC --------------------------------------------------------------------------------
     @rpc
@@ -248,6 +252,7 @@ class Dispatcher(Handler):
                     role: str = "operator", clear_estop: bool = False) -> tuple[Match, bool]:
         """Switch modes now (on the event loop); the new match and whether the same mode was
         restarted. Motors are 0 and ``match`` is queued before this returns."""
+        hop("executor: mode change asked")
         match = requested_match(mode, alliance, start_pos)
         refusal = check_mode_change(ModeRequest(role, str(match.mode), bool(clear_estop)),
                                     RobotState(self.latched, self.field_connected))
@@ -264,9 +269,11 @@ class Dispatcher(Handler):
                 self._emit("match", self.match)
             return self.match, False
         restarted = match.mode == current.mode
+        self._state_mode(str(match.mode))
+        hop("executor: mode stated")
+        stopped = self.api.stop_motors()
         if match.mode == "estop" and not self.latched:
             self._set_latched(True)
-        stopped = self.api.stop_motors()
         self.match = match
         self._generation += 1
         self.mode_started_at = time.monotonic()
@@ -279,6 +286,12 @@ class Dispatcher(Handler):
                  f"; motors set to 0 on {len(stopped)} device"
                  f"{'' if len(stopped) == 1 else 's'}" if stopped else "")
         return match, restarted
+
+    def _state_mode(self, mode: str) -> None:
+        try:
+            self.state_mode(mode)
+        except Exception:  # the match on MQTT still stops the devices, a broker hop later
+            log.exception("could not state mode %s in shared memory", mode)
 
     def _ask_stop(self, student: StudentProcess) -> None:
         """Ask ``student`` to stop; SIGKILL it after the grace period if it is still there."""

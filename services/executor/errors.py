@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.exception import ExecutionTimeout, RuntimeBaseException
+from runtime.flood import RepeatCounter
 
 MAX_FRAMES = 12  # formatted frame lines kept (first 3 and the last ones)
 REPEAT_WINDOW = 5.0
@@ -131,9 +132,7 @@ class ErrorReporter:
         self.window = window
         self.clock = clock
         self.reported = 0
-        self._last_key: tuple[Any, ...] | None = None
-        self._last_time = 0.0
-        self._repeats = 0
+        self._repeats: RepeatCounter[tuple[Any, ...]] = RepeatCounter(window)
         self._last_context: dict[str, Any] = {}
 
     def report(self, name: str, exc: BaseException, **context: Any) -> StudentError | None:
@@ -141,11 +140,10 @@ class ErrorReporter:
         error = format_error(name, exc, self.files())
         key = (name, type(exc).__name__, error.context.get("line"), str(exc)[:200])
         now = self.clock()
-        if key == self._last_key and now - self._last_time < self.window:
-            self._repeats += 1
+        if self._repeats.repeat(key, now):
             return None
         self.close()
-        self._last_key, self._last_time, self._repeats = key, now, 0
+        self._repeats.start(key, now)
         self._last_context = {**error.context, **context}
         self.reported += 1
         self.log("error", error.message, self._last_context)
@@ -153,13 +151,13 @@ class ErrorReporter:
 
     def close(self) -> None:
         """Report the repeats of the last error, if any (before another error, at run end)."""
-        if self._repeats and self._last_key is not None:
-            name, kind, line = self._last_key[:3]
+        taken = self._repeats.take()
+        if taken is not None:
+            (name, kind, line, _), repeats = taken
             where = f", line {line}" if line is not None else ""
-            self.log("error", f"the {kind} in {name}{where} happened {self._repeats} more "
-                     f"time{'' if self._repeats == 1 else 's'}",
-                     {**self._last_context, "repeats": self._repeats})
-        self._repeats = 0
+            self.log("error", f"the {kind} in {name}{where} happened {repeats} more "
+                     f"time{'' if repeats == 1 else 's'}",
+                     {**self._last_context, "repeats": repeats})
 
     def warn(self, message: str, **context: Any) -> None:
         """A problem that is not an exception (no code to run in a mode...)."""

@@ -90,6 +90,11 @@ class VirtualLowcarDevice(VirtualLink):
     def _log(self, text: str) -> None:
         self._send(lowcar.log(text))
 
+    def say(self, *lines: str | bytes) -> None:
+        """Send LOG lines, as firmware prints do (bytes as they are: garbage firmware), in one
+        write: a burst arrives as fast as the link carries it."""
+        self._send(b"".join(lowcar.log(line) for line in lines))
+
     def _handle(self, packet: Packet) -> None:
         kind = packet.type
         try:

@@ -297,11 +297,12 @@ async def test_a_service_publishes_only_its_own_topics(
         await broker.publish(topics.gamepad(0), b"forged", qos=1)
         await device.publish(topics.device_info(3), b"own", qos=1)
         await device.publish(topics.log("device"), b"own", qos=1)
+        await device.publish(topics.log("student"), b"own", qos=1)  # device lines, students
         await broker.publish(topics.device_data(3), b"own", qos=1)
         await broker.publish(topics.reply(driver.client_id), b"own", qos=1)
         await watch.settle()
         assert [t for t, p in watch.received if p == b"forged"] == []
-        assert len([t for t, p in watch.received if p == b"own"]) == 4
+        assert len([t for t, p in watch.received if p == b"own"]) == 5
         # The online statuses the Connections published for themselves did arrive.
         assert topics.status("device") in watch.topics()
         assert topics.status("broker") in watch.topics()

@@ -11,9 +11,18 @@ counter has not moved for ``LIVENESS_TIMEOUT`` (200 ms), so motors stop within 3
 A killed executor is seen at once: the segment's owner lock (``runtime.buffer.segment``) is
 released by the kernel when its process dies, so the monitor reports "no counter" immediately.
 
+The segment also carries the executor's **stated mode**: the control process writes the mode it
+has just switched to (:meth:`LivenessBeat.state_mode`) before it zeroes the motors and publishes
+``match``, and rings the segment's waiters (``WAKE_MODE``). The device service watches it
+(:meth:`LivenessMonitor.watch_mode`) and stops the motors and sends Disable the moment the
+executor states idle or estop: a stop costs one wake-up between two processes instead of two
+broker hops (issue 10: stop -> Disable p99 <= 5 ms). It only ever *stops* earlier: motors are
+released by the retained ``match`` alone (``services/device/safety.py``, rule ``mode``).
+
 Segment ``runtime.<robot>@liveness.executor`` (kind 4), body (offsets from ``BODY``)::
 
     0   counter u64 | period f64 | last beat f64 (UNIX seconds, for humans and tools)
+    24  stated mode u8 (0 none yet, then ``MODE_CODES``)
 """
 
 from __future__ import annotations
@@ -26,13 +35,17 @@ from collections.abc import Callable
 
 from runtime.buffer.base import BODY, Buffer
 from runtime.buffer.segment import Segment, segment_name
+from runtime.buffer.wake import WAKE_MODE, Waiter
 from runtime.constants import LIVENESS_PERIOD
 from runtime.exception import BufferStoreError
 
 KIND_LIVENESS = 4
 BEAT = struct.Struct("<Qdd")
-SIZE = BODY + BEAT.size
+MODE_OFFSET = BODY + BEAT.size
+SIZE = MODE_OFFSET + 1
 NAME = "executor"
+#: the stated mode's code is its index here plus one (0: the executor has stated none yet)
+MODE_CODES = ("idle", "auto", "teleop", "estop")
 
 
 class LivenessBuffer(Buffer):
@@ -62,6 +75,22 @@ class LivenessBuffer(Buffer):
         BEAT.pack_into(self.view, BODY, counter + 1, period, time.time())
         return int(counter + 1)
 
+    @property
+    def mode(self) -> str | None:
+        """The mode the executor last stated (one of ``MODE_CODES``), None if none yet."""
+        self._check_open()
+        code = self.view[MODE_OFFSET]
+        return MODE_CODES[code - 1] if 0 < code <= len(MODE_CODES) else None
+
+    def state_mode(self, mode: str) -> None:
+        """Write the executor's new mode (the owner only) and ring the watchers at once.
+        ``ValueError`` for a mode not in ``MODE_CODES``."""
+        self._check_open()
+        code = MODE_CODES.index(mode) + 1
+        if self.view[MODE_OFFSET] != code:
+            self.view[MODE_OFFSET] = code
+            self.waiters.notify(WAKE_MODE)
+
 
 def liveness_name(robot: str) -> str:
     return segment_name(robot, "liveness", NAME)
@@ -87,6 +116,11 @@ class LivenessBeat:
             return
         self.buffer.beat()
         self._handle = self.loop.call_later(self.period, self._tick)
+
+    def state_mode(self, mode: str) -> None:
+        """Tell the device service the executor's new mode now (see the module docstring)."""
+        if not self.buffer.closed:
+            self.buffer.state_mode(mode)
 
     def stop(self) -> None:
         """Stop beating and remove the segment (the device service then stops the motors)."""
@@ -119,6 +153,40 @@ class LivenessMonitor:
         self._buffer: LivenessBuffer | None = None
         self._counter = -1
         self._moved = 0.0
+        self._waiter: Waiter | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def mode(self) -> str | None:
+        """The mode the executor states in the segment; None without a live segment or before
+        the executor stated one."""
+        return self.read()[1]
+
+    def read(self) -> tuple[float | None, str | None]:
+        """``(silent_for(), mode())`` from one look at the segment (one liveness check of
+        the mapping: the device service asks 50 times a second)."""
+        silent = self.silent_for()
+        buffer = self._buffer
+        if silent is None or buffer is None:
+            return silent, None
+        try:
+            return silent, buffer.mode
+        except BufferStoreError:
+            return silent, None
+
+    def watch_mode(self, loop: asyncio.AbstractEventLoop, on_change: Callable[[], None]) -> None:
+        """Call ``on_change()`` on ``loop`` in the loop turn the executor states a new mode
+        (the segment is watched from the next attach on, and again after an executor
+        restart; an attach happens on every ``silent_for``/``mode`` call)."""
+        self._waiter = waiter = Waiter()
+        self._loop = loop
+
+        def rang() -> None:
+            if waiter.poll():
+                on_change()
+
+        loop.add_reader(waiter.fileno(), rang)
+        if self._buffer is not None:
+            waiter.watch(self._buffer, WAKE_MODE)
 
     def silent_for(self) -> float | None:
         buffer = self._attach()
@@ -142,17 +210,31 @@ class LivenessMonitor:
         buffer = self._buffer
         if buffer is not None and buffer.is_live():
             return buffer
-        self.close()
+        self._detach()
         try:
             segment = Segment.attach(liveness_name(self.robot), "executor liveness")
             self._buffer = LivenessBuffer(segment)
         except BufferStoreError:
             return None
         self._counter = -1
+        if self._waiter is not None:
+            self._waiter.watch(self._buffer, WAKE_MODE)
         return self._buffer
 
-    def close(self) -> None:
-        if self._buffer is not None:
+    def _detach(self) -> None:
+        buffer, self._buffer = self._buffer, None
+        if buffer is not None:
+            if self._waiter is not None:
+                with contextlib.suppress(Exception):
+                    self._waiter.unwatch(buffer)
             with contextlib.suppress(Exception):
-                self._buffer.close()
-            self._buffer = None
+                buffer.close()
+
+    def close(self) -> None:
+        self._detach()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(waiter.fileno())
+            waiter.close()

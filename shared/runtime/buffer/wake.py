@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 WAKE_CURRENT = 1  #: new current values from a device (written by the device service)
 WAKE_DESIRED = 2  #: new desired values or read requests (written by the executor)
 WAKE_INPUT = 4  #: new gamepad/keyboard input or a change of its connected flag (broker)
-WAKE_ALL = WAKE_CURRENT | WAKE_DESIRED | WAKE_INPUT
+WAKE_MODE = 8  #: the executor stated a new mode (its liveness segment; runtime.buffer.liveness)
+WAKE_ALL = WAKE_CURRENT | WAKE_DESIRED | WAKE_INPUT | WAKE_MODE
 
 GENERATION_OFFSET = 24  #: u32 in the segment header, bumped on every table change
 TABLE_OFFSET = 64

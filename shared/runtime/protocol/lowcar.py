@@ -130,9 +130,11 @@ def ack(uid: Uid | Ack) -> bytes:
     return encode(LowcarMessage.ACK, payload)
 
 
-def log(text: str) -> bytes:
-    """LOG: one NUL-terminated ASCII line (cut to fit one packet; non-ASCII replaced)."""
-    data = text.encode("ascii", "replace").replace(b"\x00", b"?")[: MAX_PAYLOAD - 1]
+def log(text: str | bytes) -> bytes:
+    """LOG: one NUL-terminated ASCII line (cut to fit one packet; non-ASCII replaced). Bytes
+    go as they are (a virtual device playing garbage firmware), NULs replaced."""
+    data = text if isinstance(text, bytes) else text.encode("ascii", "replace")
+    data = data.replace(b"\x00", b"?")[: MAX_PAYLOAD - 1]
     return encode(LowcarMessage.LOG, data + b"\x00")
 
 
@@ -164,6 +166,8 @@ def parse_values(device_type: DeviceType, payload: bytes) -> dict[str, Value]:
 
 
 def parse_log(payload: bytes) -> str:
-    """The text of a LOG payload (up to its NUL; undecodable bytes shown as escapes)."""
+    """The text of a LOG payload, up to its NUL. The protocol says ASCII; UTF-8 (a superset)
+    is shown as text, and bytes that are neither as ``\\xNN`` escapes (garbage stays visible
+    and can never break a log line's encoding)."""
     text = payload.split(b"\x00", 1)[0]
-    return text.decode("ascii", "backslashreplace")
+    return text.decode("utf-8", "backslashreplace")
