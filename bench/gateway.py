@@ -269,9 +269,10 @@ def main() -> None:
         result = asyncio.run(run(args, directory))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    for name in ("gateway_ms", "mqtt_ms"):
+    for name, path in (("gateway_ms", "Dawn INPUTS -> gateway"),
+                       ("mqtt_ms", "input/gamepad/0 (MQTT)")):
         figures = result[name]
-        print(f"{name[:-3]:8s} INPUTS -> DeviceWrite: median {figures['median']:.3f} ms, "
+        print(f"{path:24s} -> DeviceWrite: median {figures['median']:.3f} ms, "
               f"p99 {figures['p99']:.3f} ms, max {figures['max']:.3f} ms "
               f"({figures['samples']} changes, {result['broker']})")
     leaks = result["reconnects"]
