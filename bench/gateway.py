@@ -72,7 +72,10 @@ async def measure(device: TimedKoala, send: Any, changes: int, path: str) -> lis
         device.expect(value)
         start = time.monotonic_ns()
         await send(value)
-        arrival = await device.arrival(ARRIVAL_TIMEOUT, f"the change to {value} sent {path}")
+        try:
+            arrival = await device.arrival(ARRIVAL_TIMEOUT, f"the change to {value} sent {path}")
+        except TimeoutError as lost:
+            raise SystemExit(str(lost)) from None
         samples.append((arrival - start) / 1e6)
         await asyncio.sleep(random.uniform(0.02, 0.04))
         if index % 4 == 0:
