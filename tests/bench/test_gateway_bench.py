@@ -8,21 +8,17 @@ No timing assertion (machines here are noisy): the figures belong in docs/perfor
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests.bench.runner import run_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("broker", [[], ["--embedded"]], ids=["mosquitto", "embedded"])
 def test_gateway_bench_measures_both_paths_and_reconnects(broker: list[str]) -> None:
-    result = subprocess.run([sys.executable, str(BENCH / "gateway.py"), "--quick", *broker],
-                            capture_output=True, text=True, timeout=240, cwd=BENCH)
+    result = run_bench("gateway.py", "--quick", *broker)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["benchmark"] == "gateway"
