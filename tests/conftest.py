@@ -12,6 +12,7 @@ They are function-scoped (a broker starts in ~50 ms): no state leaks between tes
 from __future__ import annotations
 
 import logging
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -26,6 +27,12 @@ from tests.support.device_rig import (  # noqa: F401 (shared fixtures)
 )
 
 quiet_amqtt()
+# Tests stop the processes they start with SIGINT (Ctrl-C) and expect a clean exit. A suite run
+# as a background job of a non-interactive shell (`./run test &`, CI runners) inherits SIGINT
+# *ignored*, and an ignored signal stays ignored in every child: they would never stop. Handled
+# here, children start with the default disposition again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 logging.getLogger("runtime.remote.paho").setLevel(logging.WARNING)
 
 

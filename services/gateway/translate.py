@@ -218,6 +218,7 @@ def log_frames(lines: Iterable[str]) -> list[pb.Text]:
 
 def record_lines(record: LogRecord) -> list[str]:
     """The console lines of a student log record (errors keep their traceback lines)."""
-    if record.level in ("ERROR", "CRITICAL", "WARNING") and not record.logger.startswith("student"):
-        return [f"[{record.level}] {record.message}"]
+    level = record.level.upper()  # services log "ERROR"; the device console logs "error"
+    if level in ("ERROR", "CRITICAL", "WARNING") and not record.logger.startswith("student"):
+        return [f"[{level}] {record.message}"]
     return [record.message]

@@ -114,3 +114,15 @@ def test_log_text_lines_end_in_newlines() -> None:
 ])
 def test_dawn_type_numbers(generation: str, name: str, type_id: int, dawn: int) -> None:
     assert translate.dawn_type(generation, name, type_id) == dawn
+
+
+@pytest.mark.parametrize(("level", "logger", "shown"), [
+    ("ERROR", "runtime.service.device", "[ERROR] x"),
+    ("error", "device.koala", "[ERROR] x"),  # a device's own line on the student console
+    ("warning", "device.koala", "[WARNING] x"),
+    ("info", "device.koala", "x"),
+    ("error", "student", "x"),  # the student's own errors carry their traceback, no prefix
+])
+def test_service_and_device_warnings_reach_dawn_with_their_level(level, logger, shown):
+    record = LogRecord(ts=0.0, level=level, logger=logger, message="x", context={})
+    assert translate.record_lines(record) == [shown]

@@ -176,7 +176,9 @@ class LivenessMonitor:
     def watch_mode(self, loop: asyncio.AbstractEventLoop, on_change: Callable[[], None]) -> None:
         """Call ``on_change()`` on ``loop`` in the loop turn the executor states a new mode
         (the segment is watched from the next attach on, and again after an executor
-        restart; an attach happens on every ``silent_for``/``mode`` call)."""
+        restart; an attach happens on every ``silent_for``/``mode`` call). A second call
+        replaces the first."""
+        self._unwatch()
         self._waiter = waiter = Waiter()
         self._loop = loop
 
@@ -232,6 +234,9 @@ class LivenessMonitor:
 
     def close(self) -> None:
         self._detach()
+        self._unwatch()
+
+    def _unwatch(self) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             if self._loop is not None and not self._loop.is_closed():
