@@ -6,6 +6,7 @@ The runner runs in the main thread (signals), the test script in a second thread
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -88,14 +89,37 @@ def test_error_in_import_is_reported_and_the_next_start_works(make_rig):
     rig.run(script)
 
 
-def test_syntax_error_names_the_line(make_rig):
+#: Student mistakes that each get one clear message in the student log: (the program, by its
+#: file name in programs/ or as source; words the message starts from; its level; patterns it
+#: must also contain: what the student reads to fix it).
+MISTAKES = [
+    pytest.param("def teleop_main():\n    x = (1,\n\ndef other(:\n    pass\n",
+                 "syntax error", "error", [r"studentcode\.py, line"],
+                 id="syntax error names the line"),
+    pytest.param("recursion.py", "RecursionError", "error",
+                 ["kept calling itself", r"more \.\.\.|repeated"],
+                 id="recursion error gets a short traceback"),
+    pytest.param("async_main.py", "teleop_main is an async def", "error",
+                 ["make it a plain def"], id="async main"),
+    pytest.param("never_awaited.py", "never awaited", "warning", ["wave", r"Robot\.run"],
+                 id="never awaited coroutine"),
+]
+
+
+@pytest.mark.parametrize(("program", "fragment", "level", "says"), MISTAKES)
+def test_a_mistake_gets_one_short_clear_message(make_rig, program, fragment, level, says):
     rig = make_rig()
-    rig.code.write_text("def teleop_main():\n    x = (1,\n\ndef other(:\n    pass\n")
+    if program.endswith(".py"):
+        rig.program(program)
+    else:
+        rig.code.write_text(program)
 
     def script(rig):
         rig.mode("teleop")
-        message = rig.wait_log("syntax error", level="error")
-        assert "studentcode.py, line" in message
+        message = rig.wait_log(fragment, level=level)
+        for pattern in says:
+            assert re.search(pattern, message), f"{pattern!r} not in {message!r}"
+        assert len(message.splitlines()) < 20  # the student's frames only, repeats folded
 
     rig.run(script)
 
@@ -148,19 +172,6 @@ def test_endless_loops_are_interrupted_and_reported(make_rig, monkeypatch, where
     rig.run(script)
 
 
-def test_recursion_error_gets_a_short_traceback(make_rig):
-    rig = make_rig(program="recursion.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("RecursionError", level="error")
-        assert "kept calling itself" in message
-        assert "more ..." in message or "repeated" in message
-        assert len(message.splitlines()) < 20
-
-    rig.run(script)
-
-
 def test_sys_exit_and_keyboard_interrupt_do_not_stop_the_executor(make_rig):
     rig = make_rig(program="exits.py")
     rig.code.write_text(rig.code.read_text().replace("sys.exit(3)", "pass"))
@@ -173,28 +184,6 @@ def test_sys_exit_and_keyboard_interrupt_do_not_stop_the_executor(make_rig):
         rig.program("exits.py")
         rig.mode("teleop")
         rig.wait_log("called sys.exit()", level="error")
-
-    rig.run(script)
-
-
-def test_async_main_gets_a_clear_message(make_rig):
-    rig = make_rig(program="async_main.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("teleop_main is an async def", level="error")
-        assert "make it a plain def" in message
-
-    rig.run(script)
-
-
-def test_never_awaited_coroutine_gets_a_clear_message(make_rig):
-    rig = make_rig(program="never_awaited.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("never awaited", level="warning")
-        assert "wave" in message and "Robot.run" in message
 
     rig.run(script)
 
