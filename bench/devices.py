@@ -34,12 +34,12 @@ from pathlib import Path
 import psutil
 from runtime.buffer import BufferStore
 from runtime.mqtt_server import free_port
-from runtime.protocol import MessageType
 from runtime.protocol.lowcar import LowcarMessage
 from runtime.remote import Client, Connection
 from runtime.virtual import VirtualDevice
 from runtime.virtual_lowcar import VirtualLowcarDevice
 from stats import percentile
+from timed import TimedKoala, until
 
 INTERVAL = 0.01
 LOWCAR_PERIOD = 0.005
@@ -76,7 +76,7 @@ async def load(url: str, robot: str, address: str, count: int, seconds: float,
         sent_before = sum(device.data_sent for device in devices)
         cpu_before = service.cpu_times()
         started = time.monotonic()
-        ages = []
+        ages: list[float] = []
         while time.monotonic() - started < seconds:
             now = time.time()
             ages.extend(now - buffer.timestamp("enc_a") for buffer in buffers)
@@ -135,7 +135,7 @@ async def load_lowcar(robot: str, address: str, count: int, seconds: float,
     sent_before = sum(device.data_sent for device in devices)
     cpu_before = service.cpu_times()
     started = time.monotonic()
-    ages = []
+    ages: list[float] = []
     while time.monotonic() - started < seconds:
         now = time.time()
         ages.extend(now - buffer.timestamp("enc_a") for buffer in buffers)
@@ -173,13 +173,13 @@ async def discovery(robot: str, address: str, generation: str, rounds: int) -> d
                   else VirtualDevice("KoalaBear"))
         start = time.perf_counter()
         task = asyncio.create_task(device.connect(address))
-        while str(device.uid) not in store.device_uids():
-            await asyncio.sleep(0.001)
+        await _buffer(store, device.uid, True, f"the {generation} device in the buffers",
+                      interval=0.001)
         samples.append(time.perf_counter() - start)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        while str(device.uid) in store.device_uids():
-            await asyncio.sleep(0.01)
+        await _buffer(store, device.uid, False, f"the {generation} device's buffer to go",
+                      interval=0.01)
     store.close()
     return {"median_s": round(statistics.median(samples), 4),
             "p99_s": round(percentile(samples, 0.99), 4),
@@ -193,40 +193,34 @@ def _print_load(label: str, count: int, result: dict[str, float]) -> None:
           f"p99 {result['value_age_ms_p99']} ms", flush=True)
 
 
+async def _buffer(store: BufferStore, uid: int, present: bool, what: str,
+                  interval: float) -> None:
+    """Until the device buffer of ``uid`` is there (``present``) or gone (within 30 s)."""
+    await until(lambda: (str(uid) in store.device_uids()) == present, 30, what,
+                interval=interval)
+
+
 async def _no_device_buffers(robot: str) -> None:
-    while any(os.path.basename(name).startswith(f"runtime.{robot}@device")
-              for name in os.listdir("/dev/shm")):
-        await asyncio.sleep(0.05)
-
-
-class TimedDevice(VirtualDevice):
-    """Records when each DeviceWrite arrives."""
-
-    arrived: asyncio.Event
-
-    def _handle(self, packet) -> None:  # type: ignore[no-untyped-def]
-        if packet.type == MessageType.DEVICE_WRITE:
-            self.arrival = time.perf_counter()
-            self.arrived.set()
-        super()._handle(packet)
+    await until(lambda: not any(os.path.basename(name).startswith(f"runtime.{robot}@device")
+                                for name in os.listdir("/dev/shm")),
+                30, "the device buffers of the last round to go")
 
 
 async def write_latency(robot: str, address: str, rounds: int) -> dict[str, float]:
-    device = TimedDevice("KoalaBear")
-    device.arrived = asyncio.Event()
+    device = TimedKoala()
     task = asyncio.create_task(device.connect(address))
     store = BufferStore(robot)
-    while str(device.uid) not in store.device_uids():
-        await asyncio.sleep(0.02)
+    await until(lambda: str(device.uid) in store.device_uids(), 30,
+                "the timed device in the buffers", interval=0.02)
     await asyncio.sleep(0.2)
     buffer = store.open_device(device.uid)
     samples = []
     for index in range(rounds):
-        device.arrived.clear()
-        start = time.perf_counter()
+        device.expect_any()
+        start = time.monotonic_ns()
         buffer.set("pid_kp_a", float(index % 50))
-        await asyncio.wait_for(device.arrived.wait(), 5)
-        samples.append((device.arrival - start) * 1000)
+        arrival = await device.arrival(5, f"buffer.set(pid_kp_a) number {index + 1}")
+        samples.append((arrival - start) / 1e6)
         await asyncio.sleep(0.002)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

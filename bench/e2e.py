@@ -45,29 +45,13 @@ from hops import breakdown, figures
 from runtime.messages import GamepadInput, encode
 from runtime.mqtt_server import free_port
 from runtime.remote import Client, Connection
-from runtime.virtual import VirtualDevice
+from timed import TimedKoala
 
 PROGRAM = '''
 def teleop_main():
     Robot.set_value("koala", "duty_cycle_a", Gamepad.get_value("joystick_left_y"))
 '''
 SERVICES = ("broker", "executor", "device")
-
-
-class TimedKoala(VirtualDevice):
-    """A KoalaBear that notes when a DeviceWrite with ``duty_cycle_a == expected`` arrives."""
-
-    expected: float | None = None
-    arrival_ns = 0
-    arrived: asyncio.Event
-
-    def _apply(self, written: dict[str, Any]) -> None:
-        value = written.get("duty_cycle_a")
-        if self.expected is not None and value is not None and abs(value - self.expected) < 1e-4:
-            self.arrival_ns = time.monotonic_ns()
-            self.expected = None
-            self.arrived.set()
-        super()._apply(written)
 
 
 def start_broker(kind: str, directory: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -146,8 +130,7 @@ async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str,
         trace_dir.mkdir(exist_ok=True)
         env["RUNTIME_TRACE"] = str(trace_dir)
     link = directory / "ttyKoala0"
-    device = TimedKoala("KoalaBear")
-    device.arrived = asyncio.Event()
+    device = TimedKoala()
     ready = asyncio.Event()
     device_task = asyncio.create_task(device.serve_pty(link, ready))
     await ready.wait()
@@ -190,18 +173,17 @@ async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str,
                 while value == last:
                     value = round(random.uniform(-0.95, 0.95), 3)
                 last = value
-                device.expected = value
-                device.arrived.clear()
+                device.expect(value)
                 start = time.monotonic_ns()
                 await send(value)
                 try:
-                    await asyncio.wait_for(device.arrived.wait(), 2)
-                except TimeoutError:
-                    print(f"a change to {value} never reached the device", file=sys.stderr)
+                    arrival = await device.arrival(2, f"a change to {value}")
+                except TimeoutError as lost_change:
+                    print(lost_change, file=sys.stderr)
                     lost += 1
                     continue
-                samples.append((device.arrival_ns - start) / 1e6)
-                marks.append((start, device.arrival_ns))
+                samples.append((arrival - start) / 1e6)
+                marks.append((start, arrival))
                 await asyncio.sleep(random.uniform(0.02, 0.05))
             busy_to = time.monotonic(), cpu_seconds(processes)
             await client.call("executor", "set_mode", "idle", timeout=5)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+import timed
 from devices import start_mosquitto
 from runtime import protocol
 from runtime.protocol import MessageType, Packet
@@ -53,12 +55,9 @@ class StampingDevice(VirtualDevice):
         super()._handle(packet)
 
 
-async def until(predicate, timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        await asyncio.sleep(0.002)
+#: waits polled every 2 ms (figures come from stamps taken where events arrive: a poll only
+#: ends a wait)
+until = functools.partial(timed.until, timeout=30.0, interval=0.002)
 
 
 def start_executor(url: str, robot: str, state: Path) -> subprocess.Popen[bytes]:

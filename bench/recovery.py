@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+import timed
 from devices import start_mosquitto
 from runtime import protocol
 from runtime.remote import Connection
@@ -32,12 +34,9 @@ from stats import summary
 RUNTIME = [sys.executable, "-m", "runtime"]
 
 
-async def until(predicate, timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        await asyncio.sleep(0.002)
+#: waits polled every 2 ms (figures come from stamps taken where events arrive: a poll only
+#: ends a wait)
+until = functools.partial(timed.until, timeout=30.0, interval=0.002)
 
 
 async def main() -> None:

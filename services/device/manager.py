@@ -40,6 +40,8 @@ from runtime.service.device.session import SAFETY_PASS
 from runtime.service.device.studentlog import DeviceConsole
 from runtime.tasks import TaskSet
 
+MAX_HEARTBEAT_TIMEOUT = 60.0  #: seconds a ``heartbeat`` RPC may wait for its answer
+
 log = logging.getLogger(__name__)
 
 #: One device's conversation, in its generation's protocol (the manager drives both alike).
@@ -466,5 +468,9 @@ class SmartDeviceManager(Handler):
     @rpc
     async def heartbeat(self, uid: str, heartbeat_id: int | None = None,
                         timeout: float = 1) -> float:
-        """Round trip of one heartbeat, in seconds."""
+        """Round trip of one heartbeat, in seconds. ``timeout``: seconds, above 0 and at most
+        60 (``DeviceError`` otherwise: a negative one used to time out at once, unexplained)."""
+        if not 0 < timeout <= MAX_HEARTBEAT_TIMEOUT:
+            raise DeviceError(f"heartbeat timeout must be above 0 and at most "
+                              f"{MAX_HEARTBEAT_TIMEOUT:g} s, not {timeout!r}", uid=uid)
         return await self._client(uid).heartbeat(heartbeat_id, timeout)

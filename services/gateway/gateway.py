@@ -45,6 +45,7 @@ from runtime.remote import Client, Connection, Handler, rpc
 from runtime.service.gateway import translate
 from runtime.service.gateway.proto import pie_client_pb2 as pb
 from runtime.service.gateway.wire import (
+    CLIENT_MESSAGES,
     FrameError,
     Identity,
     MessageType,
@@ -68,6 +69,8 @@ NAMES = {Identity.SHEPHERD: "Shepherd", Identity.DAWN: "Dawn"}
 ROLES = {Identity.SHEPHERD: "field", Identity.DAWN: "driver"}
 
 SetMode = Callable[..., Awaitable[Any]]
+#: ``handler(link, message)`` for one message type (the message decoded as its model)
+MessageHandler = Callable[["ClientLink", Any], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -144,6 +147,14 @@ class Gateway(Handler):
         self._mode_wanted: tuple[ClientLink | None, str, dict[str, Any]] | None = None
         self._mode_waiters: list[asyncio.Future[None]] = []
         self._mode_worker: asyncio.Task[Any] | None = None
+        #: what each message type from a client does (types without one are ignored)
+        self._handlers: dict[MessageType, MessageHandler] = {
+            MessageType.RUN_MODE: self._on_run_mode,
+            MessageType.START_POS: self._on_start_pos,
+            MessageType.INPUTS: self._on_inputs,
+            MessageType.GAME_STATE: self._on_game_state,
+            MessageType.TIME_STAMPS: self._on_time_stamps,
+        }
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, connection: Connection) -> None:
@@ -266,23 +277,17 @@ class Gateway(Handler):
         await self._change_mode(None, "idle", role=ROLES[link.identity])
 
     async def _handle(self, link: ClientLink, kind: MessageType, message: Message) -> None:
-        if kind is MessageType.RUN_MODE:
-            assert isinstance(message, pb.RunMode)
-            await self._on_run_mode(link, message)
-        elif kind is MessageType.START_POS:
-            assert isinstance(message, pb.StartPos)
-            await self._on_start_pos(link, message)
-        elif kind is MessageType.INPUTS:
-            assert isinstance(message, pb.UserInputs)
-            await self._on_inputs(link, message)
-        elif kind is MessageType.GAME_STATE:
-            assert isinstance(message, pb.GameState)
-            await self._on_game_state(link, message)
-        elif kind is MessageType.TIME_STAMPS:
-            assert isinstance(message, pb.TimeStamps)
-            echo = pb.TimeStamps(dawn_timestamp=message.dawn_timestamp,
-                                 runtime_timestamp=int(time.time() * 1000))
-            link.send(MessageType.TIME_STAMPS, echo)
+        """One client message to its handler in :attr:`_handlers` (one per message type)."""
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            # read_message decoded it with the model CLIENT_MESSAGES names for its type
+            assert isinstance(message, CLIENT_MESSAGES[kind][0])
+            await handler(link, message)
+
+    async def _on_time_stamps(self, link: ClientLink, message: pb.TimeStamps) -> None:
+        echo = pb.TimeStamps(dawn_timestamp=message.dawn_timestamp,
+                             runtime_timestamp=int(time.time() * 1000))
+        link.send(MessageType.TIME_STAMPS, echo)
 
     async def _on_run_mode(self, link: ClientLink, message: pb.RunMode) -> None:
         mode = translate.mode_name(message)

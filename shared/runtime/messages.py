@@ -44,7 +44,8 @@ class ServiceStatus(Payload):
     state: Literal["online", "offline"]
     version: str
     pid: int
-    started: float
+    #: UNIX seconds; finite: the device service's stale-match rule compares it with ``since``
+    started: float = Field(allow_inf_nan=False)
 
 
 class ParamInfo(Payload):
@@ -105,7 +106,8 @@ class Match(Payload):
     mode: Literal["idle", "auto", "teleop", "estop"]
     alliance: Literal["blue", "gold"] | None = None
     start_pos: Literal["left", "right"] | None = None
-    since: float
+    #: UNIX seconds; finite (a NaN would pass every comparison of the stale-match rule)
+    since: float = Field(allow_inf_nan=False)
 
 
 class GameState(Payload):

@@ -6,20 +6,16 @@ No timing assertion (machines here are noisy): the figures belong in docs/perfor
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests.bench.runner import run_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+pytestmark = pytest.mark.slow
 
 
 def test_e2e_bench_runs_on_both_brokers_with_hops() -> None:
-    result = subprocess.run([sys.executable, str(BENCH / "e2e.py"), "--changes", "24", "--hops"],
-                            capture_output=True, text=True, timeout=240, cwd=BENCH)
+    result = run_bench("e2e.py", "--changes", "24", "--hops")
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     for broker in ("mosquitto", "embedded"):

@@ -70,13 +70,16 @@ async def test_connect_and_subscribe_churn_drops_nobody(embedded, caplog):
             await publisher.publish(f"c/{i}", b"r" * 1000, qos=1, retain=True)
 
         failures: list[BaseException] = []
+        # as shipped, a dropped client's operation hangs until this timeout; with the
+        # workarounds nothing hangs, and 12 clients churning on a loaded machine need longer
+        timeout = 20 if embedded.workarounds else 3
 
         async def churn(worker: int) -> None:
             for round_ in range(8):
                 if "dictionary changed size" in caplog.text:
                     return  # shown (as shipped): no need to wait out more dropped clients
                 try:
-                    async with client(embedded, timeout=3) as churner:
+                    async with client(embedded, timeout=timeout) as churner:
                         await churner.subscribe(f"c/{(worker + round_) % 20}", qos=1)
                         await churner.subscribe(f"w/{worker}/{round_}", qos=0)
                 except aiomqtt.MqttError as exc:

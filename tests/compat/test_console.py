@@ -5,8 +5,6 @@ services publish them, the command run piped (plain lines) and on a real pseudo-
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -21,9 +19,11 @@ from runtime.service.broker import Broker
 from runtime.service.executor.inputnotice import BACK, HELD, DriverInputNotice
 from runtime.studentconsole import lines, parse_since
 
+from tests.support.terminal import Terminal
 from tests.support.wait import wait_for, wait_for_async
 
-CONSOLE = [sys.executable, "-m", "runtime", "console"]
+# a generous wait for the robot: the default 5 s is a person's patience, not a loaded CI's
+CONSOLE = [sys.executable, "-m", "runtime", "console", "--timeout", "30"]
 
 
 def record(logger: str, message: str, level: str = "INFO", ts: float | None = None) -> LogRecord:
@@ -90,20 +90,9 @@ async def test_piped_since_no_follow_prints_plain_relevant_lines(robot) -> None:
 
 async def test_on_a_terminal_errors_are_red_and_it_follows(robot) -> None:
     url, name, _, publisher = robot
-    master, slave = os.openpty()
-    screen = bytearray()
-    loop = asyncio.get_running_loop()
-
-    def read() -> None:
-        with contextlib.suppress(OSError):
-            screen.extend(os.read(master, 4096))
-
-    loop.add_reader(master, read)
-    env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
-    process = await asyncio.create_subprocess_exec(
-        *CONSOLE, "--mqtt", url, "--robot", name, stdin=slave, stdout=slave, stderr=slave,
-        env=env)
-    try:
+    async with Terminal() as terminal:
+        process = await terminal.run(*CONSOLE, "--mqtt", url, "--robot", name, colour=True)
+        screen = terminal.screen
         await wait_for_async(lambda: b"following the console of robot" in screen, 20)
         await publish(publisher, "student", record("student", "all good"))
         await publish(publisher, "student", record("student", "teleop_main raised KeyError",
@@ -113,14 +102,6 @@ async def test_on_a_terminal_errors_are_red_and_it_follows(robot) -> None:
         assert b"all good\r\n" in screen and b"\x1b[31m" not in screen.split(b"all good")[0]
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), 20) == 0
-    finally:
-        loop.remove_reader(master)
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        for fd in (master, slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 async def test_bad_since_is_one_clear_line() -> None:

@@ -79,7 +79,7 @@ async def test_devices_marks_values_never_received(rig, api, mosquitto_broker, r
     async def devices() -> str:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "runtime", "devices", "--mqtt", mosquitto_broker.url,
-            "--robot", robot_name, "--timeout", "5", stdout=subprocess.PIPE,
+            "--robot", robot_name, "--timeout", "30", stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)
         out, err = await process.communicate()
         assert process.returncode == 0, err.decode()

@@ -49,7 +49,7 @@ class Console:
 
     def __init__(self, robot: RunningRobot) -> None:
         self.process = subprocess.Popen(
-            [*RUNTIME, "console", "--mqtt", robot.url, "--robot", robot.robot],
+            [*RUNTIME, "console", "--mqtt", robot.url, "--robot", robot.robot, "--timeout", "30"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         import threading

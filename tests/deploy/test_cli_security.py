@@ -33,10 +33,11 @@ async def test_health_says_online_then_offline(secure_broker: TestBroker,
     url = monitor_url(secure_broker, credentials)
     async with login(secure_broker, credentials, "executor", robot_name, service="executor"):
         code, out, err = await runtime_cli("health", "executor", "--mqtt", url,
-                                           "--robot", robot_name, "--local")
+                                           "--robot", robot_name, "--local", "--timeout", "20")
         assert (code, err) == (0, "")
         assert out.startswith(f"{robot_name}/executor: online (pid {os.getpid()}, version ")
-    code, out, err = await runtime_cli("health", "executor", "--mqtt", url, "--robot", robot_name)
+    code, out, err = await runtime_cli("health", "executor", "--mqtt", url, "--robot", robot_name,
+                                       "--timeout", "20")
     assert code == 1
     assert err.startswith(f"error: {robot_name}/executor: offline (pid {os.getpid()}")
     assert err.count("\n") == 1

@@ -264,4 +264,7 @@ async def test_rpc_errors_are_clear(rig):
         await rig.call("subscribe", str(yogi.uid), ["pid_pos_setpoint"])
     with pytest.raises(RPCError, match="cannot read params that are not readable: pid_pos_kp"):
         await rig.call("read", str(yogi.uid), ["enc_pos", "pid_pos_kp"])
+    for timeout in (-1, 0, 61):
+        with pytest.raises(RPCError, match="heartbeat timeout must be above 0 and at most 60"):
+            await rig.call("heartbeat", uid, None, timeout)
     assert uid in [entry["uid"] for entry in await rig.call("list")]  # still serving

@@ -69,9 +69,11 @@ class RunningRobot:
         raise AssertionError(f"no line with {text!r}; output so far:\n{self.output()}")
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """A ``runtime`` command against this robot."""
-        result = subprocess.run([*RUNTIME, *args, "--mqtt", self.url, "--robot", self.robot],
-                                capture_output=True, text=True, timeout=60)
+        """A ``runtime`` command against this robot, with ``--timeout 30`` (the default 5 s is
+        a person's patience; on a loaded 2-core CI machine an answer may take longer)."""
+        result = subprocess.run([*RUNTIME, *args, "--mqtt", self.url, "--robot", self.robot,
+                                 "--timeout", "30"],
+                                capture_output=True, text=True, timeout=90)
         if check and result.returncode != 0:
             raise AssertionError(f"runtime {' '.join(args)} failed: {result.stderr}")
         return result

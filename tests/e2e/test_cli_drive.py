@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
-import struct
 import subprocess
 import sys
 import termios
+from collections.abc import Callable
 
 import psutil
 from runtime.buffer.segment import reclaim
@@ -17,6 +15,7 @@ from runtime.messages import loads
 from runtime.remote import Connection
 
 from tests.e2e.robot import RunningRobot
+from tests.support.terminal import Terminal
 from tests.support.wait import wait_for_async
 
 
@@ -28,41 +27,37 @@ async def test_keys_drive_the_gamepad_and_quitting_restores_the_terminal(
         await connection.subscribe(
             connection.topics.gamepad(0), lambda t, p: seen.append(loads(p) if p else None)
         )
-        master, slave = os.openpty()
-        before = termios.tcgetattr(slave)
-        loop = asyncio.get_running_loop()
-        screen = bytearray()
-        loop.add_reader(master, lambda: screen.extend(os.read(master, 4096)))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "runtime", "drive", "--mqtt", amqtt_broker.url,
-            "--robot", robot_name, stdin=slave, stdout=slave, stderr=slave,
-        )
-        try:
+        async with Terminal() as terminal:
+            before = termios.tcgetattr(terminal.slave)
+            process = await terminal.run(
+                sys.executable, "-m", "runtime", "drive", "--mqtt", amqtt_broker.url,
+                "--robot", robot_name)
+
             def last() -> dict | None:
                 return seen[-1] if seen else None
 
+            def sent_since(mark: int, held: Callable[[dict], bool]) -> bool:
+                """Any input since ``seen[mark]`` showed ``held``: a key is held for only 0.7 s,
+                so under load the press and its release may both arrive between two polls."""
+                return any(message is not None and held(message) for message in seen[mark:])
+
             await wait_for_async(lambda: last() and last()["axes"] == [0, 0, 0, 0], 20)
-            os.write(master, b"w")
-            await wait_for_async(lambda: last() and last()["axes"][1] == 1.0)
-            os.write(master, b"\x1b[Cj")
+            mark = len(seen)
+            terminal.type(b"w")
+            await wait_for_async(lambda: sent_since(mark, lambda m: m["axes"][1] == 1.0),
+                                 message=lambda: f"no forward input in {seen[mark:]}")
+            mark = len(seen)
+            terminal.type(b"\x1b[Cj")
             await wait_for_async(
-                lambda: last() and last()["axes"][2] == 1.0 and last()["buttons"] & 1
-            )
+                lambda: sent_since(mark, lambda m: m["axes"][2] == 1.0 and m["buttons"] & 1),
+                message=lambda: f"no right-stick + button input in {seen[mark:]}")
             # No key-release events in a terminal: a key is let go once its hold runs out.
             await wait_for_async(lambda: last() and last()["axes"] == [0, 0, 0, 0])
-            assert b"WASD: left stick" in screen
-            os.write(master, b"q")
+            assert b"WASD: left stick" in terminal.screen
+            terminal.type(b"q")
             assert await asyncio.wait_for(process.wait(), 20) == 0
             await wait_for_async(lambda: seen[-1] is None)  # "input gone"
-            assert termios.tcgetattr(slave) == before
-        finally:
-            loop.remove_reader(master)
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            for fd in (master, slave):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            assert termios.tcgetattr(terminal.slave) == before
 
 
 def test_drive_needs_a_terminal(amqtt_broker, robot_name) -> None:
@@ -87,16 +82,8 @@ async def test_the_status_line_follows_the_robot_and_turns_red_when_it_dies(
     robot = RunningRobot(robot_name, tmp_path / "state", "--simulate", "KoalaBear",
                          mqtt=amqtt_broker.url)
     robot.wait_for_line("Runtime is up")
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    loop = asyncio.get_running_loop()
-    screen = bytearray()
-    loop.add_reader(master, lambda: screen.extend(os.read(master, 65536)))
-    env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "runtime", "drive", "--mqtt", amqtt_broker.url,
-        "--robot", robot_name, stdin=slave, stdout=slave, stderr=slave, env=env,
-    )
+    terminal = Terminal(rows=30, columns=100)
+    screen = terminal.screen
 
     async def shows(*texts: str) -> str:
         await wait_for_async(lambda: all(t in latest_line(screen) for t in texts), 30,
@@ -104,33 +91,31 @@ async def test_the_status_line_follows_the_robot_and_turns_red_when_it_dies(
         return latest_line(screen)
 
     try:
-        line = await shows("connected, rtt", "ms, IDLE, code stopped, 1 device")
-        assert "\x1b[32m" in line  # green while the robot answers
-        assert len(line.replace("\x1b[32m", "").replace("\x1b[0m", "")) < 100
-        os.write(master, b"T")
-        await shows("TELEOP, code running")
-        os.write(master, b" ")
-        await shows("ESTOP, code stopped")
-        os.write(master, b"T")  # one Shift-T does not clear an estop...
-        await shows("ESTOP is on: Shift-T again clears it")
-        assert (await asyncio.to_thread(robot.call, "executor", "get_mode"))["mode"] == "estop"
-        os.write(master, b"T")  # ...the same key again does
-        await shows("TELEOP, code running", "estop cleared")
-        for child in [*robot.children(), psutil.Process(robot.process.pid)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        line = await shows("ROBOT NOT ANSWERING FOR", "last mode teleop")
-        assert "\x1b[1;31m" in line and "TELEOP," not in line  # red; no current mode shown
-        os.write(master, b"q")
-        assert await asyncio.wait_for(process.wait(), 20) == 0
+        async with terminal:
+            process = await terminal.run(
+                sys.executable, "-m", "runtime", "drive", "--mqtt", amqtt_broker.url,
+                "--robot", robot_name, colour=True)
+            line = await shows("connected, rtt", "ms, IDLE, code stopped, 1 device")
+            assert "\x1b[32m" in line  # green while the robot answers
+            assert len(line.replace("\x1b[32m", "").replace("\x1b[0m", "")) < 100
+            terminal.type(b"T")
+            await shows("TELEOP, code running")
+            terminal.type(b" ")
+            await shows("ESTOP, code stopped")
+            terminal.type(b"T")  # one Shift-T does not clear an estop...
+            await shows("ESTOP is on: Shift-T again clears it")
+            mode = await asyncio.to_thread(robot.call, "executor", "get_mode")
+            assert mode["mode"] == "estop"
+            terminal.type(b"T")  # ...the same key again does
+            await shows("TELEOP, code running", "estop cleared")
+            for child in [*robot.children(), psutil.Process(robot.process.pid)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+            line = await shows("ROBOT NOT ANSWERING FOR", "last mode teleop")
+            assert "\x1b[1;31m" in line and "TELEOP," not in line  # red; no current mode shown
+            terminal.type(b"q")
+            assert await asyncio.wait_for(process.wait(), 20) == 0
     finally:
-        loop.remove_reader(master)
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        for fd in (master, slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
         if robot.process.poll() is None:
             robot.stop()
         reclaim(robot_name)  # a killed robot leaves its buffers behind
@@ -161,3 +146,20 @@ def test_the_status_line_from_the_robots_state():
     assert "IDLE, code stopped" in status.line(11.0, colour=False)
     assert status.line(11.0 + STALE_AFTER + 2, colour=False) == \
         "ROBOT NOT ANSWERING FOR 4 S, last mode idle"
+
+
+def test_a_key_pressed_is_sent_once_even_if_its_hold_ran_out_before_the_publish():
+    """A loaded machine may deschedule ``runtime drive`` for longer than a key's hold: the tap
+    still goes out once, then the key is let go."""
+    from runtime.cli.drive import FIRST_HOLD, DriverState
+
+    state = DriverState()
+    state.press("w", 100.0)
+    state.expire(100.0 + FIRST_HOLD + 5)  # woken late: the hold ran out unsent
+    assert state.gamepad(105.0).axes[1] == 1.0
+    state.published({"w"})
+    assert state.expire(100.0 + FIRST_HOLD + 5)
+    assert state.gamepad(105.0).axes[1] == 0.0
+    state.press("d", 200.0)
+    state.published(set())  # input built before "d" arrived went out: "d" is still unsent
+    assert not state.expire(200.0 + FIRST_HOLD + 1)

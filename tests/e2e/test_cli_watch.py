@@ -4,16 +4,12 @@ columns) and ``runtime monitor`` without the 20 Hz driver input unless asked."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import json
 import os
 import re
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import time
 import uuid
 
@@ -22,6 +18,7 @@ from runtime.messages import GamepadInput, LogRecord
 from runtime.remote import Connection
 
 from tests.e2e.robot import RunningRobot
+from tests.support.terminal import Terminal
 from tests.support.wait import wait_for_async
 
 pytestmark = pytest.mark.slow
@@ -47,7 +44,8 @@ def last_frame(screen: bytearray) -> list[str]:
 
 def test_devices_once_fits_100_columns_with_aliases(robot):
     result = subprocess.run(
-        [sys.executable, "-m", "runtime", "devices", "--mqtt", robot.url, "--robot", robot.robot],
+        [sys.executable, "-m", "runtime", "devices", "--mqtt", robot.url, "--robot", robot.robot,
+         "--timeout", "30"],
         capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "100"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -59,47 +57,37 @@ def test_devices_once_fits_100_columns_with_aliases(robot):
 
 async def test_devices_watch_is_a_live_table_with_the_latest_change_first(robot):
     await asyncio.to_thread(robot.call, "executor", "set_mode", "teleop")
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    loop = asyncio.get_running_loop()
-    screen = bytearray()
-    loop.add_reader(master, lambda: screen.extend(os.read(master, 65536)))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "runtime", "devices", "--watch", "--all", "--mqtt", robot.url,
-        "--robot", robot.robot, stdin=slave, stdout=slave, stderr=slave)
-
-    def row(name: str) -> str:
-        return next((line for line in last_frame(screen) if line.startswith(name)), "")
-
     try:
-        await wait_for_async(lambda: "duty_cycle_b=" in "".join(last_frame(screen))
-                             and row("koala") and row(KOALA[:6]) == "", 30,
-                             message=lambda: "\n".join(last_frame(screen)))
-        assert "LimitSwitch" in "".join(last_frame(screen))
-        async with Connection(robot.url, robot=robot.robot) as driver:
-            await driver.wait_connected(10)
-            deadline = time.monotonic() + 30
-            while "duty_cycle_a=0.5" not in row("koala") and time.monotonic() < deadline:
-                # the sample program: left stick forward at half speed, both motors
-                await driver.publish(driver.topics.gamepad(0), GamepadInput(
-                    buttons=0, axes=[0.0, 1.0, 0.0, 0.0], ts=time.time()))
-                await asyncio.sleep(0.05)  # the driver station's own 20 Hz cadence
-        frame = last_frame(screen)
-        koala = row("koala")
-        # what changed last comes first: the duty cycles just set, or the encoders they turn
-        assert koala.split()[3].startswith(("duty_cycle_", "enc_")), koala
-        assert all(len(line) <= 100 for line in frame), "\n".join(frame)
-        assert "2 devices" in frame[0]
-        process.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(process.wait(), 20) == 0
+        async with Terminal(rows=30, columns=100) as terminal:
+            screen = terminal.screen
+            process = await terminal.run(
+                sys.executable, "-m", "runtime", "devices", "--watch", "--all", "--mqtt",
+                robot.url, "--robot", robot.robot, "--timeout", "30")
+
+            def row(name: str) -> str:
+                return next((line for line in last_frame(screen) if line.startswith(name)), "")
+
+            await wait_for_async(lambda: "duty_cycle_b=" in "".join(last_frame(screen))
+                                 and row("koala") and row(KOALA[:6]) == "", 30,
+                                 message=lambda: "\n".join(last_frame(screen)))
+            assert "LimitSwitch" in "".join(last_frame(screen))
+            async with Connection(robot.url, robot=robot.robot) as driver:
+                await driver.wait_connected(10)
+                deadline = time.monotonic() + 30
+                while "duty_cycle_a=0.5" not in row("koala") and time.monotonic() < deadline:
+                    # the sample program: left stick forward at half speed, both motors
+                    await driver.publish(driver.topics.gamepad(0), GamepadInput(
+                        buttons=0, axes=[0.0, 1.0, 0.0, 0.0], ts=time.time()))
+                    await asyncio.sleep(0.05)  # the driver station's own 20 Hz cadence
+            frame = last_frame(screen)
+            koala = row("koala")
+            # what changed last comes first: the duty cycles just set, or the encoders they turn
+            assert koala.split()[3].startswith(("duty_cycle_", "enc_")), koala
+            assert all(len(line) <= 100 for line in frame), "\n".join(frame)
+            assert "2 devices" in frame[0]
+            process.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(process.wait(), 20) == 0
     finally:
-        loop.remove_reader(master)
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        for fd in (master, slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
         await asyncio.to_thread(robot.call, "executor", "set_mode", "idle")
 
 

@@ -2,12 +2,17 @@
 
 One ``runtime up`` (embedded broker, real services) for the module, driven only through its
 public surface: ``runtime upload``/``mode``, RPC and the ``log/student`` topic. Its
-``main_period`` is 5 s, so a ``*_main`` that loops is stopped by a mode change, not by its own
-time limit. ``runtime up`` and SIGTERM gets a robot of its own.
+``main_period`` is 10 s (the most allowed), so a ``*_main`` that loops is stopped by a mode
+change, not by its own time limit, even when a loaded machine makes the test slow to ask;
+``setup_timeout`` and ``import_timeout`` are 10 s for the same reason. ``stop_grace`` is 2 s:
+a stopped student process is SIGKILLed after it, and the default 0.05 s is less than a loaded
+machine may take to schedule the process and run a ``finally:`` (the motors are at 0 from the
+stop on, whatever the grace). ``runtime up`` and SIGTERM gets a robot of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 import uuid
@@ -37,7 +42,8 @@ def _start(state_dir: Path) -> RunningRobot:
 @pytest.fixture(scope="module")
 def robot(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp("state")
-    set_options(state_dir, {"main_period": 5.0})
+    set_options(state_dir, {"main_period": 10.0, "setup_timeout": 10.0, "import_timeout": 10.0,
+                            "stop_grace": 2.0})
     running = _start(state_dir)
     yield running
     assert running.stop() == 0
@@ -98,12 +104,12 @@ async def test_finally_runs_when_a_looping_main_is_stopped(robot, tmp_path):
         "        print('finally ran in', Match.mode)\n"
     ))
     async with StudentLog(robot) as log:
-        robot.cli("mode", "teleop")
+        await asyncio.to_thread(robot.cli, "mode", "teleop")
         try:
             await log.first("looping")
             assert log.find("finally ran") == []  # the loop is running: nothing stopped it yet
         finally:
-            robot.cli("mode", "idle")
+            await asyncio.to_thread(robot.cli, "mode", "idle")
         await log.first("finally ran")
         assert log.find("caught the stop") == []
 
@@ -130,14 +136,14 @@ async def test_match_elapsed_counts_from_the_start_of_the_mode(robot, tmp_path):
     ))
     async with StudentLog(robot) as log:
         try:
-            robot.cli("mode", "auto")
+            await asyncio.to_thread(robot.cli, "mode", "auto")
             _, grew = await log.first("auto grew")
             assert grew == "auto grew True True"
             asked = time.monotonic()
-            robot.cli("mode", "teleop")
+            await asyncio.to_thread(robot.cli, "mode", "teleop")
             _, line = await log.first("teleop elapsed")
         finally:
-            robot.cli("mode", "idle")
+            await asyncio.to_thread(robot.cli, "mode", "idle")
     elapsed, printed_at = (float(word) for word in line.split()[2:])
     assert 0 <= elapsed <= printed_at - asked
 
@@ -158,13 +164,13 @@ async def test_a_deep_traceback_is_cut_to_its_first_3_and_last_9_frames(robot, t
         "    pass\n"
     ))
     async with StudentLog(robot) as log:
-        robot.cli("mode", "auto")
+        await asyncio.to_thread(robot.cli, "mode", "auto")
         try:
             report = await wait_for_async(lambda: next(
                 (r.message for r in log.records if "ValueError: bottom" in r.message), None),
                 timeout=30)
         finally:
-            robot.cli("mode", "idle")
+            await asyncio.to_thread(robot.cli, "mode", "idle")
     lines = report.splitlines()
     frames = [line for line in lines if line.lstrip().startswith("File ")]
     assert lines[0] == "Traceback (your code, most recent call last):"

@@ -119,21 +119,22 @@ async def test_teleop_gamepad_moves_the_motor_and_estop_stops_it(robot):
     async with Watcher(robot) as watcher:
         driving = asyncio.create_task(_drive(watcher, None, joystick_left_y=0.8))
         try:
-            robot.cli("mode", "teleop")
+            await asyncio.to_thread(robot.cli, "mode", "teleop")
             # the sample program: forward = left stick y * 0.5 on both motors of "koala"
             await wait_for_async(lambda: watcher.latest(KOALA, "duty_cycle_a")
                                  == pytest.approx(0.4, abs=1e-6), timeout=20,
                                  message=lambda: robot.output())
-            robot.cli("mode", "estop")
+            await asyncio.to_thread(robot.cli, "mode", "estop")
             await wait_for_async(lambda: watcher.latest(KOALA, "duty_cycle_a") == 0.0)
         finally:
             driving.cancel()
-            robot.cli("mode", "idle", "--clear-estop")  # estop latches until cleared
+            # estop latches until cleared
+            await asyncio.to_thread(robot.cli, "mode", "idle", "--clear-estop")
 
 
 async def test_input_loss_in_teleop_zeroes_the_motor(robot):
     async with Watcher(robot) as watcher:
-        robot.cli("mode", "teleop")
+        await asyncio.to_thread(robot.cli, "mode", "teleop")
         try:
             await _drive(watcher, 0.5, joystick_left_y=1.0)
             await wait_for_async(lambda: watcher.latest(KOALA, "duty_cycle_b")
@@ -144,7 +145,7 @@ async def test_input_loss_in_teleop_zeroes_the_motor(robot):
                           and when > stopped and message.params.get("duty_cycle_b") == 0.0)
             print(f"input loss -> motor at 0 seen by a client after {zeroed - stopped:.3f} s")
         finally:
-            robot.cli("mode", "idle")
+            await asyncio.to_thread(robot.cli, "mode", "idle")
 
 
 async def test_device_data_follows_the_rate_and_stops_when_nothing_changes(tmp_path_factory):
@@ -166,7 +167,7 @@ async def test_device_data_follows_the_rate_and_stops_when_nothing_changes(tmp_p
     try:
         robot.wait_for_line("Runtime is up")
         async with Watcher(robot) as watcher:
-            robot.cli("mode", "idle")
+            await asyncio.to_thread(robot.cli, "mode", "idle")
 
             def seen(uid: str) -> list[float]:
                 return [message.ts for _, seen_uid, message in watcher.data if seen_uid == uid]

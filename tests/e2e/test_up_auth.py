@@ -29,7 +29,7 @@ def test_services_log_in_and_anonymous_clients_are_refused(tmp_path):
         str(tmp_path / "acl"), "--user", "admin", "--password-file", str(tmp_path / "password"))
     try:
         robot.wait_for_line("Runtime is up")
-        base = ["--robot", robot.robot, "--timeout", "5"]
+        base = ["--robot", robot.robot, "--timeout", "30"]
         logged_in = subprocess.run(
             [*RUNTIME, "devices", *base, "--mqtt", f"mqtt://admin@127.0.0.1:{robot.port}",
              "--password-file", str(tmp_path / "password")],

@@ -6,6 +6,7 @@ The runner runs in the main thread (signals), the test script in a second thread
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,9 @@ from tests.support.wait import wait_for
 # pytest-timeout's default method uses SIGALRM, which the executor needs for itself.
 pytestmark = pytest.mark.timeout(120, method="thread")
 
-SHORT = {"import": 0.3, "*_setup": 0.3}
+# short enough to wait for a loop to be cut, long enough for the normal import and setup
+# of the other cases on a loaded 2-core machine (0.3 s was not)
+SHORT = {"import": 1.0, "*_setup": 1.0}
 
 
 def test_setup_runs_once_then_main_every_period(make_rig):
@@ -44,24 +47,27 @@ def test_setup_runs_once_then_main_every_period(make_rig):
 
 
 def test_main_keeps_a_fixed_grid_of_ticks(make_rig):
-    # a 0.1 s period (0.05 s calls): the grid test tolerates 25 ms of scheduling jitter, which
-    # a loaded 2-core machine needs, and still tells a grid from a loop that drifts 50 ms a call
+    # a 0.3 s period (0.15 s calls): a call may start up to 75 ms late (a loaded 2-core
+    # machine wakes threads tens of ms late; 25 ms with a 0.1 s period was not enough), and
+    # the test still tells a grid from a loop that drifts half a period every call. The exact
+    # grid arithmetic is test_sync.py's (a fake clock).
     rig = make_rig(program="half_period.py",
-                   timeouts={"import": 2.0, "*_setup": 2.0, "*_main": 0.1})
+                   timeouts={"import": 2.0, "*_setup": 2.0, "*_main": 0.3})
 
     def script(rig):
         rig.mode("auto")
-        rig.wait_module("main_calls", lambda n: n >= 26)
+        rig.wait_module("main_calls", lambda n: n >= 16)
 
     rig.run(script)
     times = rig.module.main_times
     period = rig.dispatcher.period
     # Each call takes half a period. On a grid every call starts at start + n * period (n a
     # whole number; a tick missed under load is skipped, not shifted). A loop that waits a
-    # period after each call starts them 1.5 periods apart: every other one half-way between.
+    # period after each call starts them 1.5 periods apart: every other one half-way between,
+    # so at most about half of its calls would count as on the grid here.
     ticks = [(t - times[0]) / period for t in times]
     on_grid = [tick for tick in ticks if abs(tick - round(tick)) < 0.25]
-    assert len(on_grid) >= 0.9 * len(ticks), ticks
+    assert len(on_grid) >= 0.75 * len(ticks), ticks
 
 
 def test_error_in_import_is_reported_and_the_next_start_works(make_rig):
@@ -83,14 +89,37 @@ def test_error_in_import_is_reported_and_the_next_start_works(make_rig):
     rig.run(script)
 
 
-def test_syntax_error_names_the_line(make_rig):
+#: Student mistakes that each get one clear message in the student log: (the program, by its
+#: file name in programs/ or as source; words the message starts from; its level; patterns it
+#: must also contain: what the student reads to fix it).
+MISTAKES = [
+    pytest.param("def teleop_main():\n    x = (1,\n\ndef other(:\n    pass\n",
+                 "syntax error", "error", [r"studentcode\.py, line"],
+                 id="syntax error names the line"),
+    pytest.param("recursion.py", "RecursionError", "error",
+                 ["kept calling itself", r"more \.\.\.|repeated"],
+                 id="recursion error gets a short traceback"),
+    pytest.param("async_main.py", "teleop_main is an async def", "error",
+                 ["make it a plain def"], id="async main"),
+    pytest.param("never_awaited.py", "never awaited", "warning", ["wave", r"Robot\.run"],
+                 id="never awaited coroutine"),
+]
+
+
+@pytest.mark.parametrize(("program", "fragment", "level", "says"), MISTAKES)
+def test_a_mistake_gets_one_short_clear_message(make_rig, program, fragment, level, says):
     rig = make_rig()
-    rig.code.write_text("def teleop_main():\n    x = (1,\n\ndef other(:\n    pass\n")
+    if program.endswith(".py"):
+        rig.program(program)
+    else:
+        rig.code.write_text(program)
 
     def script(rig):
         rig.mode("teleop")
-        message = rig.wait_log("syntax error", level="error")
-        assert "studentcode.py, line" in message
+        message = rig.wait_log(fragment, level=level)
+        for pattern in says:
+            assert re.search(pattern, message), f"{pattern!r} not in {message!r}"
+        assert len(message.splitlines()) < 20  # the student's frames only, repeats folded
 
     rig.run(script)
 
@@ -143,19 +172,6 @@ def test_endless_loops_are_interrupted_and_reported(make_rig, monkeypatch, where
     rig.run(script)
 
 
-def test_recursion_error_gets_a_short_traceback(make_rig):
-    rig = make_rig(program="recursion.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("RecursionError", level="error")
-        assert "kept calling itself" in message
-        assert "more ..." in message or "repeated" in message
-        assert len(message.splitlines()) < 20
-
-    rig.run(script)
-
-
 def test_sys_exit_and_keyboard_interrupt_do_not_stop_the_executor(make_rig):
     rig = make_rig(program="exits.py")
     rig.code.write_text(rig.code.read_text().replace("sys.exit(3)", "pass"))
@@ -168,28 +184,6 @@ def test_sys_exit_and_keyboard_interrupt_do_not_stop_the_executor(make_rig):
         rig.program("exits.py")
         rig.mode("teleop")
         rig.wait_log("called sys.exit()", level="error")
-
-    rig.run(script)
-
-
-def test_async_main_gets_a_clear_message(make_rig):
-    rig = make_rig(program="async_main.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("teleop_main is an async def", level="error")
-        assert "make it a plain def" in message
-
-    rig.run(script)
-
-
-def test_never_awaited_coroutine_gets_a_clear_message(make_rig):
-    rig = make_rig(program="never_awaited.py")
-
-    def script(rig):
-        rig.mode("teleop")
-        message = rig.wait_log("never awaited", level="warning")
-        assert "wave" in message and "Robot.run" in message
 
     rig.run(script)
 
@@ -235,7 +229,9 @@ def test_failing_actions_are_reported_and_stop_the_motors(make_rig):
 
 
 def test_gamepad_drives_in_teleop_only_and_input_wakes_main_early(make_rig):
-    rig = make_rig(program="drive.py", timeouts={"*_main": 0.5})
+    # ticks every 10 s: a call within the test is the first or an early one (with a 0.5 s
+    # period a loaded machine could reach the tick before the wake, and no call was early)
+    rig = make_rig(program="drive.py", timeouts={"*_main": 10.0})
 
     def script(rig):
         rig.stick(0.0)
@@ -243,7 +239,7 @@ def test_gamepad_drives_in_teleop_only_and_input_wakes_main_early(make_rig):
         rig.wait_module("main_calls", lambda n: n >= 1)
         rig.stick(0.5)
         wait_for(lambda: rig.koala.desired("duty_cycle_a") == 0.5)
-        assert rig.dispatcher.sync.early_calls >= 1  # long before the next 0.5 s tick
+        assert rig.dispatcher.sync.early_calls >= 1  # long before the next tick
         rig.stick(0.5, buttons=1)
         wait_for(lambda: rig.koala.desired("duty_cycle_b") == 1.0)
         rig.mode("auto")

@@ -195,7 +195,7 @@ async def test_same_mode_restart_runs_the_new_code(executor, koala):
     # the command line says so too
     command = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "runtime", "mode", "teleop", "--mqtt", executor.broker.url,
-        "--robot", executor.robot, stdout=asyncio.subprocess.PIPE)
+        "--robot", executor.robot, "--timeout", "30", stdout=asyncio.subprocess.PIPE)
     output, _ = await command.communicate()
     assert output.decode().strip() == f"{executor.robot}: mode teleop (restarted)"
     await student_pid(executor, 2, 2)

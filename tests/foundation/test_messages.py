@@ -166,3 +166,13 @@ def test_random_bytes_never_escape_as_other_errors(data):
         decode(GamepadInput, data)
     except MessageError:
         pass
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_times_the_stop_rules_compare_are_finite(bad):
+    """A NaN ``since`` would pass every comparison of the device service's stale-match rule."""
+    with pytest.raises(MessageError, match="since"):
+        decode(Match, cbor2.dumps({"mode": "auto", "since": bad}))
+    with pytest.raises(MessageError, match="started"):
+        decode(ServiceStatus, cbor2.dumps({"state": "online", "version": "1", "pid": 1,
+                                           "started": bad}))

@@ -219,6 +219,20 @@ async def test_qos1_publish_waits_for_the_reconnect(mqtt_broker, robot_name):
         await wait_for_async(lambda: set(inbox.payloads()) == {b"kept"}, timeout=20)
 
 
+async def test_subscribe_retained_returns_with_every_retained_message(mqtt_broker, robot_name):
+    """No wait to guess: when it returns, the callback has had every retained message (a plain
+    ``subscribe`` returns on the SUBACK, before the broker sends them)."""
+    async with Connection(mqtt_broker.url, robot=robot_name, connect_timeout=20) as publisher:
+        for index in range(30):
+            await publisher.publish(publisher.topics.status(f"s{index}"), b"%d" % index, qos=1,
+                                    retain=True)
+    async with Connection(mqtt_broker.url, robot=robot_name, connect_timeout=20) as looker:
+        inbox = Inbox()
+        await looker.subscribe_retained(looker.topics.any_status, inbox)
+        assert {topic for topic, _ in inbox.messages} == {
+            looker.topics.status(f"s{index}") for index in range(30)}
+
+
 async def test_publish_while_disconnected_is_bounded(robot_name):
     from runtime.mqtt_server import free_port
 

@@ -68,13 +68,13 @@ def test_both_generations_are_listed_with_their_generation(robot):
 async def test_one_program_drives_both_generations_in_auto_and_teleop(robot):
     async with Watcher(robot) as watcher:
         try:
-            robot.cli("mode", "auto")
+            await asyncio.to_thread(robot.cli, "mode", "auto")
             await wait_for_async(
                 lambda: watcher.latest(HIBIKE_KOALA, "duty_cycle_a") == 0.25
                 and watcher.latest(LOWCAR_KOALA, "velocity_a") == 0.5
                 and watcher.latest(LOWCAR_KOALA, "velocity_b") == -0.5,
                 timeout=30, message=lambda: robot.output())
-            robot.cli("mode", "idle")  # zeros and a Disable / an RST
+            await asyncio.to_thread(robot.cli, "mode", "idle")  # zeros and a Disable / an RST
             await wait_for_async(
                 lambda: watcher.latest(HIBIKE_KOALA, "duty_cycle_a") == 0.0
                 and watcher.latest(LOWCAR_KOALA, "velocity_a") == 0.0
@@ -82,18 +82,18 @@ async def test_one_program_drives_both_generations_in_auto_and_teleop(robot):
 
             driving = asyncio.create_task(_drive(watcher, None, joystick_left_y=0.75))
             try:
-                robot.cli("mode", "teleop")
+                await asyncio.to_thread(robot.cli, "mode", "teleop")
                 await wait_for_async(
                     lambda: watcher.latest(HIBIKE_KOALA, "duty_cycle_b") == 0.75
                     and watcher.latest(LOWCAR_KOALA, "velocity_b") == 0.75,
                     timeout=30, message=lambda: robot.output())
-                robot.cli("mode", "estop")
+                await asyncio.to_thread(robot.cli, "mode", "estop")
                 await wait_for_async(
                     lambda: watcher.latest(HIBIKE_KOALA, "duty_cycle_b") == 0.0
                     and watcher.latest(LOWCAR_KOALA, "velocity_b") == 0.0, timeout=20)
             finally:
                 driving.cancel()
         finally:
-            robot.cli("mode", "idle", check=False)
+            await asyncio.to_thread(robot.cli, "mode", "idle", check=False)
     robot.wait_for_line("switches bool bool")  # both switches read by "<type>_<id>"
     assert "Traceback" not in robot.output()

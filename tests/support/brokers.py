@@ -7,6 +7,7 @@ optional: if it is missing the test fails with a message saying how to install i
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -14,11 +15,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+from runtime.exception import MQTTConnectionError
 from runtime.mqtt_server import EmbeddedBrokerThread, free_port
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 START_TIMEOUT = 20.0
+START_ATTEMPTS = 3  # a broker on a port chosen here: fresh ports after a start that failed
 
 
 def mosquitto_path() -> str:
@@ -122,10 +126,21 @@ class MosquittoTestBroker:
         )
         process = self._process
         try:
-            wait_listening(self.host, self.port, alive=lambda: process.poll() is None)
+            # Every listener, not just the first: Mosquitto binds them one after the other and
+            # exits if a later one cannot bind (its port taken meanwhile by another process)
+            # while the first already accepts connections.
+            for port in self.listener_ports():
+                host = self.host if port == self.port else "127.0.0.1"
+                wait_listening(host, port, alive=lambda: process.poll() is None)
         except AssertionError as exc:
             self.stop()
             raise AssertionError(f"{exc}: {self.log()}") from None
+
+    def listener_ports(self) -> list[int]:
+        """The ports of the configuration's ``listener`` lines (the main one first)."""
+        text = self.config_path.read_text(encoding="utf-8")
+        ports = [int(port) for port in re.findall(r"^listener\s+(\d+)", text, re.M)]
+        return [self.port, *(port for port in ports if port != self.port)]
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -157,21 +172,38 @@ class MosquittoTestBroker:
 
 
 TestBroker = AmqttTestBroker | MosquittoTestBroker
+B = TypeVar("B", AmqttTestBroker, MosquittoTestBroker)
 
 
 def mosquitto_with_config(config: Callable[[MosquittoTestBroker], str]) -> MosquittoTestBroker:
     """A started Mosquitto whose whole configuration is ``config(broker)`` (call ``close()``)."""
-    broker = MosquittoTestBroker(config=config)
-    try:
-        broker.start()
-    except BaseException:
-        broker.close()
-        raise
-    return broker
+    return _started(lambda: MosquittoTestBroker(config=config))
 
 
 def make_broker(kind: str) -> TestBroker:
     """A started broker of ``kind`` ("amqtt" or "mosquitto")."""
-    broker: TestBroker = AmqttTestBroker() if kind == "amqtt" else MosquittoTestBroker()
-    broker.start()
-    return broker
+    if kind == "amqtt":
+        return _started(AmqttTestBroker)
+    return _started(MosquittoTestBroker)
+
+
+def _started(make: Callable[[], B]) -> B:
+    """``make()`` started; made again on fresh free ports if the start failed.
+
+    A free port is only free when it is picked: on a machine running other suites another
+    process (an outgoing connection's ephemeral port, too) may bind it before the broker does.
+    A broken configuration fails every attempt, and the last error is raised.
+    """
+    for attempt in range(1, START_ATTEMPTS + 1):
+        broker = make()
+        try:
+            broker.start()
+            return broker
+        except (AssertionError, MQTTConnectionError):  # Mosquitto exited / amqtt could not bind
+            broker.close()
+            if attempt == START_ATTEMPTS:
+                raise
+        except BaseException:
+            broker.close()
+            raise
+    raise AssertionError("unreachable")

@@ -84,10 +84,11 @@ def _width() -> int:
 
 
 def _aliases(params: dict[str, Any]) -> dict[str, str]:
-    """uid -> alias, from the broker service (nothing if it cannot tell)."""
+    """uid -> alias, from the broker service (nothing if it cannot tell within ``--timeout``:
+    a shorter cap of its own made a busy robot's table come out without its names)."""
     try:
         aliases = call_sync(params["mqtt"], "broker", "list_aliases", robot=params["robot"],
-                            timeout=min(params["timeout"], 2.0),
+                            timeout=params["timeout"],
                             password_file=params["password_file"])
     except (RPCError, MQTTConnectionError):
         return {}
@@ -179,8 +180,8 @@ async def _watch(params: dict[str, Any], all_params: bool, out: TextIO,
                 await asyncio.wait_for(stop.wait(), period)
 
 
-async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[str, Any]]:
-    """The retained device infos of the robot (what arrives within ``settle`` seconds)."""
+async def _announced(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The retained device infos of the robot."""
     infos: dict[str, dict[str, Any]] = {}
 
     def on_info(topic: str, payload: bytes) -> None:
@@ -193,8 +194,7 @@ async def _announced(params: dict[str, Any], settle: float = 0.5) -> list[dict[s
     async with Connection(params["mqtt"], robot=params["robot"], connect_timeout=0,
                           password_file=params["password_file"]) as connection:
         await connection.wait_connected(params["timeout"])
-        await connection.subscribe(connection.topics.any_device_info, on_info)
-        await asyncio.sleep(settle)  # retained messages arrive right after subscribing
+        await connection.subscribe_retained(connection.topics.any_device_info, on_info)
     return list(infos.values())
 
 

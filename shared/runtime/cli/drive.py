@@ -101,17 +101,26 @@ class DriverState:
 
     def __init__(self) -> None:
         self.held: dict[str, float] = {}
+        #: keys pressed since the last publish: held until sent once, so a tap is never lost
+        #: when this process is descheduled for longer than its hold (a loaded laptop)
+        self.unsent: set[str] = set()
 
     def press(self, key: str, now: float) -> None:
         """A key arrived (first press or auto-repeat)."""
         self.held[key] = now + (REPEAT_HOLD if key in self.held else FIRST_HOLD)
+        self.unsent.add(key)
 
     def expire(self, now: float) -> bool:
-        """Release keys whose hold ran out; True if any was released."""
-        gone = [key for key, until in self.held.items() if until <= now]
+        """Release keys whose hold ran out (once sent); True if any was released."""
+        gone = [key for key, until in self.held.items()
+                if until <= now and key not in self.unsent]
         for key in gone:
             del self.held[key]
         return bool(gone)
+
+    def published(self, keys: set[str]) -> None:
+        """``keys`` (held when the input was built) went out: from now on they may expire."""
+        self.unsent -= keys
 
     def _axis(self, plus: str, minus: str) -> float:
         return float((plus in self.held) - (minus in self.held))
@@ -263,9 +272,10 @@ class Driver:
             while not self.quit.is_set():
                 now = time.time()
                 self.state.expire(now)
-                pad = self.state.gamepad(now)
+                pad, sent = self.state.gamepad(now), set(self.state.held)
                 await self.connection.publish(topics.gamepad(self.index), pad)
                 await self.connection.publish(topics.keyboard, self.state.keyboard(now))
+                self.state.published(sent)
                 self.render(pad)
                 self.changed.clear()
                 with contextlib.suppress(TimeoutError):

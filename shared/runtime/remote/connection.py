@@ -557,6 +557,24 @@ class Connection:
         """
         await self._subscribe(filter_, callback, qos, concurrent, None)
 
+    async def subscribe_retained(self, filter_: str, callback: Callback, qos: int = 1) -> None:
+        """``subscribe``, returning once the retained messages of ``filter_`` have reached a
+        sync ``callback`` (for a look at retained state: who is online, which devices).
+
+        The broker sends them after its SUBACK; a second SUBSCRIBE of the filter is a barrier,
+        since both brokers handle one client's packets in order and its SUBACK comes after
+        them. (A fixed wait missed them on a loaded machine.) The second SUBSCRIBE sends the
+        retained messages again: ``callback`` must take a message twice. Not connected: as
+        ``subscribe``, without waiting.
+        """
+        await self.subscribe(filter_, callback, qos)
+        client = self._client
+        if client is not None:
+            try:
+                await client.subscribe(filter_, self._qos[filter_])
+            except aiomqtt.MqttError as exc:
+                log.debug("barrier subscribe %s failed (%s)", filter_, exc)
+
     async def subscribe_typed(
         self, filter_: str, model: type[M], callback: TypedCallback, qos: int = 0, *,
         concurrent: bool = False,

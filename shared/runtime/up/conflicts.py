@@ -29,8 +29,6 @@ from runtime.remote import Client, Connection
 #: A read-only call per service: any answer proves the service is alive.
 PROBES = {"broker": "list_aliases", "device": "list", "executor": "get_mode"}
 PROBE_TIMEOUT = 1.0
-#: How long retained statuses get to arrive after the subscription is acknowledged.
-SETTLE = 0.3
 
 
 @dataclass
@@ -97,8 +95,9 @@ async def on_broker(connection: Connection) -> dict[str, int]:
                 online.pop(name, None)
 
     filter_ = connection.topics.any_status
-    await connection.subscribe(filter_, on_status, qos=1)
-    await asyncio.sleep(SETTLE)  # retained statuses follow the acknowledged subscription
+    # every retained status, without a guessed wait (a fixed 0.3 s missed them on a loaded
+    # machine, and a second robot of the name started)
+    await connection.subscribe_retained(filter_, on_status, qos=1)
     await connection.unsubscribe(filter_, on_status)
     if not online:
         return {}

@@ -1,4 +1,4 @@
-"""autonomous_main takes half of its period (the test runs it with a 0.1 s period): a loop
+"""autonomous_main takes half of its period (the test runs it with a 0.3 s period): a loop
 that sleeps a period after each call drifts."""
 
 import time
@@ -11,4 +11,4 @@ def autonomous_main():
     global main_calls
     main_calls += 1
     main_times.append(time.monotonic())
-    time.sleep(0.05)
+    time.sleep(0.15)
