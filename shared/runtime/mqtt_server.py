@@ -151,6 +151,21 @@ class _CheckedBroker(Broker):
             handler.handle_read_timeout = read_timeout  # type: ignore[method-assign]
         return handler, session
 
+    async def _stop_handler(self, handler: BrokerProtocolHandler) -> None:
+        """Stop a client's reader for sure before amqtt waits for it to end.
+
+        Python 3.11's ``asyncio.wait_for`` loses a cancel that lands while the awaited read
+        completes (fixed in 3.12): amqtt's reader loop then reads on, and ``handler.stop()``
+        waits for it forever, so a broker stop hung (seen on a loaded machine: a client
+        published while the broker stopped). Cancelled again until it is done, it ends.
+        """
+        task = handler._reader_task
+        if self.workarounds and task is not None and task is not asyncio.current_task():
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=0.1)
+        await super()._stop_handler(handler)
+
     def _check_keepalive(self, handler: BrokerProtocolHandler, session: Session,
                          reader: _StampedReader, reschedule: bool) -> None:
         """Drop a client silent for 1.5 x its keepalive: amqtt then sends its last will."""

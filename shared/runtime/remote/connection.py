@@ -557,17 +557,19 @@ class Connection:
         """
         await self._subscribe(filter_, callback, qos, concurrent, None)
 
-    async def subscribe_retained(self, filter_: str, callback: Callback, qos: int = 1) -> None:
-        """``subscribe``, returning once the retained messages of ``filter_`` have reached a
-        sync ``callback`` (for a look at retained state: who is online, which devices).
+    async def subscribe_retained(self, filter_: str, callback: Callback) -> None:
+        """``subscribe`` (QoS 0), returning once the retained messages of ``filter_`` have
+        reached a sync ``callback`` (for a look at retained state: who is online, which devices).
 
         The broker sends them after its SUBACK; a second SUBSCRIBE of the filter is a barrier,
         since both brokers handle one client's packets in order and its SUBACK comes after
-        them. (A fixed wait missed them on a loaded machine.) The second SUBSCRIBE sends the
-        retained messages again: ``callback`` must take a message twice. Not connected: as
-        ``subscribe``, without waiting.
+        them. (A fixed wait missed them on a loaded machine.) QoS 0, because Mosquitto keeps
+        at most 20 QoS 1 messages in flight and sends the rest only as acknowledgements come
+        back, after the barrier; a filter this connection already holds at QoS 1 has that
+        limit. The second SUBSCRIBE sends the retained messages again: ``callback`` must take
+        a message twice. Not connected: as ``subscribe``, without waiting.
         """
-        await self.subscribe(filter_, callback, qos)
+        await self.subscribe(filter_, callback, 0)
         client = self._client
         if client is not None:
             try:

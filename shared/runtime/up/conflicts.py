@@ -97,7 +97,7 @@ async def on_broker(connection: Connection) -> dict[str, int]:
     filter_ = connection.topics.any_status
     # every retained status, without a guessed wait (a fixed 0.3 s missed them on a loaded
     # machine, and a second robot of the name started)
-    await connection.subscribe_retained(filter_, on_status, qos=1)
+    await connection.subscribe_retained(filter_, on_status)
     await connection.unsubscribe(filter_, on_status)
     if not online:
         return {}
