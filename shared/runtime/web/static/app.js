@@ -66,11 +66,14 @@ function connect() {
     updateControls();
   });
   link.addEventListener("refused", ({ detail }) => {
+    if (link !== state.link) return;  // a login replaced since: its refusal is old news
     setConnection("refused", "login refused");
     say(`${detail} Log in above (driver or monitor).`, "error", "login");
     updateControls();
   });
-  link.addEventListener("problem", ({ detail }) => say(detail, "warning", "problem"));
+  link.addEventListener("problem", ({ detail }) => {
+    if (link === state.link) say(detail, "warning", "problem");
+  });
   link.on("service/+/status", (levels, status) => {
     state.services[levels[1]] = status || { state: "offline" };
     showServices($("#services tbody"), state.services);
