@@ -59,7 +59,12 @@ class MotorGuard:
 
     @property
     def allowed(self) -> bool:
-        """May motors move, as of the last check? (What the write path asks.)"""
+        """May motors move? (What the write path asks before every write.) The last check's
+        verdict, unless the executor has stated a stop since: then the stop is applied here,
+        first, so no nonzero value leaves after a stated stop even when a student's write
+        wakes this loop before the executor's ring does (or the ring never comes)."""
+        if self.verdict.allowed and self.liveness.stated_stop():
+            self._on_stated_mode(asyncio.get_running_loop())
         return self.verdict.allowed
 
     async def follow(self, connection: Connection) -> None:

@@ -13,7 +13,9 @@ import asyncio
 import logging
 
 from runtime.buffer import BufferStore
-from runtime.buffer.liveness import LivenessBeat, start_liveness
+from runtime.buffer.base import HEADER
+from runtime.buffer.liveness import LivenessBeat, liveness_name, start_liveness
+from runtime.buffer.segment import Segment
 from runtime.config import ServiceConfig
 from runtime.exception import BufferStoreError
 from runtime.remote import Connection, MQTTLogHandler
@@ -35,10 +37,13 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
     buffers = BufferStore(config.robot)
     buffers.reclaim()
     dispatcher = build(config, buffers)
-    beat = beat_for(buffers)
-    if beat is not None:
-        dispatcher.state_mode = beat.state_mode
-        beat.state_mode(str(dispatcher.match.mode))
+    try:
+        beat = beat_for(buffers)
+    except BufferStoreError:
+        buffers.close()
+        raise
+    dispatcher.state_mode = beat.state_mode
+    beat.state_mode(str(dispatcher.match.mode))
     try:
         async with Connection(config.mqtt, robot=config.robot, service="executor",
                               password_file=config.password_file) as connection:
@@ -56,21 +61,42 @@ async def serve(config: ServiceConfig, stop: asyncio.Event) -> None:
                 await dispatcher.close()
                 logs.uninstall()
     finally:
-        if beat is not None:
-            beat.stop()
+        beat.stop()
         buffers.close()
 
 
-def beat_for(buffers: BufferStore) -> LivenessBeat | None:
+def beat_for(buffers: BufferStore) -> LivenessBeat:
     """Start the liveness counter on this (the control process's) event loop: the device
     service stops the motors when it stops moving (frozen, stuck, killed). The student
-    processes never touch it, so a stuck student cannot fake it."""
+    processes never touch it, so a stuck student cannot fake it.
+
+    ``BufferStoreError`` if another executor of this robot owns it (frozen ones included):
+    this one then does not start. Beside it, it would run student code and answer every RPC
+    too, and the device service would follow only the other's counter and stated mode (so
+    once the other ended, every mode this one accepted would leave the motors held)."""
     try:
         return start_liveness(buffers, asyncio.get_running_loop())
-    except BufferStoreError as exc:  # another executor of this robot owns it
-        log.error("%s (the device service follows the liveness counter of that one, not "
-                  "this executor)", exc.message)
+    except BufferStoreError as exc:
+        owner = _owner_pid(liveness_name(buffers.robot))
+        raise BufferStoreError(
+            f"another executor of robot {buffers.robot} is running"
+            + (f" (pid {owner})" if owner else "")
+            + ": it owns the executor's liveness segment; stop it first (two executors would "
+            "both run student code, and the device service follows only one)",
+            robot=buffers.robot, pid=owner,
+        ) from exc
+
+
+def _owner_pid(name: str) -> int | None:
+    """The pid recorded by the owner of segment ``name`` (None if it cannot be read)."""
+    try:
+        segment = Segment.attach(name, "executor liveness")
+    except BufferStoreError:
         return None
+    try:
+        return int(HEADER.unpack_from(segment.view, 0)[4]) or None
+    finally:
+        segment.close()
 
 
 def main(config: ServiceConfig) -> int:

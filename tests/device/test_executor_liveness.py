@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import subprocess
+import sys
 
 import pytest
 from runtime import protocol
@@ -25,6 +27,9 @@ def autonomous_setup():
     pass
 
 def autonomous_main():
+    Robot.set_value("{KOALA_UID}", "duty_cycle_a", 0.5)
+
+def teleop_main():
     Robot.set_value("{KOALA_UID}", "duty_cycle_a", 0.5)
 '''
 
@@ -122,3 +127,32 @@ async def test_the_monitor_sees_beats_a_stopped_beat_and_a_new_owner(robot_name)
         again.stop()
     finally:
         monitor.close()
+
+
+async def test_a_second_executor_of_the_robot_refuses_to_start(executor_rig):
+    """Started by mistake beside a running one, a second executor used to run on without the
+    liveness segment (the first owns it): both ran student code and answered every RPC, and
+    once the first was gone the second accepted every mode while the device service held the
+    motors for good (no counter of its own). It now says who owns the robot and exits."""
+    rig, device, executor = executor_rig
+    second = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "service", "executor", "--mqtt", rig.url, "--robot",
+         rig.robot, "--state-dir", str(executor.state_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        await wait_for_async(lambda: second.poll() is not None, timeout=30,
+                             message="a second executor kept running beside the first")
+        assert second.returncode != 0
+        assert second.stderr is not None
+        said = second.stderr.read().decode()
+        assert "another executor of robot" in said and str(executor.process.pid) in said
+    finally:
+        if second.poll() is None:
+            second.kill()
+        second.wait(10)
+    await executor.set_mode("teleop")  # the first is unharmed: it still drives (live input)
+    rig.live_input()
+    await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.5 and not device.disabled
+                         and rig.manager.guard.verdict.allowed,
+                         message=lambda: f"the first executor no longer drives: "
+                         f"{rig.manager.guard.verdict}")

@@ -12,14 +12,28 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from runtime import protocol
-from runtime.buffer.liveness import LivenessBeat, LivenessMonitor, start_liveness
+from runtime.buffer.liveness import (
+    MODE_CODES,
+    MODE_OFFSET,
+    LivenessBeat,
+    LivenessBuffer,
+    LivenessMonitor,
+    liveness_name,
+    start_liveness,
+)
+from runtime.buffer.segment import Segment
 from runtime.protocol import MessageType
+from runtime.protocol.lowcar import LowcarMessage
+from runtime.protocol.uid import Uid
+from runtime.virtual_lowcar import VirtualLowcarDevice
 
 from tests.device.rig import commands
 from tests.support.wait import wait_for_async
 
 KOALA_UID = protocol.make_uid(13, 1, 4343)
+LOWCAR_KOALA = Uid.lowcar(6, 1, 4343)
 
 
 async def _driving(rig):
@@ -87,8 +101,13 @@ async def test_the_monitor_follows_a_restarted_executor(rig, robot_name):
     rig.input_store.open_device(KOALA_UID).set("duty_cycle_a", 0.5)
     await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.5 and not device.disabled,
                          message="the motor never moved under the new executor")
+    mark = len(commands(device))
     rig.beat.state_mode("idle")
-    await wait_for_async(lambda: device.disabled, message="the new executor's stop was missed")
+    # (a write the student made just before may follow the Disable, as zeros: the virtual
+    # device counts any DeviceWrite as enabling it again, so look for the Disable itself)
+    await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.0
+                         and any(p.type == MessageType.DISABLE for p in commands(device)[mark:]),
+                         message="the new executor's stop was missed")
     assert rig.manager.guard.mode == "auto"
 
 
@@ -127,5 +146,57 @@ async def test_the_stop_is_applied_on_the_ring_not_on_the_periodic_check(mosquit
         rig.beat.state_mode("idle")
         await wait_for_async(lambda: device.disabled, message="the ring did not stop the device")
         assert rig.manager.guard.verdict.reason == "the mode is idle"
+    finally:
+        await rig.stop()
+
+
+def _state_without_ring(robot: str, mode: str) -> None:
+    """Write ``mode`` into the executor's stated-mode byte from another process's mapping,
+    without ringing: what a student process that opened the segment does (it is a file in
+    /dev/shm), and how a ring that never came looks (``WaiterTable.notify`` gives up on a full
+    socket queue). The device service then learns the stop only when it next looks."""
+    buffer = LivenessBuffer(Segment.attach(liveness_name(robot), "executor liveness"))
+    try:
+        buffer.view[MODE_OFFSET] = MODE_CODES.index(mode) + 1
+    finally:
+        buffer.close()
+
+
+@pytest.mark.parametrize("generation", ["hibike", "lowcar"])
+async def test_no_nonzero_write_leaves_after_a_stated_stop(mosquitto_broker, robot_name,
+                                                           generation):
+    """Found with real processes flapping modes: a student's write woke the device service
+    before the executor's ring did, and its 0.5 went out after the stop was stated. Here the
+    ring never comes (periodic check an hour apart): the write path itself must see the stop."""
+    from tests.device.rig import DeviceRig
+
+    rig = DeviceRig(mosquitto_broker.url, robot_name)
+    await rig.start(discovery_timeout=5.0, safety_period=3600.0)
+    try:
+        if generation == "hibike":
+            uid, motor, other = KOALA_UID, "duty_cycle_a", "pid_kp_a"
+            device = await rig.plug("KoalaBear", uid)
+        else:
+            uid, motor, other = LOWCAR_KOALA.value, "velocity_a", "deadband_a"
+            device = VirtualLowcarDevice("KoalaBear", uid)
+            rig.devices.append((device, asyncio.create_task(device.connect(rig.address))))
+        await rig.online(device)
+        assert rig.beat is not None
+        rig.beat.state_mode("auto")
+        await rig.set_mode("auto")
+        desired = rig.input_store.open_device(uid)
+        desired.set(motor, 0.5)
+        await wait_for_async(lambda: device.values[motor] == 0.5,
+                             message="the motor never moved in auto")
+
+        _state_without_ring(robot_name, "idle")
+        desired.write({motor: 0.75, other: 0.25})  # the student writes on
+        await wait_for_async(lambda: device.values[other] == pytest.approx(0.25),
+                             message="the write never reached the device")
+        assert device.values[motor] == 0.0, "a nonzero value left after a stated stop"
+        assert not rig.manager.guard.verdict.allowed
+        assert rig.manager.guard.verdict.reason == "the mode is idle"
+        stops = (MessageType.DISABLE, LowcarMessage.RST)
+        assert any(p.type in stops for p in device.received), "no Disable after the stop"
     finally:
         await rig.stop()

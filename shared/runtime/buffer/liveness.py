@@ -46,6 +46,7 @@ SIZE = MODE_OFFSET + 1
 NAME = "executor"
 #: the stated mode's code is its index here plus one (0: the executor has stated none yet)
 MODE_CODES = ("idle", "auto", "teleop", "estop")
+STOP_CODES = frozenset({MODE_CODES.index("idle") + 1, MODE_CODES.index("estop") + 1})
 
 
 class LivenessBuffer(Buffer):
@@ -172,6 +173,16 @@ class LivenessMonitor:
             return silent, buffer.mode
         except BufferStoreError:
             return silent, None
+
+    def stated_stop(self) -> bool:
+        """Does the segment attached now say the executor stated idle or estop? One byte read
+        and no system call (the device service asks before every write); False without a
+        segment. A segment replaced meanwhile can only add a stop, never remove one (the
+        rules re-attach on their next check)."""
+        buffer = self._buffer
+        if buffer is None or buffer.closed:
+            return False
+        return buffer.view[MODE_OFFSET] in STOP_CODES
 
     def watch_mode(self, loop: asyncio.AbstractEventLoop, on_change: Callable[[], None]) -> None:
         """Call ``on_change()`` on ``loop`` in the loop turn the executor states a new mode
