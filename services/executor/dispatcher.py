@@ -269,11 +269,13 @@ class Dispatcher(Handler):
                 self._emit("match", self.match)
             return self.match, False
         restarted = match.mode == current.mode
+        if match.mode == "estop" and not self.latched:
+            # before stating it: the device service stops on the stated estop at once, and an
+            # executor killed right after that must come back latched (a small file write)
+            self._set_latched(True)
         self._state_mode(str(match.mode))
         hop("executor: mode stated")
         stopped = self.api.stop_motors()
-        if match.mode == "estop" and not self.latched:
-            self._set_latched(True)
         self.match = match
         self._generation += 1
         self.mode_started_at = time.monotonic()

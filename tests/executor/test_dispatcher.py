@@ -85,6 +85,22 @@ def test_crash_sentences(notes, status, sentence):
         assert os.WIFEXITED(status)
 
 
+async def test_the_estop_latch_is_kept_before_the_estop_is_stated(amqtt_broker, robot_name,
+                                                                     tmp_path):
+    """The device service stops on the stated estop at once: an executor killed right after
+    stating it must already have kept the latch, or it would come back idle and unlatched."""
+    async with (control(amqtt_broker, robot_name, tmp_path) as dispatcher,
+                Connection(amqtt_broker.url, robot=robot_name) as link):
+        stated: list[tuple[str, bool]] = []
+        dispatcher.state_mode = lambda mode: stated.append(
+            (mode, (tmp_path / "estop.latched").exists()))
+        client = Client(link)
+        await client.call("executor", "set_mode", "estop")
+        await client.call("executor", "set_mode", "idle", clear_estop=True)
+        await client.call("executor", "set_mode", "auto")
+        assert stated == [("estop", True), ("idle", False), ("auto", False)]
+
+
 async def test_a_latched_estop_outlives_a_restart_of_the_executor(amqtt_broker, robot_name,
                                                                    tmp_path):
     async with (control(amqtt_broker, robot_name, tmp_path) as dispatcher,
