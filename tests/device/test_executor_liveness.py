@@ -85,8 +85,14 @@ async def test_a_killed_executor_stops_the_motors_before_its_last_will(executor_
     executor.signal(signal.SIGKILL)
     await wait_for_async(lambda: _stopped(device, mark))
     assert rig.manager.guard.verdict.rule in ("executor-stuck", "executor-gone")
+    # then the last will: "gone" (its own stop, a Disable) before the stale writer below, so
+    # the write's answer is the last command whatever the order of the two
+    await wait_for_async(lambda: rig.manager.guard.verdict.rule == "executor-gone",
+                         message=lambda: f"verdict {rig.manager.guard.verdict}")
+    mark = len(commands(device))
     rig.input_store.open_device(KOALA_UID).set("duty_cycle_a", 0.25)  # a stale writer
-    await wait_for_async(lambda: last_command(device) == MessageType.DEVICE_WRITE)
+    await wait_for_async(lambda: MessageType.DEVICE_WRITE in
+                         [packet.type for packet in commands(device)[mark:]])
     assert device.values["duty_cycle_a"] == 0.0
 
 
