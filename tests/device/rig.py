@@ -186,7 +186,3 @@ def commands(device: VirtualDevice) -> list[Packet]:
     """What the host sent the device, heartbeat answers left out (they come every 200 ms)."""
     return [p for p in device.received if p.type not in HEARTBEATS]
 
-
-def last_command(device: VirtualDevice) -> MessageType | None:
-    sent = commands(device)
-    return sent[-1].type if sent else None

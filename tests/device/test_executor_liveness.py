@@ -18,7 +18,7 @@ from runtime import protocol
 from runtime.buffer.liveness import LivenessMonitor, start_liveness
 from runtime.protocol import MessageType
 
-from tests.device.rig import DeviceRig, ExecutorProcess, commands, last_command
+from tests.device.rig import DeviceRig, ExecutorProcess, commands
 from tests.support.wait import wait_for_async
 
 KOALA_UID = protocol.make_uid(13, 1, 4242)
