@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 
 from runtime.buffer import BufferStore, GamepadBuffer, KeyboardBuffer
 from runtime.buffer.liveness import LivenessMonitor
+from runtime.constants import RUNNING_MODES
 from runtime.exception import BufferStoreError, DeviceError
 from runtime.messages import Match, ServiceStatus
 from runtime.remote import Connection
@@ -56,6 +57,9 @@ class MotorGuard:
         self._inputs_found: list[GamepadBuffer | KeyboardBuffer] = []
         self._inputs_checked = -INPUT_RECHECK  #: monotonic time of the last full check
         self._applying: set[asyncio.Task[None]] = set()
+        #: (mode, since) of a running ``match`` a stated stop overtook, and that stop: until a
+        #: different ``match`` arrives, that one is older than the stop and releases nothing
+        self._overtaken: tuple[str, float, str] | None = None
 
     @property
     def allowed(self) -> bool:
@@ -120,6 +124,7 @@ class MotorGuard:
     def safety_state(self) -> SafetyState:
         """What the stop rules look at, read now from the match, statuses and buffers."""
         silent_for, stated_mode = self.liveness.read()
+        stated_mode = self._stated(stated_mode)
         return SafetyState(
             mode=self.mode, mode_since=self.mode_since, executor_online=self.executor_online,
             executor_started=self.executor_started,
@@ -129,6 +134,22 @@ class MotorGuard:
                          if not b.closed),
             now=time.time(),
         )
+
+    def _stated(self, stated: str | None) -> str | None:
+        """The stated mode the rules should see. A stated stop seen while ``match`` still says
+        auto or teleop overtook that match: the executor may state a new start before the
+        stop's own ``match`` arrives, and the old running match must not release the motors
+        then. The stop stands until a ``match`` other than the overtaken one arrives."""
+        if stated is not None and stated not in RUNNING_MODES:
+            if self.mode in RUNNING_MODES and self._overtaken is None:
+                self._overtaken = (self.mode, self.mode_since, stated)
+            return stated
+        if self._overtaken is not None:
+            mode, since, stop = self._overtaken
+            if (self.mode, self.mode_since) == (mode, since):
+                return stop
+            self._overtaken = None
+        return stated
 
     def _input_buffers(self) -> list[GamepadBuffer | KeyboardBuffer]:
         """The input buffers, (re)attached when missing or replaced by a restarted broker

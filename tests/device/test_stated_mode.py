@@ -89,6 +89,27 @@ async def test_a_stated_start_moves_nothing_until_the_match_says_so(rig):
                          message="the match did not release the motors")
 
 
+async def test_a_start_stated_before_the_stop_s_match_is_not_released_by_an_older_match(rig):
+    """auto (match since 0) -> stated idle -> stated auto again (a restart), with neither match
+    arrived yet: the retained match is the auto the stop overtook; it must release nothing."""
+    device = await _driving(rig)
+    rig.beat.state_mode("idle")
+    await wait_for_async(lambda: device.disabled, message="a stated idle did not disable")
+    rig.beat.state_mode("auto")  # the new run's match is not there, nor the stop's
+    rig.input_store.open_device(KOALA_UID).set("duty_cycle_a", 0.25)
+    await rig.manager.guard.apply()
+    assert rig.manager.guard.verdict.reason == "the mode is idle"
+    await _barrier(rig, device, 2.0)
+    assert device.values["duty_cycle_a"] == 0.0
+    await rig.set_mode("auto")  # the same old match again (a retained copy after a reconnect)
+    assert not rig.manager.guard.verdict.allowed
+    await rig.set_mode("idle", since=1.0)  # the stop's match
+    assert not rig.manager.guard.verdict.allowed
+    await rig.set_mode("auto", since=2.0)  # the new run's match: now the motors move
+    await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.25,
+                         message="the new run's match did not release the motors")
+
+
 async def test_the_monitor_follows_a_restarted_executor(rig, robot_name):
     """A new executor makes a new segment: the device service watches that one too."""
     device = await _driving(rig)
