@@ -71,8 +71,8 @@ TARGETS: dict[str, Target] = {
         ("Dispatcher.change_mode", "Dispatcher._state_mode", "Dispatcher._ask_stop",
          "Dispatcher._switch", "Dispatcher._on_gone"),
         ("tests/executor/test_service.py", "tests/executor/test_dispatcher.py",
-         "tests/executor/test_student_process.py",
-         "-k", "mosquitto or latched or other_logins or os._exit"),
+         "tests/executor/test_student_process.py", "tests/executor/test_overlapping_changes.py",
+         "-k", "mosquitto or latched or other_logins or os._exit or overlapping"),
     ),
     # the device side of a stop: a new verdict reaches every device in the loop turn it rang
     "services/device/guard.py": Target(
