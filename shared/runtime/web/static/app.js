@@ -164,11 +164,8 @@ function clearEstop() {
 }
 
 function estop() {
-  // The request first: the executor states the estop in shared memory as soon as it has it,
-  // and the device service stops every motor in that loop turn (docs/devices.md). "Input gone"
-  // after it, so it does not queue ahead of the request in the broker.
+  driver.release(); // first: "input gone" already stops the motors in teleop
   setMode("estop");
-  driver.release();
 }
 
 function sending() {
