@@ -32,7 +32,7 @@ KOALA = 42
 def robot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRobot]:
     running = RunningRobot(f"brk{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("state"),
                            "--simulate", f"KoalaBear:{KOALA}", "--simulate", "LimitSwitch")
-    running.wait_for_line("Runtime is up")
+    running.wait_until_up()
     yield running
     assert running.stop() == 0
 

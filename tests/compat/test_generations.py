@@ -152,7 +152,7 @@ def robot(tmp_path_factory) -> Iterator[RunningRobot]:
         f"compat{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("state"),
         "--simulate", "KoalaBear:42", "--simulate", "YogiBear:5", "--simulate", "KoalaBear:6",
         "--simulate", "KoalaBear:4242", "--simulate", "Encoder:77")
-    running.wait_for_line("Runtime is up")
+    running.wait_until_up()
     running.cli("alias", "set", "left_motor", YOGI)
     running.cli("alias", "set", "arm", ARM)
     wait_for(lambda: len(running.call("device", "list")) == 5, timeout=30)

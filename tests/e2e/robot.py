@@ -68,6 +68,13 @@ class RunningRobot:
                 return line
         raise AssertionError(f"no line with {text!r}; output so far:\n{self.output()}")
 
+    def wait_until_up(self, timeout: float = 60.0) -> str:
+        """The "Runtime is up: ..." line; AssertionError with the log if ``runtime up`` said
+        "Runtime is up but not ready" instead (a service or device missing after 30 s)."""
+        line = self.wait_for_line("Runtime is up", timeout)
+        assert line.startswith("Runtime is up:"), f"{line}\noutput so far:\n{self.output()}"
+        return line
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """A ``runtime`` command against this robot, with ``--timeout 30`` (the default 5 s is
         a person's patience; on a loaded 2-core CI machine an answer may take longer)."""

@@ -81,7 +81,7 @@ async def test_the_status_line_follows_the_robot_and_turns_red_when_it_dies(
     confirmation; a killed robot turns the line red at once, without a stale mode."""
     robot = RunningRobot(robot_name, tmp_path / "state", "--simulate", "KoalaBear",
                          mqtt=amqtt_broker.url)
-    robot.wait_for_line("Runtime is up")
+    robot.wait_until_up()
     terminal = Terminal(rows=30, columns=100)
     screen = terminal.screen
 

@@ -31,7 +31,7 @@ KOALA = str((13 << 72) | (1 << 64) | 1)  # --simulate KoalaBear: the first of it
 def robot(tmp_path_factory):
     running = RunningRobot(f"e2e{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("state"),
                            "--simulate", "KoalaBear", "--simulate", "LimitSwitch")
-    running.wait_for_line("Runtime is up")
+    running.wait_until_up()
     yield running
     assert running.stop() == 0
 

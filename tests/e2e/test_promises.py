@@ -35,7 +35,7 @@ UPLOAD_LIMIT = 1_000_000  # docs/executor.md: upload() takes "at most 1,000,000 
 
 def _start(state_dir: Path) -> RunningRobot:
     robot = RunningRobot(f"pr{uuid.uuid4().hex[:6]}", state_dir)
-    robot.wait_for_line("Runtime is up")
+    robot.wait_until_up()
     return robot
 
 
@@ -200,7 +200,7 @@ def test_sigterm_stops_runtime_up_and_leaves_nothing(tmp_path_factory):
     segment behind" (SIGTERM is what systemd and docker send)."""
     robot = RunningRobot(f"pr{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("state"),
                          "--simulate", "KoalaBear")
-    robot.wait_for_line("Runtime is up")
+    robot.wait_until_up()
     children = robot.children()
     assert len(children) >= 3 and robot.segments() != []
     robot.process.send_signal(signal.SIGTERM)

@@ -33,7 +33,7 @@ def _start(tmp_path_factory, *args: str, mqtt: str | None = None) -> RunningRobo
     robot = RunningRobot(f"e2e{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("state"),
                          "--simulate", "KoalaBear:42", "--simulate", "LimitSwitch", *args,
                          mqtt=mqtt)
-    robot.wait_for_line("Runtime is up")
+    robot.wait_until_up()
     return robot
 
 
@@ -165,7 +165,7 @@ async def test_device_data_follows_the_rate_and_stops_when_nothing_changes(tmp_p
     robot = RunningRobot(f"e2e{uuid.uuid4().hex[:6]}", state_dir, "--simulate", "KoalaBear:42",
                          "--simulate", "Potentiometer")
     try:
-        robot.wait_for_line("Runtime is up")
+        robot.wait_until_up()
         async with Watcher(robot) as watcher:
             await asyncio.to_thread(robot.cli, "mode", "idle")
 
@@ -236,7 +236,7 @@ def test_options_and_aliases_survive_a_restart(tmp_path_factory):
         assert first.stop() == 0
     second = RunningRobot(first.robot, first.state_dir, "--simulate", "KoalaBear:42")
     try:
-        second.wait_for_line("Runtime is up")
+        second.wait_until_up()
         assert "10" in second.cli("option", "get", "data_rate").stdout
         assert f"left {KOALA}" in second.cli("alias", "list").stdout
     finally:

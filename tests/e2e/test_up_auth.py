@@ -28,7 +28,7 @@ def test_services_log_in_and_anonymous_clients_are_refused(tmp_path):
         "--broker-password-file", str(tmp_path / "passwd"), "--broker-acl-file",
         str(tmp_path / "acl"), "--user", "admin", "--password-file", str(tmp_path / "password"))
     try:
-        robot.wait_for_line("Runtime is up")
+        robot.wait_until_up()
         base = ["--robot", robot.robot, "--timeout", "30"]
         logged_in = subprocess.run(
             [*RUNTIME, "devices", *base, "--mqtt", f"mqtt://admin@127.0.0.1:{robot.port}",

@@ -118,7 +118,7 @@ def test_runtime_mqtt_alone_names_the_broker_it_uses(tmp_path):
 def running(tmp_path):
     robot = RunningRobot(f"e2e{uuid.uuid4().hex[:6]}", used_state(tmp_path),
                          "--simulate", "KoalaBear:42")
-    robot.wait_for_line("Runtime is up")
+    robot.wait_until_up()
     yield robot
     assert robot.stop() == 0
 

@@ -48,7 +48,7 @@ def test_two_starts_give_the_same_uids_and_keep_the_aliases(tmp_path):
         robot = RunningRobot(name, state, "--simulate", "KoalaBear", "--simulate", "KoalaBear",
                              "--simulate", "LimitSwitch")
         try:
-            robot.wait_for_line("Runtime is up")
+            robot.wait_until_up()
             seen.append(sorted(line.split()[2] for line in robot.lines
                                if line.startswith("  device    ")))
             robot.cli("alias", "set", "left_motor", uid(KOALA, 2))

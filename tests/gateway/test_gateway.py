@@ -55,7 +55,7 @@ def teleop_main():
 def robot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRobot]:
     running = RunningRobot(f"gw{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("state"),
                            "--simulate", f"KoalaBear:{KOALA_ID}", "--simulate", "LimitSwitch")
-    running.wait_for_line("Runtime is up")
+    running.wait_until_up()
     running.call("executor", "upload", PROGRAM)
     yield running
     assert running.stop() == 0

@@ -46,7 +46,7 @@ def robot(tmp_path_factory):
         f"mix{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("state"),
         "--simulate", "KoalaBear:42", "--simulate", "LimitSwitch:5",
         "--simulate", "lowcar.KoalaBear:4660", "--simulate", "lowcar.LimitSwitch:77")
-    running.wait_for_line("Runtime is up")
+    running.wait_until_up()
     program = tmp_path_factory.mktemp("code") / "mixed.py"
     program.write_text(textwrap.dedent(PROGRAM))
     running.cli("alias", "set", "lowkoala", LOWCAR_KOALA)

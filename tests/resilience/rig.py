@@ -24,7 +24,7 @@ SERVICES = ("broker", "device", "executor")
 def start_robot(state_dir: Path, url: str) -> RunningRobot:
     robot = RunningRobot(f"res{uuid.uuid4().hex[:6]}", state_dir, "--simulate", "KoalaBear:42",
                          "--simulate", "LimitSwitch", mqtt=url)
-    robot.wait_for_line("Runtime is up")
+    robot.wait_until_up()
     return robot
 
 

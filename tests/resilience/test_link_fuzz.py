@@ -131,7 +131,7 @@ async def test_fuzzed_messages_on_every_subscribed_topic(tmp_path, monkeypatch):
     # keeps RSS a measure of live memory.
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     robot = RunningRobot("fuzz" + os.urandom(3).hex(), tmp_path, "--simulate", "KoalaBear:42")
-    robot.wait_for_line("Runtime is up")
+    robot.wait_until_up()
     rng = random.Random(11)
     figures = []
     try:

@@ -62,7 +62,7 @@ async def kill_and_wait(robot: RunningRobot, driver: Driver, name: str) -> str:
 async def test_kill_9_of_each_service_in_turn(tmp_path):
     robot = RunningRobot("kill" + os.urandom(3).hex(), tmp_path, "--simulate", "KoalaBear:42",
                          "--simulate", "LimitSwitch")
-    robot.wait_for_line("Runtime is up")
+    robot.wait_until_up()
     probe = MotorProbe(robot.robot).start()
     figures = []
     try:

@@ -98,7 +98,7 @@ def start_station(tmp_path: Path, *args: str) -> Station:
     robot = RunningRobot(f"web{uuid.uuid4().hex[:6]}", tmp_path / "state",
                          "--simulate", "KoalaBear:42", "--simulate", "LimitSwitch",
                          "--web", f"127.0.0.1:{web_port}", "--ws-port", str(ws_port), *args)
-    robot.wait_for_line("Runtime is up")
+    robot.wait_until_up()
     return Station(robot, web_port, ws_port)
 
 
