@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.constants import RUNNING_MODES
 from runtime.flood import LineBudget, RepeatCounter
 from runtime.messages import LogRecord, encode
 from runtime.protocol.uid import Uid
@@ -49,7 +50,6 @@ from runtime.remote import Connection
 
 log = logging.getLogger(__name__)
 
-RUN_MODES = frozenset({"auto", "teleop"})
 MAX_CHARS = 200  #: characters of one device line shown (after escaping)
 PER_DEVICE = 5  #: lines a second of one device
 OVERALL = 20  #: lines a second of all devices
@@ -75,7 +75,7 @@ def concern(mode: str, text: str) -> str | None:
     """The level at which a device line reaches the student in match mode ``mode``, or None
     when it does not concern the student (module docstring)."""
     marked = marked_level(text)
-    if mode in RUN_MODES:
+    if mode in RUNNING_MODES:
         return marked or "info"
     return marked
 

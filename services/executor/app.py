@@ -13,8 +13,7 @@ import asyncio
 import logging
 
 from runtime.buffer import BufferStore
-from runtime.buffer.base import HEADER
-from runtime.buffer.liveness import LivenessBeat, liveness_name, start_liveness
+from runtime.buffer.liveness import LivenessBeat, LivenessBuffer, liveness_name, start_liveness
 from runtime.buffer.segment import Segment
 from runtime.config import ServiceConfig
 from runtime.exception import BufferStoreError
@@ -77,7 +76,7 @@ def beat_for(buffers: BufferStore) -> LivenessBeat:
     try:
         return start_liveness(buffers, asyncio.get_running_loop())
     except BufferStoreError as exc:
-        owner = _owner_pid(liveness_name(buffers.robot))
+        owner = _owner_pid(buffers.robot)
         raise BufferStoreError(
             f"another executor of robot {buffers.robot} is running"
             + (f" (pid {owner})" if owner else "")
@@ -87,16 +86,16 @@ def beat_for(buffers: BufferStore) -> LivenessBeat:
         ) from exc
 
 
-def _owner_pid(name: str) -> int | None:
-    """The pid recorded by the owner of segment ``name`` (None if it cannot be read)."""
+def _owner_pid(robot: str) -> int | None:
+    """The pid recorded by the owner of the robot's liveness segment (None if unreadable)."""
     try:
-        segment = Segment.attach(name, "executor liveness")
+        buffer = LivenessBuffer(Segment.attach(liveness_name(robot), "executor liveness"))
     except BufferStoreError:
         return None
     try:
-        return int(HEADER.unpack_from(segment.view, 0)[4]) or None
+        return buffer.owner_pid or None
     finally:
-        segment.close()
+        buffer.close()
 
 
 def main(config: ServiceConfig) -> int:

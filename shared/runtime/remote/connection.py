@@ -570,12 +570,7 @@ class Connection:
         a message twice. Not connected: as ``subscribe``, without waiting.
         """
         await self.subscribe(filter_, callback, 0)
-        client = self._client
-        if client is not None:
-            try:
-                await client.subscribe(filter_, self._qos[filter_])
-            except aiomqtt.MqttError as exc:
-                log.debug("barrier subscribe %s failed (%s)", filter_, exc)
+        await self._send_subscribe(filter_, "the barrier SUBSCRIBE is skipped")
 
     async def subscribe_typed(
         self, filter_: str, model: type[M], callback: TypedCallback, qos: int = 0, *,
@@ -632,12 +627,17 @@ class Connection:
         self._qos[filter_] = max(qos, self._qos.get(filter_, 0))
         # A session in progress may have sent its SUBSCRIBE list already: subscribe now even
         # if it is not marked connected yet (subscribing twice is harmless).
+        await self._send_subscribe(filter_, "done again after reconnect")
+
+    async def _send_subscribe(self, filter_: str, otherwise: str) -> None:
+        """SUBSCRIBE ``filter_`` at its QoS on the session in progress, if any (returns on
+        SUBACK); a lost connection is only logged: the next session subscribes anyway."""
         client = self._client
         if client is not None:
             try:
                 await client.subscribe(filter_, self._qos[filter_])
             except aiomqtt.MqttError as exc:
-                log.debug("subscribe %s failed (%s); done again after reconnect", filter_, exc)
+                log.debug("subscribe %s failed (%s); %s", filter_, exc, otherwise)
 
     async def unsubscribe(self, filter_: str, callback: Callback | None = None) -> None:
         """Stop delivering ``filter_`` to ``callback`` (all callbacks if None)."""
