@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
 import threading
 import time
@@ -58,11 +59,39 @@ AMQTT_LOGGERS = ("amqtt", "transitions", "websockets")  # websockets: its WebSoc
 FILES_PLUGIN = "runtime.mqtt_auth.MosquittoFilesPlugin"
 
 
+FREE_PORT_LOW = 10000  #: lowest port ``free_port`` hands out (well above the usual services)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
+    """A TCP port nobody listens on right now, *below* the kernel's ephemeral range.
+
+    Not the OS's pick (port 0), which comes from the ephemeral range: a broker stopped and
+    started again on such a port (an outage, in tests and benches) could find it taken by any
+    outgoing connection meanwhile, among them its own clients retrying to reach it (on
+    loopback a connect to a closed port in that range can even connect to itself). Outside
+    the range, only another listener can take it. (A kernel whose range starts below
+    ``FREE_PORT_LOW`` + 1000 leaves no room: the OS picks then.)
+    """
+    low = _ephemeral_low()
+    for _ in range(200 if low > FREE_PORT_LOW + 1000 else 0):
+        port = random.randrange(FREE_PORT_LOW, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default 32768 if unreadable)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def quiet_amqtt(level: int = logging.WARNING) -> None:
