@@ -3,10 +3,11 @@
 The policy is ``safety.StopRules`` (pure); this is the mechanism around it: it follows the
 retained ``match`` and ``service/executor/status`` topics, reads the driver-input buffers and the
 executor's liveness segment (its counter and its stated mode), asks the rules every ``period``
-(20 ms), on every message and the moment the executor states a new mode in shared memory (a stop
-then reaches the devices without waiting for ``match`` to cross the broker), and on a new verdict
-holds or releases the motors of every device, sends Disable when the holding rule asks for one,
-and then says so in one log line naming the rule and the devices.
+(20 ms; ``HELD_PERIOD``, 0.5 s, while the match mode holds the motors), on every message and
+the moment the executor states a new mode in shared memory (a stop then reaches the devices
+without waiting for ``match`` to cross the broker), and on a new verdict holds or releases the
+motors of every device, sends Disable when the holding rule asks for one, and then says so in
+one log line naming the rule and the devices.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ STALL = 0.1  #: a check this late means this process was paused (see ``run``)
 #: each): a restarted broker service is followed this much later, well within the 500 ms after
 #: which the old buffers' input counts as stale anyway
 INPUT_RECHECK = 0.1
+#: seconds between two checks while the match mode holds the motors (idle, estop): only a
+#: message (``match``, the executor's status) or the executor's ring can change that verdict,
+#: and each applies the rules at once; the checks then only keep the liveness bookkeeping, so
+#: an idle robot wakes this loop 2 times a second instead of 50 (docs/performance.md, idle CPU)
+HELD_PERIOD = 0.5
 
 
 class MotorGuard:
@@ -57,6 +63,7 @@ class MotorGuard:
         self._inputs_found: list[GamepadBuffer | KeyboardBuffer] = []
         self._inputs_checked = -INPUT_RECHECK  #: monotonic time of the last full check
         self._applying: set[asyncio.Task[None]] = set()
+        self._tick: asyncio.Future[None] | None = None  #: what ``run`` sleeps on
         #: (mode, since) of a running ``match`` a stated stop overtook, and that stop: until a
         #: different ``match`` arrives, that one is older than the stop and releases nothing
         self._overtaken: tuple[str, float, str] | None = None
@@ -192,6 +199,9 @@ class MotorGuard:
         if verdict == self.verdict:
             return None
         self.verdict = verdict
+        tick = self._tick
+        if tick is not None and not tick.done() and self.next_period() < HELD_PERIOD:
+            tick.set_result(None)  # out of a long sleep: this verdict needs the short period
         if not verdict.allowed:
             for client in list(self.devices()):
                 try:
@@ -220,13 +230,25 @@ class MotorGuard:
                 "motors held at 0%s (%s) by %s", " and disabled" if verdict.disable else "",
                 names, verdict)
 
+    def next_period(self) -> float:
+        """Seconds until the next periodic check: ``period`` (20 ms), or ``HELD_PERIOD`` while
+        the match mode holds the motors (a verdict only messages and the ring change)."""
+        return max(self.period, HELD_PERIOD) if self.verdict.rule == "mode" else self.period
+
     async def run(self) -> None:
-        """Check the rules every ``period`` for ever (a task)."""
+        """Check the rules every ``next_period()`` for ever (a task)."""
         loop = asyncio.get_running_loop()
         while True:
             asked = loop.time()
-            await asyncio.sleep(self.period)
-            if (loop.time() - asked - self.period > STALL
+            period = self.next_period()
+            self._tick = tick = loop.create_future()
+            timer = loop.call_later(period, _resolve, tick)
+            try:
+                await tick
+            finally:
+                timer.cancel()
+                self._tick = None
+            if (loop.time() - asked - period > STALL
                     and self.verdict.rule != "executor-stuck"):
                 # This process was paused: the executor's counter may have moved unseen.
                 self.liveness.forgive()
@@ -234,3 +256,8 @@ class MotorGuard:
                 await self.apply()
             except Exception:
                 log.exception("applying the stop rules failed")
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

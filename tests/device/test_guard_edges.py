@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from runtime import protocol
+from runtime.service.device import guard as guard_module
 
 from tests.device.rig import DeviceRig
 from tests.support.wait import wait_for_async
@@ -74,3 +75,27 @@ async def test_a_stop_by_the_ring_alone_is_logged_once_naming_the_rule(mosquitto
     finally:
         await rig.stop()
 
+
+
+async def test_a_held_robot_checks_rarely_and_a_start_brings_the_short_period_back(
+        mosquitto_broker, robot_name, monkeypatch):
+    """Idle, the rules are checked every HELD_PERIOD (only messages and the ring change a
+    verdict held by the mode); the match that starts the robot wakes that long sleep, so an
+    executor that freezes right after is still caught by the 20 ms checks. With HELD_PERIOD an
+    hour, only that wake-up can catch it."""
+    monkeypatch.setattr(guard_module, "HELD_PERIOD", 3600.0)
+    rig = DeviceRig(mosquitto_broker.url, robot_name)
+    await rig.start(discovery_timeout=1.0)
+    try:
+        guard = rig.manager.guard
+        assert guard.verdict.rule == "mode" and guard.next_period() == 3600.0
+        await wait_for_async(lambda: guard._tick is not None, message="the guard never slept")
+        devices = await _two_driving(rig)
+        assert guard.next_period() == guard.period
+        assert rig.beat is not None and rig.beat._handle is not None
+        rig.beat._handle.cancel()  # the executor freezes: its counter stops, nothing is said
+        await wait_for_async(lambda: guard.verdict.rule == "executor-stuck"
+                             and all(d.disabled for d in devices),
+                             message=lambda: f"not caught: verdict {guard.verdict}")
+    finally:
+        await rig.stop()
