@@ -10,8 +10,16 @@ separate processes (``runtime service broker|executor|device``), as compose runs
 figure for one change is the time from the publish to the DeviceWrite carrying its value,
 timed in this process with the monotonic clock; changes come every 20-50 ms (a driver's rate).
 
-The floor, in the same run: a raw MQTT publish-to-receive between two plain paho clients on the
-same broker, the part of the path no Runtime code can remove.
+Where a change starts: the bench publishes on a plain TCP socket speaking MQTT itself
+(``RawPublisher``: the PUBLISH packet is built first, the clock read just before ``send``), so
+the figure starts when the message leaves the driver station, not when an asyncio MQTT client
+was asked to send it (aiomqtt's publish takes several loop turns of the bench's own process
+before the bytes leave; ``--publisher aiomqtt`` measures that way, for comparison with figures
+taken before 2026-12-01).
+
+The floor, in the same run, from the same raw publisher: publish -> receive by a plain paho
+client (its network thread's callback), and by a bare socket (a blocking ``recv``): the MQTT hop
+alone, the part of the path no Runtime code can remove.
 
 ``--hops`` asks every service to record a timestamp at each hop (``RUNTIME_TRACE``; the
 monotonic clock is one clock for every process of the machine) and prints where the time goes.
@@ -75,9 +83,69 @@ def start_broker(kind: str, directory: Path) -> tuple[subprocess.Popen[bytes], s
     raise SystemExit(f"the {kind} broker did not start")
 
 
-def floor(url: str, changes: int) -> list[float]:
-    """Publish -> receive between two plain paho clients (QoS 0, TCP_NODELAY), in ms."""
+def _remaining_length(length: int) -> bytes:
+    """MQTT 3.1.1's variable-length integer (section 2.2.3)."""
+    out = bytearray()
+    while True:
+        length, digit = divmod(length, 128)
+        out.append(digit | (0x80 if length else 0))
+        if not length:
+            return bytes(out)
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+class RawPublisher:
+    """An MQTT 3.1.1 client on a plain blocking socket that only publishes at QoS 0: the
+    timestamp of a sample is taken just before its PUBLISH leaves (``publish`` returns it)."""
+
+    def __init__(self, url: str, client_id: str) -> None:
+        host, port = url.removeprefix("mqtt://").split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=5)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        body = _string("MQTT") + bytes((4, 0x02)) + (600).to_bytes(2, "big") + _string(client_id)
+        self.sock.sendall(bytes((0x10,)) + _remaining_length(len(body)) + body)
+        connack = self.sock.recv(4)
+        if len(connack) != 4 or connack[0] != 0x20 or connack[3] != 0:
+            raise SystemExit(f"the broker refused the bench's publisher: {connack!r}")
+
+    @staticmethod
+    def packet(topic: str, payload: bytes) -> bytes:
+        body = _string(topic) + payload
+        return bytes((0x30,)) + _remaining_length(len(body)) + body
+
+    def send(self, packet: bytes) -> int:
+        """Send a packet built by :meth:`packet`; the monotonic ns just before it left."""
+        start = time.monotonic_ns()
+        self.sock.sendall(packet)
+        return start
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.sendall(b"\xe0\x00")  # DISCONNECT
+        self.sock.close()
+
+
+def _raw_subscriber(url: str, topic: str) -> socket.socket:
+    """A bare socket subscribed to ``topic`` at QoS 0 (CONNACK and SUBACK read)."""
     host, port = url.removeprefix("mqtt://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    body = _string("MQTT") + bytes((4, 0x02)) + (600).to_bytes(2, "big") + _string("floor-raw")
+    sock.sendall(bytes((0x10,)) + _remaining_length(len(body)) + body)
+    sock.recv(4)
+    body = (1).to_bytes(2, "big") + _string(topic) + b"\x00"
+    sock.sendall(bytes((0x82,)) + _remaining_length(len(body)) + body)
+    sock.recv(5)
+    return sock
+
+
+def floor(url: str, changes: int) -> dict[str, list[float]]:
+    """Raw publish -> a paho client's callback, and -> a bare socket's ``recv`` (QoS 0,
+    TCP_NODELAY), in ms; changes 20-50 ms apart, as on the path."""
     topic = f"bench/floor/{uuid.uuid4().hex[:8]}"
     received = threading.Event()
     arrival = [0]
@@ -86,28 +154,31 @@ def floor(url: str, changes: int) -> list[float]:
         arrival[0] = time.monotonic_ns()
         received.set()
 
-    clients = []
-    for role in ("sub", "pub"):
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"floor-{role}")
-        client.connect(host, int(port))
-        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client.loop_start()
-        clients.append(client)
-    sub, pub = clients
+    host, port = url.removeprefix("mqtt://").split(":")
+    sub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="floor-sub")
     sub.on_message = on_message
-    sub.subscribe(topic)
+    sub.connect(host, int(port))
+    sub.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sub.loop_start()
+    sub.subscribe(f"{topic}/paho")
+    raw = _raw_subscriber(url, f"{topic}/raw")
+    publisher = RawPublisher(url, "floor-pub")
     time.sleep(0.3)
-    samples = []
+    samples: dict[str, list[float]] = {"paho": [], "raw": []}
     for _ in range(changes):
         received.clear()
-        start = time.monotonic_ns()
-        pub.publish(topic, b"x" * 40)
+        start = publisher.send(publisher.packet(f"{topic}/paho", b"x" * 40))
         if received.wait(5):
-            samples.append((arrival[0] - start) / 1e6)
-        time.sleep(random.uniform(0.005, 0.01))
-    for client in clients:
-        client.loop_stop()
-        client.disconnect()
+            samples["paho"].append((arrival[0] - start) / 1e6)
+        time.sleep(random.uniform(0.02, 0.05))
+        start = publisher.send(publisher.packet(f"{topic}/raw", b"x" * 40))
+        raw.recv(4096)
+        samples["raw"].append((time.monotonic_ns() - start) / 1e6)
+        time.sleep(random.uniform(0.02, 0.05))
+    publisher.close()
+    raw.close()
+    sub.loop_stop()
+    sub.disconnect()
     return samples
 
 
@@ -122,7 +193,8 @@ async def call_until_up(client: Client, service: str, method: str, *args: Any) -
             await asyncio.sleep(0.1)
 
 
-async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str, Any]:
+async def path(url: str, directory: Path, changes: int, hops: bool,
+               publisher_kind: str = "raw") -> dict[str, Any]:
     robot = f"e2e{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "NO_COLOR": "1"}
     trace_dir = directory / "trace"
@@ -153,10 +225,17 @@ async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str,
                     raise SystemExit("the device service never found the pty device")
                 await asyncio.sleep(0.1)
             topic = connection.topics.gamepad(0)
+            publisher = RawPublisher(url, f"bench-e2e-{robot}")
 
-            async def send(value: float) -> None:
-                await connection.publish(topic, encode(GamepadInput(
-                    buttons=0, axes=[0.0, value, 0.0, 0.0], ts=time.time())))
+            async def send(value: float) -> int:
+                """Publish ``value``; the monotonic ns the sample starts at."""
+                payload = encode(GamepadInput(buttons=0, axes=[0.0, value, 0.0, 0.0],
+                                              ts=time.time()))
+                if publisher_kind == "raw":
+                    return publisher.send(publisher.packet(topic, payload))
+                start = time.monotonic_ns()
+                await connection.publish(topic, payload)
+                return start
 
             await send(0.0)
             await client.call("executor", "set_mode", "teleop", timeout=5)
@@ -174,8 +253,7 @@ async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str,
                     value = round(random.uniform(-0.95, 0.95), 3)
                 last = value
                 device.expect(value)
-                start = time.monotonic_ns()
-                await send(value)
+                start = await send(value)
                 try:
                     arrival = await device.arrival(2, f"a change to {value}")
                 except TimeoutError as lost_change:
@@ -186,6 +264,7 @@ async def path(url: str, directory: Path, changes: int, hops: bool) -> dict[str,
                 marks.append((start, arrival))
                 await asyncio.sleep(random.uniform(0.02, 0.05))
             busy_to = time.monotonic(), cpu_seconds(processes)
+            publisher.close()
             await client.call("executor", "set_mode", "idle", timeout=5)
         used = cpu_per_change(idle_from, busy_from, busy_to, len(samples))
         result: dict[str, Any] = {"e2e_ms": samples, "lost": lost, "cpu_us_per_change": used}
@@ -263,6 +342,9 @@ async def main() -> None:
     parser.add_argument("--changes", type=int, default=500)
     parser.add_argument("--broker", choices=("mosquitto", "embedded", "both"), default="both")
     parser.add_argument("--hops", action="store_true", help="per-hop breakdown (RUNTIME_TRACE)")
+    parser.add_argument("--publisher", choices=("raw", "aiomqtt"), default="raw",
+                        help="how the bench publishes (raw: the clock is read as the PUBLISH "
+                        "leaves; aiomqtt: as the bench's asyncio client is asked to send)")
     args = parser.parse_args()
     kinds = ("mosquitto", "embedded") if args.broker == "both" else (args.broker,)
     results: dict[str, Any] = {"benchmark": "e2e", "changes": args.changes}
@@ -271,14 +353,17 @@ async def main() -> None:
         broker, url = start_broker(kind, directory)
         try:
             floor_ms = await asyncio.to_thread(floor, url, min(args.changes, 300))
-            measured = await path(url, directory, args.changes, args.hops)
+            measured = await path(url, directory, args.changes, args.hops, args.publisher)
         finally:
             broker.terminate()
             broker.wait(10)
             shutil.rmtree(directory, ignore_errors=True)
-        entry: dict[str, Any] = {"floor_ms": figures(floor_ms),
-                                 "e2e_ms": figures(measured["e2e_ms"])}
-        print(report(f"{kind}: MQTT floor (paho -> paho)", entry["floor_ms"]))
+        entry: dict[str, Any] = {"floor_ms": figures(floor_ms["paho"]),
+                                 "floor_raw_ms": figures(floor_ms["raw"]),
+                                 "e2e_ms": figures(measured["e2e_ms"]),
+                                 "publisher": args.publisher}
+        print(report(f"{kind}: MQTT floor (-> paho)", entry["floor_ms"]))
+        print(report(f"{kind}: MQTT floor (-> socket)", entry["floor_raw_ms"]))
         print(report(f"{kind}: gamepad -> DeviceWrite", entry["e2e_ms"]), flush=True)
         entry["cpu_us_per_change"] = measured["cpu_us_per_change"]
         entry["lost"] = measured["lost"]

@@ -9,6 +9,13 @@ process tree (supervisor, embedded broker, services, simulated devices) over ``-
 seconds in idle mode, as % of one core, and the sum of their RSS. Then, in teleop with a
 gamepad publishing at 20 Hz, the time from the last gamepad message to a client seeing the
 motor at 0 (input loss; target <= 600 ms).
+
+``--deployed`` measures the idle CPU of the robot as deployed instead (issue 14's "whole-stack
+idle CPU with 4 devices <= 5% of a core"): Mosquitto and the four services, each its own process
+(``runtime service ...``, as compose runs them), the same 4 devices as separate
+``runtime virtual-device --pty`` processes found on their pseudo-terminals (the poll observer:
+a robot's udev costs nothing between plugs). The devices stand in for hardware: their CPU is
+printed apart and not counted. Each process's share is printed, so a regression names itself.
 """
 
 from __future__ import annotations
@@ -25,8 +32,11 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 import psutil
+from e2e import start_broker
 from runtime.messages import DeviceData, DeviceInfo, GamepadInput, ServiceStatus, decode, encode
 from runtime.mqtt_server import free_port
 from runtime.remote import Client, Connection
@@ -139,13 +149,71 @@ async def one_run(idle: float) -> dict[str, float]:
             "processes": len(processes), "input_loss_to_zero_s": loss}
 
 
+SERVICES = ("broker", "device", "executor", "gateway")
+DEVICE_TYPES = ("KoalaBear", "LimitSwitch", "YogiBear", "LineFollower")
+
+
+async def deployed_run(idle: float) -> dict[str, Any]:
+    """Idle CPU (% of one core) of Mosquitto + the 4 services, devices on ptys not counted."""
+    robot = f"bench{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory() as state:
+        directory = Path(state)
+        broker, url = start_broker("mosquitto", directory)
+        env = {**os.environ, "NO_COLOR": "1"}
+        devices = [subprocess.Popen(
+            [sys.executable, "-m", "runtime", "virtual-device", kind, "--uid", str(index + 1),
+             "--pty", str(directory / f"ttyBench{index}")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            for index, kind in enumerate(DEVICE_TYPES)]
+        services = {name: subprocess.Popen(
+            [sys.executable, "-m", "runtime", "service", name, "--mqtt", url, "--robot", robot,
+             "--state-dir", state, "--observer", "poll",
+             "--serial-glob", str(directory / "ttyBench*")]
+            + (["--listen", f"127.0.0.1:{free_port()}"] if name == "gateway" else []),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) for name in SERVICES}
+        try:
+            await watch_ready(url, robot, time.monotonic())
+            await asyncio.sleep(2.0)  # let start-up work finish
+            groups = {"mosquitto": [psutil.Process(broker.pid)]}
+            groups.update({name: tree(process) for name, process in services.items()})
+            groups["devices (not counted)"] = [psutil.Process(d.pid) for d in devices]
+            before = {name: cpu_seconds(processes) for name, processes in groups.items()}
+            await asyncio.sleep(idle)
+            shares = {name: (cpu_seconds(processes) - before[name]) / idle * 100
+                      for name, processes in groups.items()}
+        finally:
+            for process in [*services.values(), *devices, broker]:
+                process.terminate()
+            for process in [*services.values(), *devices, broker]:
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    counted = sum(share for name, share in shares.items() if "not counted" not in name)
+    return {"idle_cpu_percent": counted, "per_process": shares}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--idle", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="1 run, 5 s idle")
+    parser.add_argument("--deployed", action="store_true",
+                        help="idle CPU of Mosquitto + the 4 services (devices not counted)")
     args = parser.parse_args()
     runs, idle = (1, 5.0) if args.quick else (args.runs, args.idle)
+    if args.deployed:
+        deployed = []
+        for index in range(runs):
+            result = await deployed_run(idle)
+            deployed.append(result)
+            print(f"run {index + 1}: deployed idle CPU {result['idle_cpu_percent']:.1f}% of a "
+                  "core (" + ", ".join(f"{name} {share:.1f}%" for name, share
+                                        in result["per_process"].items()) + ")", flush=True)
+        print(json.dumps({"benchmark": "stack-deployed", "runs": runs, "idle_seconds": idle,
+                          "median_idle_cpu_percent": statistics.median(
+                              r["idle_cpu_percent"] for r in deployed), "all": deployed}))
+        return
     results = []
     for index in range(runs):
         result = await one_run(idle)

@@ -22,6 +22,8 @@ def test_e2e_bench_runs_on_both_brokers_with_hops() -> None:
         entry = figures[broker]
         assert entry["e2e_ms"]["samples"] == 24, result.stderr[-3000:]
         assert entry["floor_ms"]["samples"] == 24
+        assert entry["floor_raw_ms"]["samples"] == 24  # the bare-socket floor too
+        assert entry["publisher"] == "raw"
         assert entry["e2e_ms"]["median"] > 0
         hops = entry["hops"]
         assert "device read DeviceWrite" in hops
