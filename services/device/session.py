@@ -34,8 +34,8 @@ from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import Packet
 from runtime.tasks import TaskSet
 from runtime.trace import hop
+from runtime.transport import ReadTap
 
-READ_CHUNK = 4096
 COMPLAINT_PERIOD = 5.0  #: seconds between two log lines about bad frames of one device
 DRAIN_ABOVE = 4096  #: bytes queued for the device before a write waits for the stream
 #: seconds between two passes of the write loop: the doorbell writes (or wakes the loop for)
@@ -176,15 +176,27 @@ class DeviceSession:
         return bool(self.writer.transport.get_write_buffer_size() > DRAIN_ABOVE)
 
     async def _read_loop(self) -> None:
+        """Read until the stream ends. Each packet is handled in the loop turn its bytes arrive
+        (``ReadTap``: no StreamReader and coroutine resume in between); when the session ends,
+        the stream's reads go back to its StreamReader for the link's next conversation."""
+        ended: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        tap = ReadTap(self.reader, self.writer.transport, self._on_bytes, ended)
         try:
-            while True:
-                data = await self.reader.read(READ_CHUNK)
-                if not data:
-                    self._lose("the connection closed", transport=True)
-                    return
-                self._feed(data)
-        except (ConnectionError, OSError) as exc:
+            held = tap.start()
+            if held:
+                self._on_bytes(held)
+            exc = await ended
+        finally:
+            tap.restore()
+        if exc is None:
+            self._lose("the connection closed", transport=True)
+        else:
             self._lose(f"read failed: {exc}", transport=True)
+
+    def _on_bytes(self, data: bytes) -> None:
+        """Bytes from the device, in the loop turn they were read: never raises."""
+        try:
+            self._feed(data)
         except Exception:
             self.log.exception("%s on %s: reading failed", self.name, self.port)
             self._lose("internal error while reading", transport=True)
