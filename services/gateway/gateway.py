@@ -15,6 +15,12 @@ The rules of PiE's protocol (docs/gateway.md, "Behaviour clients rely on") are k
   with a LOG line saying so; its IDLE is always obeyed;
 - a malformed, oversized, truncated or unknown frame, or a stall mid-frame, closes that
   connection with one log line; the service and the robot carry on.
+
+Device data is Dawn's alone: ``device/+/data`` is subscribed and DEVICE_DATA sent (25 Hz) only
+while a Dawn link is connected, so an idle robot pays nothing for it (issue 14, idle CPU); on
+Dawn's connect every known device's values are read again (``read`` on the device service),
+since the data topic carries only changes and what was kept meanwhile is stale. Device infos,
+``match`` and ``log/student`` stay subscribed all the time.
 """
 
 from __future__ import annotations
@@ -142,6 +148,13 @@ class Gateway(Handler):
         self._gamepads_used: set[int] = set()
         self._complaints = Complaints(log, interval=5.0)
         self._game_state: GameState | None = None
+        #: device data is followed (``device/+/data`` subscribed, the DEVICE_DATA sender
+        #: running) while Dawn is connected; changed by ``_follow_dawn`` only, under the lock
+        self._following = False
+        self._follow_lock = asyncio.Lock()
+        self._sender: asyncio.Task[Any] | None = None
+        #: counts follow/unfollow changes: a ``read`` answer from an earlier one is dropped
+        self._data_epoch = 0
         #: the latest set_mode request not yet sent (link, mode, kwargs), its waiters, the
         #: task sending them (see ``_change_mode``)
         self._mode_wanted: tuple[ClientLink | None, str, dict[str, Any]] | None = None
@@ -158,7 +171,9 @@ class Gateway(Handler):
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, connection: Connection) -> None:
-        """Subscribe to what Dawn needs, serve RPC, then listen on ``host:port``."""
+        """Subscribe to what the clients need, serve RPC, then listen on ``host:port``.
+
+        Device data is subscribed later, while Dawn is connected (``_follow_dawn``)."""
         self._connection = connection
         self._client = Client(connection)
         self._role_clients = {role: Client(connection, role=role) for role in ROLES.values()}
@@ -167,7 +182,6 @@ class Gateway(Handler):
         topics = connection.topics
         await connection.subscribe_typed(topics.any_device_info, DeviceInfo,
                                          self._on_device_info, qos=1)
-        await connection.subscribe_typed(topics.any_device_data, DeviceData, self._on_device_data)
         await connection.subscribe_typed(topics.log("student"), LogRecord, self._on_student_log)
         await connection.subscribe_typed(topics.match, Match, self._on_match, qos=1)
         await self.serve(connection)
@@ -176,7 +190,6 @@ class Gateway(Handler):
                                                   reuse_address=True)
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
-        self._tasks.spawn(self._send_device_data(), name="gateway device data")
         log.info("gateway listening for Dawn and Shepherd on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
@@ -194,6 +207,11 @@ class Gateway(Handler):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(worker), 3.0)
         await self._tasks.cancel_all()
+        self._sender = None
+        if self._following and self._connection is not None:  # a follow change was cancelled
+            self._following = False
+            await self._connection.unsubscribe(self._connection.topics.any_device_data,
+                                               self._on_device_data)
         if self._presence is not None:  # a link that did not finish closing in time
             await self._field_presence(False)
         if self._server is not None:
@@ -241,6 +259,8 @@ class Gateway(Handler):
             log.info("%s connected from %s", link.name, peer)
         if identity is Identity.SHEPHERD:
             await self._field_presence(True)
+        else:
+            self._dawn_changed()
         try:
             await self._serve_link(link, reader)
         finally:
@@ -271,6 +291,7 @@ class Gateway(Handler):
     async def _on_disconnect(self, link: ClientLink) -> None:
         log.info("%s at %s disconnected: robot set to idle", link.name, link.peer)
         if link.identity is Identity.DAWN:
+            self._dawn_changed()  # the last Dawn gone (not replaced): device data stops
             await self._inputs_gone()
         elif Identity.SHEPHERD not in self.links:  # not replaced: field control has left
             await self._field_presence(False)
@@ -453,6 +474,47 @@ class Gateway(Handler):
     def _complain(self, text: str) -> None:
         self._complaints.report(text, text)
 
+    # -- device data, while Dawn is connected -------------------------------------------------
+    def _dawn_changed(self) -> None:
+        """A Dawn link came or went: follow device data or stop, in the background (a SUBACK
+        is not worth delaying a link's messages for)."""
+        self._tasks.spawn(self._follow_dawn(), name="gateway follow Dawn")
+
+    async def _follow_dawn(self) -> None:
+        """Make device data follow ``self.links``: subscribed, values read again and the
+        DEVICE_DATA sender running while a Dawn is connected; nothing of it otherwise.
+
+        Runs under a lock and compares with what is (not with what happened): a Dawn that
+        replaces another, or connects again before its leaving was handled, changes nothing.
+        A reconnect of the MQTT connection re-subscribes what is subscribed then."""
+        assert self._connection is not None
+        connection = self._connection
+        filter_ = connection.topics.any_device_data
+        async with self._follow_lock:
+            wanted = Identity.DAWN in self.links
+            if wanted == self._following:
+                return
+            self._following = wanted
+            self._data_epoch += 1
+            if not wanted:
+                sender, self._sender = self._sender, None
+                if sender is not None:
+                    sender.cancel()
+                await connection.unsubscribe(filter_, self._on_device_data)
+                log.debug("no Dawn: device data no longer followed")
+                return
+            # Kept since the last Dawn left, the values are stale: forget them before the
+            # first data message can arrive, then read them all; a data message that comes
+            # before the read's answer is newer and wins (``_read_all``).
+            for _, values in self.devices.values():
+                values.clear()
+            self._sender = self._tasks.spawn(self._send_device_data(),
+                                             name="gateway device data")
+            await connection.subscribe_typed(filter_, DeviceData, self._on_device_data)
+            for uid in self.devices:
+                self._tasks.spawn(self._read_all(uid, self._data_epoch), name=f"gateway read {uid}")
+            log.debug("Dawn connected: device data followed")
+
     # -- MQTT side ----------------------------------------------------------------------------
     def _on_device_info(self, topic: str, info: DeviceInfo | None) -> None:
         assert self._connection is not None
@@ -465,12 +527,15 @@ class Gateway(Handler):
         known = uid in self.devices
         values = self.devices.get(uid, (info, {}))[1]
         self.devices[uid] = (info, values)
-        if not known:
-            self._tasks.spawn(self._read_all(uid), name=f"gateway read {uid}")
+        if not known and self._following:  # else read when Dawn connects (_follow_dawn)
+            self._tasks.spawn(self._read_all(uid, self._data_epoch), name=f"gateway read {uid}")
 
-    async def _read_all(self, uid: str) -> None:
-        """A new device's current values: ``device/<uid>/data`` only carries changes, and
-        Dawn shows every param, so ask the device service once (``read``)."""
+    async def _read_all(self, uid: str, epoch: int) -> None:
+        """A device's current values, for a new device or when Dawn connects:
+        ``device/<uid>/data`` only carries changes, and Dawn shows every param, so ask the
+        device service once (``read``). An answer that comes after device data stopped (or
+        stopped and started again) being followed is dropped: it may be older than what a
+        later read says (``epoch``: ``_data_epoch`` when the read was asked for)."""
         assert self._client is not None
         try:
             values = await self._client.call("device", "read", uid, timeout=3.0)
@@ -479,7 +544,7 @@ class Gateway(Handler):
                      uid, exc.message)
             return
         entry = self.devices.get(uid)
-        if entry is not None and isinstance(values, dict):
+        if entry is not None and isinstance(values, dict) and epoch == self._data_epoch:
             for name, value in values.items():
                 entry[1].setdefault(name, value)  # a newer data message wins
 

@@ -4,8 +4,9 @@ client written from docs/gateway.md.
 
 Checks docs/gateway.md's promises: the identity handshake, each message type both ways,
 Dawn/Shepherd authority, disconnect -> idle, replacing connections, garbage and slow-loris
-clients, DEVICE_DATA with every param and CustomData, LOG lines from a print, TIME_STAMPS, and
-gamepad INPUTS driving a simulated motor.
+clients, DEVICE_DATA with every param and CustomData, LOG lines from a print, TIME_STAMPS,
+gamepad INPUTS driving a simulated motor, and device data followed only while Dawn is connected
+(none of it while no Dawn is; current values, not stale ones, when Dawn comes back).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 
 import pytest
 from runtime.catalog import default_catalog
-from runtime.messages import LogRecord, Match, decode, encode, loads
-from runtime.remote import Connection
+from runtime.messages import GamepadInput, LogRecord, Match, decode, encode, loads
+from runtime.remote import Client, Connection
 from runtime.service.gateway import Gateway
 from runtime.service.gateway.proto import pie_client_pb2 as pb
 
@@ -135,6 +136,24 @@ def value(device: pb.Device, name: str) -> Any:
             which = param.WhichOneof("val")
             return None if which is None else getattr(param, which)
     raise KeyError(name)
+
+
+def duty(message: pb.DevData) -> Any:
+    """The simulated KoalaBear's ``duty_cycle_a`` in a DEVICE_DATA (None: no value yet)."""
+    device = koala(message)
+    return None if device is None else value(device, "duty_cycle_a")
+
+
+def follows_device_data(gateway: Gateway) -> bool:
+    """The gateway is subscribed to device data (its Connection's subscriptions)."""
+    assert gateway._connection is not None
+    connection = gateway._connection
+    return connection.topics.any_device_data in connection._subscribers
+
+
+def quiet(gateway: Gateway) -> bool:
+    """No device data subscription and no task at all (the DEVICE_DATA sender is one)."""
+    return not follows_device_data(gateway) and not list(gateway._tasks)
 
 
 async def test_time_stamps_are_echoed_with_the_robot_time(rig: Robot) -> None:
@@ -418,3 +437,93 @@ async def test_a_latched_estop_is_cleared_by_shepherd_not_by_dawn(rig: Robot) ->
     await rig.wait_mode("auto")
     await shepherd.close()
     await rig.wait_mode("idle")
+
+
+async def test_without_dawn_no_device_data_is_followed_and_nothing_ticks(rig: Robot) -> None:
+    """Device data is Dawn's alone: with no Dawn (none yet, Shepherd only, Dawn gone) the
+    gateway is not subscribed to ``device/+/data`` and has no task left (the DEVICE_DATA
+    sender would wake 25 times a second for nobody); with Dawn it has both."""
+    gateway = rig.gateway
+
+    def state() -> str:
+        return (f"subscribed: {follows_device_data(gateway)}, "
+                f"tasks: {sorted(t.get_name() for t in gateway._tasks)}")
+
+    await wait_for_async(lambda: quiet(gateway), message=state)
+    shepherd = await rig.shepherd()
+    await rig.wait_connected("shepherd")
+    await wait_for_async(lambda: quiet(gateway), message=state)  # field control needs none
+    dawn = await rig.dawn()
+    await dawn.receive_until(DEVICE_DATA)
+    assert follows_device_data(gateway), state()
+    assert "gateway device data" in {t.get_name() for t in gateway._tasks}, state()
+    await dawn.close()
+    await wait_for_async(lambda: quiet(gateway), message=state)
+    await shepherd.close()
+    await wait_for_async(lambda: quiet(gateway), message=state)
+
+
+async def test_dawn_sees_values_that_changed_while_it_was_away(rig: Robot) -> None:
+    """``device/<uid>/data`` carries only changes and is not followed while no Dawn is there:
+    a Dawn that comes back sees the motor's current value, not the one it saw before."""
+    dawn = await rig.dawn()
+    await dawn.receive_until(DEVICE_DATA, lambda m: duty(m) == 0.0)  # A
+    await dawn.close()
+    await wait_for_async(lambda: quiet(rig.gateway))
+    uid = next(uid for uid, (info, _) in rig.gateway.devices.items() if info.type == "KoalaBear")
+    client = Client(rig.connection)
+    gamepad = rig.connection.topics.gamepad(0)
+
+    async def keep_driving() -> None:  # a driver station on MQTT, not Dawn
+        while True:
+            stick_up = GamepadInput(buttons=0, axes=[0.0, 0.5, 0.0, 0.0], ts=time.time())
+            await rig.connection.publish(gamepad, encode(stick_up))
+            await asyncio.sleep(0.05)
+
+    async def motor_at_half() -> bool:
+        values = await client.call("device", "read", uid, ["duty_cycle_a"])
+        return bool(values["duty_cycle_a"] == pytest.approx(0.5))
+
+    driving = asyncio.create_task(keep_driving())
+    try:
+        await client.call("executor", "set_mode", "teleop")
+        await rig.wait_mode("teleop")
+        await wait_for_async(motor_at_half, timeout=15)  # B, while no Dawn is connected
+        assert not follows_device_data(rig.gateway)
+        dawn = await rig.dawn()
+        await dawn.receive_until(DEVICE_DATA, lambda m: duty(m) == pytest.approx(0.5))
+    finally:
+        driving.cancel()
+        await client.call("executor", "set_mode", "idle")
+    await rig.wait_mode("idle")
+    await dawn.close()
+
+
+async def test_device_data_flows_again_when_dawn_connects_again(rig: Robot) -> None:
+    """Dawn leaves (device data no longer followed) and comes back: DEVICE_DATA comes again
+    with the values, and a change made after it came back reaches it (the subscription is
+    live again, not only the read of its connect)."""
+    dawn = await rig.dawn()
+    await dawn.receive_until(DEVICE_DATA, lambda m: duty(m) == 0.0)
+    await dawn.close()
+    await wait_for_async(lambda: quiet(rig.gateway))
+    dawn = await rig.dawn()
+    await dawn.receive_until(DEVICE_DATA, lambda m: duty(m) == 0.0)
+    await dawn.send(INPUTS, stick(0.0))
+    await dawn.send(RUN_MODE, pb.RunMode(mode=pb.TELEOP))
+    await rig.wait_mode("teleop")
+
+    async def keep_driving() -> None:
+        while True:
+            await dawn.send(INPUTS, stick(0.5))
+            await asyncio.sleep(0.05)
+
+    driving = asyncio.create_task(keep_driving())
+    try:
+        await dawn.receive_until(DEVICE_DATA, lambda m: duty(m) == pytest.approx(0.5),
+                                 timeout=15)
+    finally:
+        driving.cancel()
+    await dawn.send(RUN_MODE, pb.RunMode(mode=pb.IDLE))
+    await rig.wait_mode("idle")
+    await dawn.close()

@@ -639,8 +639,10 @@ class Connection:
             except aiomqtt.MqttError as exc:
                 log.debug("subscribe %s failed (%s); %s", filter_, exc, otherwise)
 
-    async def unsubscribe(self, filter_: str, callback: Callback | None = None) -> None:
-        """Stop delivering ``filter_`` to ``callback`` (all callbacks if None)."""
+    async def unsubscribe(self, filter_: str,
+                          callback: Callback | TypedCallback | None = None) -> None:
+        """Stop delivering ``filter_`` to ``callback`` (all callbacks if None); a typed
+        subscription's is the callback given to ``subscribe_typed``."""
         subscribers = self._subscribers.get(filter_, [])
         keep = [s for s in subscribers if callback is not None and s.key != callback]
         for subscriber in subscribers:
