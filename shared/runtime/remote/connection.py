@@ -655,8 +655,10 @@ class Connection:
         self._qos.pop(filter_, None)
         with contextlib.suppress(KeyError):
             del self._matcher[filter_]
+        # As in ``_send_subscribe``: a session in progress may have sent its SUBSCRIBE list
+        # (with this filter) before it is marked connected, so unsubscribe on it now too.
         client = self._client
-        if client is not None and self.connected.is_set():
+        if client is not None:
             with contextlib.suppress(aiomqtt.MqttError):
                 await client.unsubscribe(filter_)
 
