@@ -13,9 +13,11 @@ timed in this process with the monotonic clock; changes come every 20-50 ms (a d
 Where a change starts: the bench publishes on a plain TCP socket speaking MQTT itself
 (``RawPublisher``: the PUBLISH packet is built first, the clock read just before ``send``), so
 the figure starts when the message leaves the driver station, not when an asyncio MQTT client
-was asked to send it (aiomqtt's publish takes several loop turns of the bench's own process
-before the bytes leave; ``--publisher aiomqtt`` measures that way, for comparison with figures
-taken before 2026-12-01).
+was asked to send it. ``--publisher connection`` publishes with Runtime's own MQTT client
+(``runtime.remote.Connection``, what the gateway and the web station publish Dawn's and the
+browser's input with) and reads the clock when ``publish`` is called: the figures taken before
+2026-12-01 were measured that way, when that client still published through aiomqtt's several
+loop turns.
 
 The floor, in the same run, from the same raw publisher: publish -> receive by a plain paho
 client (its network thread's callback), and by a bare socket (a blocking ``recv``): the MQTT hop
@@ -342,9 +344,9 @@ async def main() -> None:
     parser.add_argument("--changes", type=int, default=500)
     parser.add_argument("--broker", choices=("mosquitto", "embedded", "both"), default="both")
     parser.add_argument("--hops", action="store_true", help="per-hop breakdown (RUNTIME_TRACE)")
-    parser.add_argument("--publisher", choices=("raw", "aiomqtt"), default="raw",
+    parser.add_argument("--publisher", choices=("raw", "connection"), default="raw",
                         help="how the bench publishes (raw: the clock is read as the PUBLISH "
-                        "leaves; aiomqtt: as the bench's asyncio client is asked to send)")
+                        "leaves; connection: as Runtime's MQTT client is asked to send)")
     args = parser.parse_args()
     kinds = ("mosquitto", "embedded") if args.broker == "both" else (args.broker,)
     results: dict[str, Any] = {"benchmark": "e2e", "changes": args.changes}

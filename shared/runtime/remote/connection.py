@@ -27,6 +27,9 @@ adds exactly that:
 - with ``service=`` set, the last will marks ``service/<name>/status`` offline (retained, QoS 1)
   and a clean exit publishes offline itself.
 
+A QoS 0 publish leaves in the loop turn it is made (``writes.PromptWriter``: aiomqtt's own
+publish took several turns and a task first, ~0.5 ms on the gamepad -> motor path).
+
 Publishing while disconnected: QoS 0 messages are dropped (like paho; input streams are resent
 anyway) and ``publish`` returns False; QoS 1/2 messages wait for the reconnect, up to
 ``timeout`` (``MQTTConnectionError`` after that).
@@ -57,6 +60,7 @@ from runtime.backoff import Backoff
 from runtime.complaints import Complaints
 from runtime.exception import MessageError, MQTTConnectionError
 from runtime.messages import ServiceStatus, decode, encode
+from runtime.remote.writes import PromptWriter
 from runtime.tasks import TaskSet
 from runtime.topics import Topics, check_name
 
@@ -307,6 +311,7 @@ class Connection:
         self._matcher = MQTTMatcher()
         self._client: aiomqtt.Client | None = None
         self._lost: asyncio.Future[None] | None = None
+        self._writer: PromptWriter | None = None  #: QoS 0 publishes of the session in progress
         self._session_now: _Session | None = None
         self._hooks: list[ConnectedHook] = []
         self._online_wanted = False
@@ -494,16 +499,15 @@ class Connection:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            client, lost = self._client, self._lost
-            if client is not None and lost is not None and self.connected.is_set():
+            client, lost, writer = self._client, self._lost, self._writer
+            if (client is not None and lost is not None and writer is not None
+                    and self.connected.is_set()):
                 if qos == 0:
-                    try:
-                        await client.publish(topic, data, qos=0, retain=retain, timeout=timeout)
+                    if await writer.publish(topic, data, retain, timeout):
                         return True
-                    except aiomqtt.MqttError as exc:
-                        log.debug("QoS 0 publish to %s dropped: %s", topic, exc)
-                        self.dropped += 1
-                        return False
+                    log.debug("QoS 0 publish to %s dropped (connection lost or stuck)", topic)
+                    self.dropped += 1
+                    return False
                 if await self._publish_acked(client, lost, topic, data, qos, retain, deadline):
                     return True
             elif qos == 0:
@@ -717,8 +721,11 @@ class Connection:
             # message in ``client.messages``) costs three more loop turns per message, on every
             # hop of the gamepad -> motor path. Set before any SUBSCRIBE, so nothing is queued.
             client._client.on_message = self._on_paho_message
+            # Likewise a QoS 0 PUBLISH leaves in the turn it is made (``writes.PromptWriter``).
+            writer = PromptWriter(client, asyncio.get_running_loop())
             session = _Session(client)
             self._client = client
+            self._writer = writer
             self._lost = session.lost
             try:
                 if self._qos:
@@ -737,6 +744,8 @@ class Connection:
             finally:
                 self.connected.clear()
                 self._client = None
+                self._writer = None
+                writer.close()
                 self._session_now = None
                 if not session.lost.done():
                     session.lost.set_result(None)

@@ -1,0 +1,141 @@
+"""QoS 0 publishes leave in the turn they are made (``runtime.remote.writes.PromptWriter``).
+
+Against both real brokers, with a bare subscriber socket read on a thread of its own, so what
+is asserted is what crossed the network, not what the connection believes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+from runtime.remote import Connection
+from runtime.remote.writes import PromptWriter
+
+from tests.support.wait import wait_for_async
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+class BareSubscriber:
+    """An MQTT 3.1.1 subscriber on a plain socket, reading on its own thread: it counts the
+    bytes of PUBLISH packets that arrive, whatever the test's event loop is doing."""
+
+    def __init__(self, url: str, topic: str) -> None:
+        host, port = url.removeprefix("mqtt://").split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        body = _string("MQTT") + bytes((4, 0x02)) + (60).to_bytes(2, "big") + _string("bare")
+        self.sock.sendall(bytes((0x10, len(body))) + body)
+        assert self.sock.recv(4)[0] == 0x20  # CONNACK
+        body = (1).to_bytes(2, "big") + _string(topic) + b"\x00"
+        self.sock.sendall(bytes((0x82, len(body))) + body)
+        assert self.sock.recv(5)[0] == 0x90  # SUBACK
+        self.received = 0
+        self.first = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        self.sock.settimeout(None)
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.received += len(data)
+            self.first.set()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def test_a_qos0_publish_leaves_without_waiting_for_a_loop_turn(mqtt_broker, robot_name):
+    """``publish`` at QoS 0 completes without once giving the event loop back (the coroutine
+    finishes on its first step), and the message has left: a subscriber gets it while this
+    loop is blocked. aiomqtt's own publish suspended until a later turn wrote the bytes."""
+    async with Connection(mqtt_broker.url, robot=robot_name) as connection:
+        await connection.wait_connected(20)
+        topic = f"test/{robot_name}/prompt"
+        bare = await asyncio.to_thread(BareSubscriber, mqtt_broker.url, topic)
+        try:
+            step = connection.publish(topic, b"now")
+            try:
+                step.send(None)
+            except StopIteration as done:
+                assert done.value is True
+            else:
+                step.close()
+                raise AssertionError("publish waited for another loop turn")
+            assert bare.first.wait(10), "the PUBLISH did not leave while the loop was blocked"
+        finally:
+            bare.close()
+
+
+async def test_a_flood_bigger_than_the_socket_arrives_whole_and_leaves_no_writer_behind(
+        mqtt_broker, robot_name, monkeypatch):
+    """Publishes that the socket cannot take at once are finished by the writer (each
+    ``publish`` returns once paho's queue drained); afterwards nothing keeps the writer
+    registered (a writer left on a writable socket would call it again and again)."""
+    calls = 0
+    original = PromptWriter._write
+
+    def counted(self: PromptWriter) -> None:
+        nonlocal calls
+        calls += 1
+        original(self)
+
+    monkeypatch.setattr(PromptWriter, "_write", counted)
+    async with Connection(mqtt_broker.url, robot=robot_name) as connection:
+        await connection.wait_connected(20)
+        topic = f"test/{robot_name}/flood"
+        bare = await asyncio.to_thread(BareSubscriber, mqtt_broker.url, topic)
+        assert connection._client is not None
+        # a small send buffer: every message needs several writes
+        connection._client._client.socket().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        try:
+            payload = bytes(range(256)) * 1024  # 256 KiB: more than a socket buffer takes
+            results = await asyncio.gather(*(connection.publish(topic, payload)
+                                             for _ in range(16)))
+            assert all(results)
+            expected = 16 * len(payload)
+            await wait_for_async(lambda: bare.received >= expected, timeout=30,
+                                 message=lambda: f"{bare.received} of {expected} bytes arrived")
+            assert calls > 16  # the writer finished what the first writes left
+            assert not connection._client._client.want_write()
+            settled = calls
+            await asyncio.sleep(0.3)  # idle: a writer left registered would be called on
+            assert calls == settled
+        finally:
+            bare.close()
+
+
+async def test_writes_pending_when_the_broker_dies_end_and_publishing_resumes(
+        mqtt_broker, robot_name):
+    """Publishes still waiting for the socket when the broker goes away return (False, or True
+    if their bytes had left) instead of raising or hanging; once the broker is back, a publish
+    reaches a subscriber again."""
+    async with Connection(mqtt_broker.url, robot=robot_name) as connection:
+        await connection.wait_connected(20)
+        topic = f"test/{robot_name}/outage"
+        assert connection._client is not None
+        connection._client._client.socket().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        payload = bytes(256) * 1024
+        pending = [asyncio.ensure_future(connection.publish(topic, payload, timeout=5))
+                   for _ in range(32)]
+        await asyncio.to_thread(mqtt_broker.stop)
+        results = await asyncio.wait_for(asyncio.gather(*pending), 30)
+        assert all(isinstance(result, bool) for result in results)
+        await asyncio.to_thread(mqtt_broker.start)
+        await wait_for_async(lambda: connection.connected.is_set(), timeout=20)
+        bare = await asyncio.to_thread(BareSubscriber, mqtt_broker.url, topic)
+        try:
+            await wait_for_async(lambda: connection.publish(topic, b"back"), timeout=10)
+            assert await asyncio.to_thread(bare.first.wait, 10)
+        finally:
+            bare.close()
