@@ -125,6 +125,22 @@ def stick(y: float) -> pb.UserInputs:
                                           source=pb.GAMEPAD)])
 
 
+async def drive_until(dawn: Any, done: Any, y: float = 0.5) -> None:
+    """Send Dawn's stick at ``y`` every 50 ms (a driver holding it) until a DEVICE_DATA frame
+    satisfies ``done``."""
+
+    async def keep_driving() -> None:
+        while True:
+            await dawn.send(INPUTS, stick(y))
+            await asyncio.sleep(0.05)
+
+    driving = asyncio.create_task(keep_driving())
+    try:
+        await dawn.receive_until(DEVICE_DATA, done, timeout=15)
+    finally:
+        driving.cancel()
+
+
 def koala(message: pb.DevData) -> pb.Device | None:
     return next((d for d in message.devices
                  if d.name == "KoalaBear" and d.uid == KOALA_ID), None)
@@ -219,18 +235,8 @@ async def test_dawn_drives_the_simulated_motor_and_sees_the_print(rig: Robot) ->
 
     await dawn.receive_until(DEVICE_DATA, custom_has_setup_runs)
 
-    async def keep_driving() -> None:
-        while True:
-            await dawn.send(INPUTS, stick(0.5))
-            await asyncio.sleep(0.05)
-
-    driving = asyncio.create_task(keep_driving())
-    try:
-        await dawn.receive_until(DEVICE_DATA, lambda m: koala(m) is not None and
-                                 value(koala(m), "duty_cycle_a") == pytest.approx(0.5),
-                                 timeout=15)
-    finally:
-        driving.cancel()
+    await drive_until(dawn, lambda m: koala(m) is not None and
+                      value(koala(m), "duty_cycle_a") == pytest.approx(0.5))
     await dawn.send(RUN_MODE, pb.RunMode(mode=pb.IDLE))
     await rig.wait_mode("idle")
     await dawn.receive_until(DEVICE_DATA, lambda m: value(koala(m), "duty_cycle_a") == 0.0)
@@ -513,17 +519,7 @@ async def test_device_data_flows_again_when_dawn_connects_again(rig: Robot) -> N
     await dawn.send(RUN_MODE, pb.RunMode(mode=pb.TELEOP))
     await rig.wait_mode("teleop")
 
-    async def keep_driving() -> None:
-        while True:
-            await dawn.send(INPUTS, stick(0.5))
-            await asyncio.sleep(0.05)
-
-    driving = asyncio.create_task(keep_driving())
-    try:
-        await dawn.receive_until(DEVICE_DATA, lambda m: duty(m) == pytest.approx(0.5),
-                                 timeout=15)
-    finally:
-        driving.cancel()
+    await drive_until(dawn, lambda m: duty(m) == pytest.approx(0.5))
     await dawn.send(RUN_MODE, pb.RunMode(mode=pb.IDLE))
     await rig.wait_mode("idle")
     await dawn.close()
