@@ -112,12 +112,25 @@ class ReadTap(asyncio.Protocol):
         self.inner: Any = None
 
     def start(self) -> bytes:
-        """Take the stream's reads; the bytes its StreamReader held until now."""
+        """Take the stream's reads; the bytes its StreamReader held until now.
+
+        What the StreamReader saw before the tap is taken over too: the end of the stream
+        (a device unplugged right after it said who it is: ``ended`` resolves now, or the
+        session would wait for its silence and probe a closed link), and reads it paused
+        because its buffer was full (a device that flooded before the session: they resume
+        now, or nothing more would ever be read)."""
         self.inner = self.transport.get_protocol()
         self.transport.set_protocol(self)
-        held: bytearray = self.reader._buffer  # type: ignore[attr-defined]  # no public peek
+        reader: Any = self.reader  # no public peek, end or pause state
+        held: bytearray = reader._buffer
         data = bytes(held)
         held.clear()
+        if reader.exception() is not None or reader._eof:
+            self._end(reader.exception())
+        if reader._paused:
+            reader._paused = False
+            with contextlib.suppress(Exception):  # a transport closed meanwhile
+                self.transport.resume_reading()  # type: ignore[attr-defined]
         return data
 
     def restore(self) -> None:
