@@ -7,8 +7,11 @@ is asserted is what crossed the network, not what the connection believes.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import threading
+from collections.abc import Callable
 
 from runtime.remote import Connection
 from runtime.remote.writes import PromptWriter
@@ -36,6 +39,8 @@ class BareSubscriber:
         assert self.sock.recv(5)[0] == 0x90  # SUBACK
         self.received = 0
         self.first = threading.Event()
+        #: (bytes, action): ``action()`` runs on the reading thread once that many arrived
+        self.when: tuple[int, Callable[[], None]] | None = None
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -50,6 +55,9 @@ class BareSubscriber:
                 return
             self.received += len(data)
             self.first.set()
+            if self.when is not None and self.received >= self.when[0]:
+                self.when, (_, action) = None, self.when
+                action()
 
     def close(self) -> None:
         self.sock.close()
@@ -80,7 +88,7 @@ async def test_a_qos0_publish_leaves_without_waiting_for_a_loop_turn(mqtt_broker
 async def test_a_flood_bigger_than_the_socket_arrives_whole_and_leaves_no_writer_behind(
         mqtt_broker, robot_name, monkeypatch):
     """Publishes that the socket cannot take at once are finished by the writer (each
-    ``publish`` returns once paho's queue drained); afterwards nothing keeps the writer
+    ``publish`` returns once its message was written); afterwards nothing keeps the writer
     registered (a writer left on a writable socket would call it again and again)."""
     calls = 0
     original = PromptWriter._write
@@ -139,3 +147,44 @@ async def test_writes_pending_when_the_broker_dies_end_and_publishing_resumes(
             assert await asyncio.to_thread(bare.first.wait, 10)
         finally:
             bare.close()
+
+
+async def test_a_publish_returns_once_its_own_message_left_whatever_is_queued_behind_it(
+        mosquitto_broker, robot_name):
+    """Back-pressure is per message, as aiomqtt's wait for its own ``on_publish`` was: a
+    publish whose bytes have left returns True even while a later message is still queued
+    behind it (its broker frozen). Waiting for the whole queue to drain made it wait for
+    every message published after it, and report a message that left as dropped."""
+    async with Connection(mosquitto_broker.url, robot=robot_name) as connection:
+        await connection.wait_connected(20)
+        topic = f"test/{robot_name}/first"
+        bare = await asyncio.to_thread(BareSubscriber, mosquitto_broker.url, topic)
+        assert connection._client is not None
+        paho = connection._client._client
+        paho.socket().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        broker = mosquitto_broker._process
+        assert broker is not None
+        first = bytes(range(256)) * 4096  # 1 MiB: more than the frozen broker takes
+        # frozen again the moment the first message has crossed it (from the reading thread:
+        # the test's loop may be busy writing the later one)
+        bare.when = (len(first), lambda: os.kill(broker.pid, signal.SIGSTOP))
+        published = later = None
+        try:
+            os.kill(broker.pid, signal.SIGSTOP)
+            published = asyncio.ensure_future(connection.publish(topic, first, timeout=30))
+            await wait_for_async(lambda: paho.want_write())  # it waits for the socket
+            later = asyncio.ensure_future(connection.publish(f"test/{robot_name}/later",
+                                                             bytes(8 * 1024 * 1024),
+                                                             timeout=30))
+            os.kill(broker.pid, signal.SIGCONT)
+            await wait_for_async(lambda: published.done() or later.done(), timeout=30)
+            # Both done at once: the later one left before the broker froze (nothing to
+            # tell), or the frozen session ended (keepalive) and only that released the first.
+            assert not later.done() or later.result() is True, \
+                "the first publish waited for the later message until its session ended"
+            assert published.result() is True
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+            bare.close()
+            await asyncio.gather(*(f for f in (published, later) if f is not None),
+                                 return_exceptions=True)

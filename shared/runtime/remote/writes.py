@@ -14,9 +14,12 @@ data publishes cost an idle robot.
   (from any other thread it still goes through aiomqtt's thread-safe handler);
 - :meth:`PromptWriter.publish` queues the PUBLISH with paho and writes it in the same call
   (paho's ``loop_write``, what the writer callback would do a turn later). What the socket does
-  not take now stays queued and the writer finishes it; the caller then waits until paho's
-  queue has drained (the back-pressure aiomqtt's wait gave: a flood of QoS 0 messages to a slow
-  broker does not grow paho's queue without bound).
+  not take now stays queued and the writer finishes it; the caller then waits until its own
+  message has been written (the back-pressure aiomqtt's wait for its ``on_publish`` gave: a
+  flood of QoS 0 messages to a slow broker does not grow paho's queue without bound). Not until
+  the whole queue drains: then a publish waited for every message queued after it, and under a
+  steady flood, or behind a message its frozen broker never takes, reported a message that had
+  left as dropped (tests/foundation/test_prompt_writes.py).
 
 It uses aiomqtt's paho client (``client._client``, as ``Connection`` already does for
 ``on_message``) and, if a write raises, aiomqtt's ``_disconnected`` future (what aiomqtt's own
@@ -46,7 +49,8 @@ class PromptWriter:
         self.loop = loop
         self._thread = threading.get_ident()
         self._deferred = self.paho.on_socket_register_write  # aiomqtt's thread-safe handler
-        self._drained: list[asyncio.Future[None]] = []
+        #: the publishes waiting for their message to be written, oldest first
+        self._waiting: list[tuple[paho.MQTTMessageInfo, asyncio.Future[None]]] = []
         self.paho.on_socket_register_write = self._register
 
     def _register(self, client: paho.Client, userdata: Any, sock: Any) -> None:
@@ -66,32 +70,37 @@ class PromptWriter:
                 disconnected.set_exception(exc)
             else:
                 log.warning("MQTT write failed: %s", exc)
-        if self._drained and not self.paho.want_write():
-            drained, self._drained = self._drained, []
-            for future in drained:
-                if not future.done():
+        if self._waiting:
+            waiting = []
+            for info, future in self._waiting:
+                if future.done():
+                    continue
+                if info.is_published():
                     future.set_result(None)
+                else:
+                    waiting.append((info, future))
+            self._waiting = waiting
 
     async def publish(self, topic: str, payload: bytes, retain: bool, timeout: float) -> bool:
         """Publish at QoS 0 now; False if paho refused it (not connected) or it was still not
-        written after ``timeout`` seconds."""
+        written after ``timeout`` seconds (or when the session ended)."""
         info = self.paho.publish(topic, payload, 0, retain)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             return False
         self._write()
         if info.is_published():
             return True
-        drained = self.loop.create_future()
-        self._drained.append(drained)
+        written = self.loop.create_future()
+        self._waiting.append((info, written))
         try:
-            await asyncio.wait_for(drained, timeout)
+            await asyncio.wait_for(written, timeout)
         except TimeoutError:
             return False
         return info.is_published()
 
     def close(self) -> None:
         """The session ended: nobody waits for a write any more."""
-        drained, self._drained = self._drained, []
-        for future in drained:
+        waiting, self._waiting = self._waiting, []
+        for _, future in waiting:
             with contextlib.suppress(asyncio.InvalidStateError):
                 future.set_result(None)
