@@ -153,8 +153,10 @@ class Gateway(Handler):
         self._following = False
         self._follow_lock = asyncio.Lock()
         self._sender: asyncio.Task[Any] | None = None
-        #: counts follow/unfollow changes: a ``read`` answer from an earlier one is dropped
+        #: counts follow/unfollow changes and reconnects while following: a ``read`` answer
+        #: from an earlier one is dropped
         self._data_epoch = 0
+        self._unhook: Callable[[], None] | None = None  #: removes ``_reconnected``
         #: the latest set_mode request not yet sent (link, mode, kwargs), its waiters, the
         #: task sending them (see ``_change_mode``)
         self._mode_wanted: tuple[ClientLink | None, str, dict[str, Any]] | None = None
@@ -184,6 +186,7 @@ class Gateway(Handler):
                                          self._on_device_info, qos=1)
         await connection.subscribe_typed(topics.log("student"), LogRecord, self._on_student_log)
         await connection.subscribe_typed(topics.match, Match, self._on_match, qos=1)
+        self._unhook = connection.on_connected(self._reconnected)
         await self.serve(connection)
         connection.on_connected(self._republish)
         self._server = await asyncio.start_server(self._on_client, self.host, self.port,
@@ -206,6 +209,8 @@ class Gateway(Handler):
         if worker is not None and not worker.done():  # the disconnects' idle is delivered
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(worker), 3.0)
+        if self._unhook is not None:
+            self._unhook()
         await self._tasks.cancel_all()
         self._sender = None
         if self._following and self._connection is not None:  # a follow change was cancelled
@@ -514,6 +519,24 @@ class Gateway(Handler):
             for uid in self.devices:
                 self._tasks.spawn(self._read_all(uid, self._data_epoch), name=f"gateway read {uid}")
             log.debug("Dawn connected: device data followed")
+
+    def _reconnected(self) -> None:
+        """``on_connected``: the MQTT connection is back. While device data is followed, every
+        value is read again: a ``read`` asked while the broker was away (Dawn connected during
+        a broker restart) got no answer, and changes published meanwhile were lost, so values
+        that do not change again (an encoder at rest) would never show or stay stale."""
+        if self._following:
+            self._tasks.spawn(self._read_again(), name="gateway read again")
+
+    async def _read_again(self) -> None:
+        async with self._follow_lock:
+            if not self._following:
+                return
+            self._data_epoch += 1  # answers to reads asked before the outage are dropped
+            for _, values in self.devices.values():
+                values.clear()
+            for uid in self.devices:
+                self._tasks.spawn(self._read_all(uid, self._data_epoch), name=f"gateway read {uid}")
 
     # -- MQTT side ----------------------------------------------------------------------------
     def _on_device_info(self, topic: str, info: DeviceInfo | None) -> None:

@@ -6,7 +6,8 @@ order of a ``read`` answer and a data message, and a broker restart, are the tes
   (older) answer, whose other values are taken;
 - a Dawn that connects while the broker is away gets device data once it is back (the
   reconnect makes the subscription), and a Dawn that leaves while it is away leaves nothing to
-  subscribe again.
+  subscribe again; its values (even those that never change) are read again once the
+  connection is back.
 """
 
 from __future__ import annotations
@@ -148,4 +149,27 @@ async def test_device_data_is_followed_across_a_broker_restart(mosquitto_broker,
         await wait_for_async(lambda: rig.service.asked > asked)  # sent once subscribed
         await rig.publish_data(duty_cycle_a=-0.5)
         await dawn.receive_until(DEVICE_DATA, lambda m: params(m).get("duty_cycle_a") == -0.5)
+        await dawn.close()
+
+
+async def test_a_dawn_that_connects_while_the_broker_is_away_gets_every_value_once_it_is_back(
+        mosquitto_broker, robot_name) -> None:
+    """The ``read`` of Dawn's connect cannot be answered while the broker is away; values that
+    never change (an encoder at rest) would then never show. Once the connection is back, they
+    are read again."""
+    async with running(mosquitto_broker, robot_name,
+                       {"duty_cycle_a": 0.25, "enc_a": 7}) as rig:
+        await asyncio.to_thread(mosquitto_broker.stop)
+        await wait_for_async(lambda: not rig.connection.connected.is_set())
+        dawn = await rig.dawn()
+        await wait_for_async(rig.follows)
+
+        def reading() -> bool:
+            return any(t.get_name().startswith("gateway read") for t in rig.gateway._tasks)
+
+        await wait_for_async(lambda: not reading(), timeout=20)  # the read gave up
+        await asyncio.to_thread(mosquitto_broker.start)
+        await rig.connection.wait_connected(20)
+        await dawn.receive_until(
+            DEVICE_DATA, lambda m: params(m) == {"duty_cycle_a": 0.25, "enc_a": 7}, timeout=20)
         await dawn.close()
