@@ -100,19 +100,26 @@ def _string(text: str) -> bytes:
     return len(data).to_bytes(2, "big") + data
 
 
+def _connect(url: str, client_id: str) -> socket.socket:
+    """A plain TCP socket (TCP_NODELAY) with an MQTT 3.1.1 session: CONNECT sent, CONNACK read
+    (``SystemExit`` if the broker refuses)."""
+    host, port = url.removeprefix("mqtt://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    body = _string("MQTT") + bytes((4, 0x02)) + (600).to_bytes(2, "big") + _string(client_id)
+    sock.sendall(bytes((0x10,)) + _remaining_length(len(body)) + body)
+    connack = sock.recv(4)
+    if len(connack) != 4 or connack[0] != 0x20 or connack[3] != 0:
+        raise SystemExit(f"the broker refused the bench's client {client_id}: {connack!r}")
+    return sock
+
+
 class RawPublisher:
     """An MQTT 3.1.1 client on a plain blocking socket that only publishes at QoS 0: the
     timestamp of a sample is taken just before its PUBLISH leaves (``publish`` returns it)."""
 
     def __init__(self, url: str, client_id: str) -> None:
-        host, port = url.removeprefix("mqtt://").split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=5)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        body = _string("MQTT") + bytes((4, 0x02)) + (600).to_bytes(2, "big") + _string(client_id)
-        self.sock.sendall(bytes((0x10,)) + _remaining_length(len(body)) + body)
-        connack = self.sock.recv(4)
-        if len(connack) != 4 or connack[0] != 0x20 or connack[3] != 0:
-            raise SystemExit(f"the broker refused the bench's publisher: {connack!r}")
+        self.sock = _connect(url, client_id)
 
     @staticmethod
     def packet(topic: str, payload: bytes) -> bytes:
@@ -133,12 +140,7 @@ class RawPublisher:
 
 def _raw_subscriber(url: str, topic: str) -> socket.socket:
     """A bare socket subscribed to ``topic`` at QoS 0 (CONNACK and SUBACK read)."""
-    host, port = url.removeprefix("mqtt://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=5)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    body = _string("MQTT") + bytes((4, 0x02)) + (600).to_bytes(2, "big") + _string("floor-raw")
-    sock.sendall(bytes((0x10,)) + _remaining_length(len(body)) + body)
-    sock.recv(4)
+    sock = _connect(url, "floor-raw")
     body = (1).to_bytes(2, "big") + _string(topic) + b"\x00"
     sock.sendall(bytes((0x82,)) + _remaining_length(len(body)) + body)
     sock.recv(5)

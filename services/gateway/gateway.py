@@ -511,13 +511,11 @@ class Gateway(Handler):
             # Kept since the last Dawn left, the values are stale: forget them before the
             # first data message can arrive, then read them all; a data message that comes
             # before the read's answer is newer and wins (``_read_all``).
-            for _, values in self.devices.values():
-                values.clear()
             self._sender = self._tasks.spawn(self._send_device_data(),
                                              name="gateway device data")
+            self._forget_values()
             await connection.subscribe_typed(filter_, DeviceData, self._on_device_data)
-            for uid in self.devices:
-                self._tasks.spawn(self._read_all(uid, self._data_epoch), name=f"gateway read {uid}")
+            self._read_values()
             log.debug("Dawn connected: device data followed")
 
     def _reconnected(self) -> None:
@@ -533,10 +531,19 @@ class Gateway(Handler):
             if not self._following:
                 return
             self._data_epoch += 1  # answers to reads asked before the outage are dropped
-            for _, values in self.devices.values():
-                values.clear()
-            for uid in self.devices:
-                self._tasks.spawn(self._read_all(uid, self._data_epoch), name=f"gateway read {uid}")
+            self._forget_values()
+            self._read_values()
+
+    def _forget_values(self) -> None:
+        """Drop every kept value (they are stale: read again with ``_read_values``)."""
+        for _, values in self.devices.values():
+            values.clear()
+
+    def _read_values(self) -> None:
+        """Ask the device service for every known device's values (``_read_all``, one task
+        each, tagged with the current ``_data_epoch``)."""
+        for uid in self.devices:
+            self._tasks.spawn(self._read_all(uid, self._data_epoch), name=f"gateway read {uid}")
 
     # -- MQTT side ----------------------------------------------------------------------------
     def _on_device_info(self, topic: str, info: DeviceInfo | None) -> None:

@@ -1,6 +1,6 @@
 """QoS 0 publishes leave in the turn they are made (``runtime.remote.writes.PromptWriter``).
 
-Against both real brokers, with a bare subscriber socket read on a thread of its own, so what
+Against both real brokers, with a plain paho subscriber on a network thread of its own, so what
 is asserted is what crossed the network, not what the connection believes.
 """
 
@@ -13,54 +13,43 @@ import socket
 import threading
 from collections.abc import Callable
 
+import paho.mqtt.client as paho
 from runtime.remote import Connection
 from runtime.remote.writes import PromptWriter
 
 from tests.support.wait import wait_for_async
 
 
-def _string(text: str) -> bytes:
-    data = text.encode()
-    return len(data).to_bytes(2, "big") + data
-
-
 class BareSubscriber:
-    """An MQTT 3.1.1 subscriber on a plain socket, reading on its own thread: it counts the
-    bytes of PUBLISH packets that arrive, whatever the test's event loop is doing."""
+    """A plain paho client subscribed on its own network thread: it counts the payload bytes
+    that arrive, whatever the test's event loop is doing."""
 
     def __init__(self, url: str, topic: str) -> None:
         host, port = url.removeprefix("mqtt://").split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
-        body = _string("MQTT") + bytes((4, 0x02)) + (60).to_bytes(2, "big") + _string("bare")
-        self.sock.sendall(bytes((0x10, len(body))) + body)
-        assert self.sock.recv(4)[0] == 0x20  # CONNACK
-        body = (1).to_bytes(2, "big") + _string(topic) + b"\x00"
-        self.sock.sendall(bytes((0x82, len(body))) + body)
-        assert self.sock.recv(5)[0] == 0x90  # SUBACK
         self.received = 0
         self.first = threading.Event()
-        #: (bytes, action): ``action()`` runs on the reading thread once that many arrived
+        #: (bytes, action): ``action()`` runs on the network thread once that many arrived
         self.when: tuple[int, Callable[[], None]] | None = None
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
+        subscribed = threading.Event()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.connect(host, int(port))
+        self.client.subscribe(topic)
+        self.client.loop_start()
+        assert subscribed.wait(10), "no SUBACK"
 
-    def _read(self) -> None:
-        self.sock.settimeout(None)
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            self.received += len(data)
-            self.first.set()
-            if self.when is not None and self.received >= self.when[0]:
-                self.when, (_, action) = None, self.when
-                action()
+    def _on_message(self, client: paho.Client, userdata: object,
+                    message: paho.MQTTMessage) -> None:
+        self.received += len(message.payload)
+        self.first.set()
+        if self.when is not None and self.received >= self.when[0]:
+            self.when, (_, action) = None, self.when
+            action()
 
     def close(self) -> None:
-        self.sock.close()
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 async def test_a_qos0_publish_leaves_without_waiting_for_a_loop_turn(mqtt_broker, robot_name):
@@ -160,8 +149,8 @@ async def test_a_publish_returns_once_its_own_message_left_whatever_is_queued_be
         topic = f"test/{robot_name}/first"
         bare = await asyncio.to_thread(BareSubscriber, mosquitto_broker.url, topic)
         assert connection._client is not None
-        paho = connection._client._client
-        paho.socket().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        mqtt = connection._client._client
+        mqtt.socket().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         broker = mosquitto_broker._process
         assert broker is not None
         first = bytes(range(256)) * 4096  # 1 MiB: more than the frozen broker takes
@@ -172,7 +161,7 @@ async def test_a_publish_returns_once_its_own_message_left_whatever_is_queued_be
         try:
             os.kill(broker.pid, signal.SIGSTOP)
             published = asyncio.ensure_future(connection.publish(topic, first, timeout=30))
-            await wait_for_async(lambda: paho.want_write())  # it waits for the socket
+            await wait_for_async(lambda: mqtt.want_write())  # it waits for the socket
             later = asyncio.ensure_future(connection.publish(f"test/{robot_name}/later",
                                                              bytes(8 * 1024 * 1024),
                                                              timeout=30))

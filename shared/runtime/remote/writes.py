@@ -3,10 +3,9 @@
 aiomqtt 2.x hands paho's "this socket has something to write" to the event loop with
 ``call_soon_threadsafe`` (paho may ask from the thread aiomqtt connects in), and even at QoS 0
 waits for paho's ``on_publish`` through an ``asyncio.Event`` and ``wait_for``: a QoS 0 publish
-took 4-6 loop turns, an eventfd write and a task before its bytes left. On the gamepad -> motor
-path that was ~0.5 ms of every publisher's (the gateway's Dawn input, the web station's, the
-latency bench's own: docs/performance.md), and most of what the broker service's 25 Hz device
-data publishes cost an idle robot.
+took 4-6 loop turns, an eventfd write and a task before its bytes left: 0.5-0.7 ms of every
+gamepad publish on this machine (the gateway's for Dawn's input, the web station's, `runtime
+drive`'s: docs/performance.md, ``bench/e2e.py --publisher connection``).
 
 :class:`PromptWriter`, installed on one aiomqtt client for one session:
 
