@@ -233,6 +233,35 @@ async def test_subscribe_retained_returns_with_every_retained_message(mqtt_broke
             looker.topics.status(f"s{index}") for index in range(30)}
 
 
+async def test_an_unsubscribe_during_a_reconnect_reaches_the_broker(mqtt_broker, robot_name):
+    """Between a reconnect's CONNACK and the SUBACK of its re-sent subscriptions the session
+    is in progress but not marked connected: an unsubscribe then must still tell the broker,
+    or it keeps sending what nobody asked for until the next reconnect."""
+    async with Connection(mqtt_broker.url, robot=robot_name, connect_timeout=20) as looker, \
+            Connection(mqtt_broker.url, robot=robot_name, connect_timeout=20) as sender:
+        dropped, barrier = f"test/{robot_name}/dropped", f"test/{robot_name}/barrier"
+        inbox = Inbox()
+        await looker.subscribe(dropped, inbox)
+        await looker.subscribe(barrier, inbox)
+        assert looker._client is not None
+        mqtt = looker._client._client
+        dispatch = mqtt.on_message
+        arrived: list[str] = []  # every topic the broker sent, matched or not
+
+        def on_message(client, userdata, message) -> None:
+            arrived.append(message.topic)
+            dispatch(client, userdata, message)
+
+        mqtt.on_message = on_message
+        looker.connected.clear()  # the window of a reconnect: session in progress, not marked
+        await looker.unsubscribe(dropped)
+        looker.connected.set()
+        await sender.publish(dropped, b"x", qos=1)
+        await sender.publish(barrier, b"y", qos=1)  # same publisher, so it comes after
+        await wait_for_async(lambda: barrier in arrived)
+        assert dropped not in arrived
+
+
 async def test_publish_while_disconnected_is_bounded(robot_name):
     from runtime.mqtt_server import free_port
 
