@@ -252,8 +252,8 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--quick", action="store_true", help="8 and 32 devices, 5 s each")
     args = parser.parse_args()
-    counts = [int(n) for n in args.devices.split(",") if n]
-    lowcar_counts = [int(n) for n in args.lowcar.split(",") if n]
+    counts = [int(n) for n in args.devices.split(",") if n and int(n) > 0]
+    lowcar_counts = [int(n) for n in args.lowcar.split(",") if n and int(n) > 0]
     seconds = args.seconds
     if args.quick:
         counts, lowcar_counts, seconds = [8, 32], [8, 32], 5.0

@@ -7,9 +7,11 @@ the rig plays the executor, as in ``test_stated_mode.py``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from runtime import protocol
+from runtime.constants import LIVENESS_TIMEOUT
 from runtime.service.device import guard as guard_module
 
 from tests.device.rig import DeviceRig
@@ -97,5 +99,43 @@ async def test_a_held_robot_checks_rarely_and_a_start_brings_the_short_period_ba
         await wait_for_async(lambda: guard.verdict.rule == "executor-stuck"
                              and all(d.disabled for d in devices),
                              message=lambda: f"not caught: verdict {guard.verdict}")
+    finally:
+        await rig.stop()
+
+
+async def test_an_executor_frozen_before_its_teleop_match_arrives_never_gets_the_motors(
+        mosquitto_broker, robot_name, monkeypatch):
+    """The executor states teleop, beats once more and freezes; its ``match`` reaches the
+    device service only after ``LIVENESS_TIMEOUT`` (a slow broker). While held the guard looks
+    only on messages (HELD_PERIOD an hour here), so its last look came before that last beat:
+    the counter has moved since, and only the beat's stamp says how old it is. The motors stay
+    held (a stale 0.5 waits in the buffer), and move once the executor beats again."""
+    monkeypatch.setattr(guard_module, "HELD_PERIOD", 3600.0)
+    rig = DeviceRig(mosquitto_broker.url, robot_name)
+    await rig.start(discovery_timeout=1.0)
+    try:
+        guard = rig.manager.guard
+        device = await rig.plug("KoalaBear", UIDS[0])
+        await rig.online(device)
+        rig.live_input()
+        rig.input_store.open_device(UIDS[0]).set("duty_cycle_a", 0.5)
+        assert rig.beat is not None and rig.beat._handle is not None
+        looks: list[float | None] = []
+        look = guard.liveness.silent_for
+        monkeypatch.setattr(guard.liveness, "silent_for", lambda: looks.append(look()) or looks[-1])
+        rig.beat.state_mode("teleop")  # rings the guard: a look at the counter, still held
+        await wait_for_async(lambda: looks, message="the stated mode never rang the guard")
+        assert guard.verdict.rule == "mode"
+        rig.beat.buffer.beat()  # the executor's last beat, after the guard's last look
+        rig.beat._handle.cancel()  # it freezes
+        await asyncio.sleep(LIVENESS_TIMEOUT * 1.5)  # frozen this long before its match lands
+        assert len(looks) == 1, looks  # the ring's alone
+        await rig.set_mode("teleop", since=1.0)
+        assert guard.verdict.rule == "executor-stuck", guard.verdict
+        assert device.values["duty_cycle_a"] == 0.0
+        rig.beat._handle = None
+        rig.beat.start()  # it runs again
+        await wait_for_async(lambda: device.values["duty_cycle_a"] == 0.5,
+                             message=lambda: f"not released: verdict {guard.verdict}")
     finally:
         await rig.stop()

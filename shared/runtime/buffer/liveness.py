@@ -6,7 +6,15 @@ executor's control process advances a counter in a shared-memory segment from it
 loop (:func:`start_liveness`), every ``LIVENESS_PERIOD`` (20 ms). Only a running loop advances
 it: a SIGSTOPped, deadlocked or killed executor, or a loop blocked by a long call, stops it. The
 device service reads it (:class:`LivenessMonitor`) and stops the motors and sends Disable when the
-counter has not moved for ``LIVENESS_TIMEOUT`` (200 ms), so motors stop within 300 ms.
+last beat is older than ``LIVENESS_TIMEOUT`` (200 ms), so motors stop within 300 ms.
+
+Each beat also writes its time on the monotonic clock (``CLOCK_MONOTONIC``, one clock for every
+process of the machine), so the reader knows how old a beat is however seldom it looks: the
+device service looks only twice a second while the match mode holds the motors, and a counter
+that merely *moved* since its last look could be 0.5 s old. Without the stamp, an executor that
+froze just before a teleop ``match`` reached the device service was taken for alive when that
+match arrived, and the motors were released for up to ``LIVENESS_TIMEOUT`` (and the same for the
+first look of a restarted device service).
 
 A killed executor is seen at once: the segment's owner lock (``runtime.buffer.segment``) is
 released by the kernel when its process dies, so the monitor reports "no counter" immediately.
@@ -23,12 +31,14 @@ Segment ``runtime.<robot>@liveness.executor`` (kind 4), body (offsets from ``BOD
 
     0   counter u64 | period f64 | last beat f64 (UNIX seconds, for humans and tools)
     24  stated mode u8 (0 none yet, then ``MODE_CODES``)
+    32  last beat f64 (seconds on the monotonic clock; the segment's creation until the first)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import struct
 import time
 from collections.abc import Callable
@@ -42,7 +52,9 @@ from runtime.exception import BufferStoreError
 KIND_LIVENESS = 4
 BEAT = struct.Struct("<Qdd")
 MODE_OFFSET = BODY + BEAT.size
-SIZE = MODE_OFFSET + 1
+STAMP = struct.Struct("<d")
+STAMP_OFFSET = BODY + 32  # 8-byte aligned: one store writes it, one load reads it
+SIZE = STAMP_OFFSET + STAMP.size
 NAME = "executor"
 #: the stated mode's code is its index here plus one (0: the executor has stated none yet)
 MODE_CODES = ("idle", "auto", "teleop", "estop")
@@ -54,9 +66,11 @@ class LivenessBuffer(Buffer):
 
     KIND = KIND_LIVENESS
 
-    def __init__(self, segment: Segment, period: float = LIVENESS_PERIOD) -> None:
+    def __init__(self, segment: Segment, period: float = LIVENESS_PERIOD,
+                 now: float | None = None) -> None:
         super().__init__(segment, "executor liveness")
         if segment.owner:
+            STAMP.pack_into(self.view, STAMP_OFFSET, time.monotonic() if now is None else now)
             BEAT.pack_into(self.view, BODY, 0, period, time.time())
             self._ready()
 
@@ -70,8 +84,18 @@ class LivenessBuffer(Buffer):
         self._check_open()
         return float(BEAT.unpack_from(self.view, BODY)[1])
 
-    def beat(self) -> int:
-        """Advance the counter (the owner only); its new value."""
+    @property
+    def stamp(self) -> float:
+        """When the last beat was, in seconds on the monotonic clock (``time.monotonic()``)."""
+        self._check_open()
+        return float(STAMP.unpack_from(self.view, STAMP_OFFSET)[0])
+
+    def beat(self, now: float | None = None) -> int:
+        """Advance the counter (the owner only), stamped ``now`` (default: the monotonic
+        clock); its new value. The stamp is written first: a reader that sees the new counter
+        sees its stamp or a newer one (a stamp read older than it is only makes the executor
+        look silent longer, the safe side)."""
+        STAMP.pack_into(self.view, STAMP_OFFSET, time.monotonic() if now is None else now)
         counter, period, _ = BEAT.unpack_from(self.view, BODY)
         BEAT.pack_into(self.view, BODY, counter + 1, period, time.time())
         return int(counter + 1)
@@ -101,8 +125,8 @@ class LivenessBeat:
     """Advances the counter every ``period`` seconds from one asyncio loop (see the module)."""
 
     def __init__(self, robot: str, loop: asyncio.AbstractEventLoop,
-                 period: float = LIVENESS_PERIOD) -> None:
-        self.buffer = LivenessBuffer(Segment.create(liveness_name(robot), SIZE), period)
+                 period: float = LIVENESS_PERIOD, now: float | None = None) -> None:
+        self.buffer = LivenessBuffer(Segment.create(liveness_name(robot), SIZE), period, now)
         self.loop = loop
         self.period = period
         self._handle: asyncio.TimerHandle | asyncio.Handle | None = None
@@ -141,11 +165,13 @@ def start_liveness(store: object, loop: asyncio.AbstractEventLoop | None = None,
 
 
 class LivenessMonitor:
-    """The reader's side: how long since the executor's counter last moved?
+    """The reader's side: how long since the executor last beat?
 
     ``silent_for()`` attaches (and re-attaches after an executor restart) by itself; it answers
-    None while there is no live counter (no executor, or its owner died). The first sight of a
-    counter counts as movement (we cannot know how old it is).
+    None while there is no live counter (no executor, or its owner died). A counter that moved
+    since the last look (or is seen for the first time) is as old as its beat's stamp, not as
+    old as the look; a stamp ahead of ``clock`` (another clock) counts as now. ``forgive``
+    restarts the silence at its call whatever the stamp says (the reader itself was paused).
     """
 
     def __init__(self, robot: str, clock: Callable[[], float] = time.monotonic) -> None:
@@ -154,6 +180,7 @@ class LivenessMonitor:
         self._buffer: LivenessBuffer | None = None
         self._counter = -1
         self._moved = 0.0
+        self._forgiven = -math.inf
         self._waiter: Waiter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -208,16 +235,19 @@ class LivenessMonitor:
         now = self.clock()
         try:
             counter = buffer.counter
+            stamp = buffer.stamp  # read after the counter: as new as the counter's beat or newer
         except BufferStoreError:
             return None
         if counter != self._counter:
-            self._counter, self._moved = counter, now
+            self._counter = counter
+            self._moved = max(self._forgiven, stamp if stamp <= now else now)
         return now - self._moved
 
     def forgive(self) -> None:
         """The reader itself was paused (its loop woke late): what it missed is no evidence
-        against the executor, so the silence clock restarts now."""
-        self._moved = self.clock()
+        against the executor (a whole process group stopped and continued: its last beat is as
+        old as the pause), so the silence clock restarts now."""
+        self._moved = self._forgiven = self.clock()
 
     def _attach(self) -> LivenessBuffer | None:
         buffer = self._buffer
