@@ -40,6 +40,7 @@ from runtime.protocol.uid import Uid
 from runtime.service.device.identify import Identity
 from runtime.service.device.session import SAFETY_PASS, DeviceSession
 from runtime.service.device.studentlog import render
+from runtime.ticks import aligned_sleep
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +257,7 @@ class LowcarSession(DeviceSession):
         while not self._gone.done():
             with contextlib.suppress(DeviceError):
                 await self._send(lowcar.ping())
-            await asyncio.sleep(self.ping_period)
+            await aligned_sleep(self.ping_period)  # every device's PING in one wake-up
 
     async def _silence_verdict(self, period: float) -> None:
         """Before a verdict the loop turns a few times, so bytes already received are decoded

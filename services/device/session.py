@@ -33,6 +33,7 @@ from runtime.complaints import Complaints
 from runtime.exception import DeviceError, ProtocolError
 from runtime.protocol import Packet
 from runtime.tasks import TaskSet
+from runtime.ticks import aligned_sleep, call_at_next_tick
 from runtime.trace import hop
 from runtime.transport import ReadTap
 
@@ -231,7 +232,7 @@ class DeviceSession:
         loop = asyncio.get_running_loop()
         while not self._gone.done():
             asked = loop.time()
-            await asyncio.sleep(period)
+            await aligned_sleep(period)  # every device's watchdog wakes the service together
             if loop.time() - asked - period > max(period, 0.1):
                 self.stalls += 1
                 self.last_heard = max(self.last_heard, time.monotonic())
@@ -281,8 +282,13 @@ class DeviceSession:
                     except Exception as exc:  # keep the device: log and go on
                         self.log.warning("%s: could not send desired values: %s", self.name,
                                          exc)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(rang.wait(), self.poll_interval)
+                    # the safety pass: on the service-wide tick (every device's together), and
+                    # no task per wait as wait_for would make
+                    timer = call_at_next_tick(loop, self.poll_interval, rang.set)
+                    try:
+                        await rang.wait()
+                    finally:
+                        timer.cancel()
                     rang.clear()
             finally:
                 loop.remove_reader(waiter.fileno())
