@@ -44,8 +44,13 @@ async def aligned_sleep(period: float) -> None:
     reads its clock again in ``sleep``, and sleepers would wake microseconds apart.)"""
     loop = asyncio.get_running_loop()
     woken: asyncio.Future[None] = loop.create_future()
-    timer = call_at_next_tick(loop, period, lambda: woken.done() or woken.set_result(None))
+    timer = call_at_next_tick(loop, period, lambda: _wake(woken))
     try:
         await woken
     finally:
         timer.cancel()
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
