@@ -20,6 +20,11 @@ RUNNING_MODES = ("auto", "teleop")
 #: Seconds between two beats of the executor's liveness counter (runtime.buffer.liveness).
 LIVENESS_PERIOD = 0.02
 
+#: Seconds between two beats while the executor has stated idle or estop: the motors are held by
+#: the mode then, whatever the counter says, and a stated auto or teleop beats at once and goes
+#: back to ``LIVENESS_PERIOD`` (an idle executor woke 50 times a second for its beat alone).
+LIVENESS_HELD_PERIOD = 0.5
+
 #: Seconds without a beat after which the device service counts the executor as stopped and
 #: stops the motors (docs/contract.md: within 300 ms; the beat period and the device service's check
 #: period come on top of this).

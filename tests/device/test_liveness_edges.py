@@ -11,6 +11,9 @@ import uuid
 
 import pytest
 from runtime.buffer.liveness import LivenessBeat, LivenessMonitor
+from runtime.constants import LIVENESS_TIMEOUT
+
+from tests.support.wait import wait_for_async
 
 
 def _beat_and_monitor(loop: asyncio.AbstractEventLoop) -> tuple[LivenessBeat, LivenessMonitor,
@@ -120,3 +123,32 @@ def test_forgiving_restarts_the_silence_whatever_the_last_stamp_says():
         monitor.close()
         beat.stop()
         loop.close()
+
+
+async def test_a_stated_stop_slows_the_beat_and_a_stated_start_beats_at_once():
+    """While the executor has stated idle or estop the mode holds the motors whatever the
+    counter says, so it beats every ``held_period``; stating auto or teleop beats at once (the
+    beat its ``match`` is dated by) and brings the short period back."""
+    loop = asyncio.get_running_loop()
+    robot = f"test-{uuid.uuid4().hex[:10]}"
+    beat = LivenessBeat(robot, loop, period=0.02, held_period=30.0).start()
+    monitor = LivenessMonitor(robot)
+    try:
+        assert beat.next_period == 0.02  # nothing stated yet: the short period
+        beat.state_mode("idle")
+        assert beat.next_period == 30.0
+        counter = beat.buffer.counter
+        await wait_for_async(lambda: beat.buffer.counter > counter)  # the tick already due...
+        held = beat.buffer.counter
+        assert beat._handle is not None
+        assert beat._handle.when() - loop.time() > 20.0  # ...then the next in 30 s
+        beat.state_mode("teleop")
+        assert beat.buffer.counter == held + 1 and beat.buffer.mode == "teleop"
+        assert monitor.silent_for() < LIVENESS_TIMEOUT
+        assert beat.next_period == 0.02 and beat._handle.when() - loop.time() <= 0.02
+        await wait_for_async(lambda: beat.buffer.counter > held + 1)  # beating again
+        beat.state_mode("estop")
+        assert beat.next_period == 30.0
+    finally:
+        monitor.close()
+        beat.stop()

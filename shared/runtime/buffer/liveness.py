@@ -3,7 +3,9 @@
 Why: a last will fires only when the broker notices a dead TCP connection (never, for a frozen
 client on amqtt; seconds on Mosquitto), and a retained ``match`` outlives the executor. So the
 executor's control process advances a counter in a shared-memory segment from its own asyncio
-loop (:func:`start_liveness`), every ``LIVENESS_PERIOD`` (20 ms). Only a running loop advances
+loop (:func:`start_liveness`), every ``LIVENESS_PERIOD`` (20 ms; ``LIVENESS_HELD_PERIOD``, 0.5 s,
+while it has stated idle or estop: the mode holds the motors then, and stating auto or teleop
+beats at once and brings the short period back). Only a running loop advances
 it: a SIGSTOPped, deadlocked or killed executor, or a loop blocked by a long call, stops it. The
 device service reads it (:class:`LivenessMonitor`) and stops the motors and sends Disable when the
 last beat is older than ``LIVENESS_TIMEOUT`` (200 ms), so motors stop within 300 ms.
@@ -46,7 +48,7 @@ from collections.abc import Callable
 from runtime.buffer.base import BODY, Buffer
 from runtime.buffer.segment import Segment, segment_name
 from runtime.buffer.wake import WAKE_MODE, Waiter
-from runtime.constants import LIVENESS_PERIOD
+from runtime.constants import LIVENESS_HELD_PERIOD, LIVENESS_PERIOD, RUNNING_MODES
 from runtime.exception import BufferStoreError
 
 KIND_LIVENESS = 4
@@ -122,13 +124,16 @@ def liveness_name(robot: str) -> str:
 
 
 class LivenessBeat:
-    """Advances the counter every ``period`` seconds from one asyncio loop (see the module)."""
+    """Advances the counter every ``period`` seconds from one asyncio loop, every
+    ``held_period`` while the stated mode is idle or estop (see the module)."""
 
     def __init__(self, robot: str, loop: asyncio.AbstractEventLoop,
-                 period: float = LIVENESS_PERIOD, now: float | None = None) -> None:
+                 period: float = LIVENESS_PERIOD, now: float | None = None,
+                 held_period: float = LIVENESS_HELD_PERIOD) -> None:
         self.buffer = LivenessBuffer(Segment.create(liveness_name(robot), SIZE), period, now)
         self.loop = loop
         self.period = period
+        self.held_period = held_period
         self._handle: asyncio.TimerHandle | asyncio.Handle | None = None
 
     def start(self) -> LivenessBeat:
@@ -136,15 +141,32 @@ class LivenessBeat:
             self._handle = self.loop.call_soon(self._tick)
         return self
 
+    @property
+    def next_period(self) -> float:
+        """Seconds to the beat after the next: ``held_period`` while the stated mode is idle
+        or estop, else ``period``."""
+        held = not self.buffer.closed and self.buffer.view[MODE_OFFSET] in STOP_CODES
+        return self.held_period if held else self.period
+
     def _tick(self) -> None:
         if self.buffer.closed:
             return
         self.buffer.beat()
-        self._handle = self.loop.call_later(self.period, self._tick)
+        self._handle = self.loop.call_later(self.next_period, self._tick)
 
     def state_mode(self, mode: str) -> None:
-        """Tell the device service the executor's new mode now (see the module docstring)."""
-        if not self.buffer.closed:
+        """Tell the device service the executor's new mode now (see the module docstring).
+        A running mode is stated with a beat first, and the short period from there on: the
+        beat the device service dates the executor by when that mode's ``match`` arrives is
+        this one, not one up to ``held_period`` old."""
+        if self.buffer.closed:
+            return
+        if mode in RUNNING_MODES and self._handle is not None:
+            self._handle.cancel()
+            self.buffer.beat()
+            self.buffer.state_mode(mode)
+            self._handle = self.loop.call_later(self.period, self._tick)
+        else:
             self.buffer.state_mode(mode)
 
     def stop(self) -> None:
