@@ -34,10 +34,9 @@ async def open_stream(address: Address | str, baudrate: int = BAUD_RATE) -> Stre
     """Connect to ``address``; OSError (or serial.SerialException, an OSError) if it cannot."""
     address = Address.parse(address)
     if address.kind in ("serial", "pty"):
-        import serial_asyncio_fast
+        from runtime.serialport import open_serial_stream
 
-        return await serial_asyncio_fast.open_serial_connection(  # type: ignore[no-any-return]
-            url=address.path, baudrate=baudrate)
+        return await open_serial_stream(address.path, baudrate)
     if address.kind == "unix":
         return await asyncio.open_unix_connection(address.path)
     return await asyncio.open_connection(address.host, address.port)
