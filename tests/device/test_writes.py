@@ -57,3 +57,16 @@ async def test_values_set_faster_than_they_are_sent_are_coalesced(rig):
     await wait_for_async(lambda: device.values["pid_kp_a"] == 99.0)
     writes = [p for p in commands(device) if p.type == MessageType.DEVICE_WRITE][before:]
     assert len(writes) == 1  # only the latest value went out
+
+
+async def test_a_value_whose_doorbell_was_lost_is_sent_by_the_safety_pass(rig, monkeypatch):
+    """A writer that dies between its write and its ring (or a ring lost on the way) leaves
+    a desired value nobody announced: the write loop's safety pass, on the service-wide tick
+    (``runtime.ticks``), still sends it."""
+    device = await rig.plug("KoalaBear")
+    await rig.online(device)
+    buffer = rig.input_store.open_device(device.uid)
+    monkeypatch.setattr(buffer.waiters, "notify", lambda event: None)  # this writer never rings
+    buffer.set("pid_kp_a", 7.0)
+    await wait_for_async(lambda: device.values["pid_kp_a"] == 7.0,
+                         message="a value without its doorbell was never sent")
