@@ -83,9 +83,12 @@ class MotorGuard:
         executor states in shared memory."""
         loop = asyncio.get_running_loop()
         self.liveness.watch_mode(loop, lambda: self._on_stated_mode(loop))
-        await connection.subscribe_typed(connection.topics.match, Match, self._on_match, qos=1)
+        # The executor's retained status before the retained match: a device service started
+        # during a match would otherwise judge that match with no executor known yet and log
+        # a stop by rule executor-gone that never was (the status follows a moment later).
         await connection.subscribe_typed(connection.topics.status("executor"), ServiceStatus,
                                          self._on_executor, qos=1)
+        await connection.subscribe_typed(connection.topics.match, Match, self._on_match, qos=1)
 
     def close(self) -> None:
         for task in self._applying:

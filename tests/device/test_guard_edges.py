@@ -11,7 +11,11 @@ import asyncio
 import logging
 
 from runtime import protocol
+from runtime.buffer import BufferStore
+from runtime.buffer.liveness import start_liveness
 from runtime.constants import LIVENESS_TIMEOUT
+from runtime.messages import Match, ServiceStatus, encode
+from runtime.remote import Connection
 from runtime.service.device import guard as guard_module
 
 from tests.device.rig import DeviceRig
@@ -139,3 +143,34 @@ async def test_an_executor_frozen_before_its_teleop_match_arrives_never_gets_the
                              message=lambda: f"not released: verdict {guard.verdict}")
     finally:
         await rig.stop()
+
+
+async def test_a_device_service_started_during_a_match_logs_no_stop_that_never_was(
+        mosquitto_broker, robot_name, caplog):
+    """The retained status of a running executor and a retained teleop match wait on the
+    broker; a device service starting then learns both. It must not judge the match before it
+    knows the executor: that logged "held ... by rule executor-gone: the executor is offline"
+    at every device service restart during a match."""
+    caplog.set_level(logging.INFO, "runtime.service.device")
+    store = BufferStore(robot_name)
+    beat = start_liveness(store)
+    beat.state_mode("teleop")
+    rig = DeviceRig(mosquitto_broker.url, robot_name)
+    try:
+        async with Connection(mosquitto_broker.url, robot=robot_name) as connection:
+            status = ServiceStatus(state="online", version="test", pid=1, started=0.0)
+            await connection.publish(connection.topics.status("executor"), encode(status),
+                                     qos=1, retain=True)
+            match = Match.model_validate({"mode": "teleop", "since": 1.0})
+            await connection.publish(connection.topics.match, encode(match), qos=1, retain=True)
+            await rig.start(discovery_timeout=1.0, play_executor=False)
+            guard = rig.manager.guard
+            await wait_for_async(lambda: guard.mode == "teleop" and guard.executor_online,
+                                 message=lambda: f"not followed: {guard.mode}, {guard.verdict}")
+            assert guard.verdict.rule == "no-input"  # the one rule that holds: no gamepad
+            said = [r.getMessage() for r in caplog.records if "executor-gone" in r.getMessage()]
+            assert said == []
+    finally:
+        await rig.stop()
+        beat.stop()
+        store.close()
