@@ -156,7 +156,7 @@ class Gateway(Handler):
         #: counts follow/unfollow changes and reconnects while following: a ``read`` answer
         #: from an earlier one is dropped
         self._data_epoch = 0
-        self._unhook: Callable[[], None] | None = None  #: removes ``_reconnected``
+        self._unhook: Callable[[], None] | None = None  #: removes the ``_reconnected`` hook
         #: the latest set_mode request not yet sent (link, mode, kwargs), its waiters, the
         #: task sending them (see ``_change_mode``)
         self._mode_wanted: tuple[ClientLink | None, str, dict[str, Any]] | None = None
@@ -186,9 +186,8 @@ class Gateway(Handler):
                                          self._on_device_info, qos=1)
         await connection.subscribe_typed(topics.log("student"), LogRecord, self._on_student_log)
         await connection.subscribe_typed(topics.match, Match, self._on_match, qos=1)
-        self._unhook = connection.on_connected(self._reconnected)
         await self.serve(connection)
-        connection.on_connected(self._republish)
+        self._unhook = connection.on_connected(self._reconnected)
         self._server = await asyncio.start_server(self._on_client, self.host, self.port,
                                                   reuse_address=True)
         if self.port == 0:
@@ -375,10 +374,6 @@ class Gateway(Handler):
             await self._connection.publish(self._connection.topics.game_state,
                                            encode(self._game_state), qos=1, retain=True)
 
-    async def _republish(self) -> None:
-        """After a reconnect (a restarted broker lost its retained messages): the game state."""
-        await self._publish_game_state()
-
     async def _field_presence(self, present: bool) -> None:
         """Tell the executor whether field control is here (retained ``field/presence``).
 
@@ -518,11 +513,16 @@ class Gateway(Handler):
             self._read_values()
             log.debug("Dawn connected: device data followed")
 
-    def _reconnected(self) -> None:
-        """``on_connected``: the MQTT connection is back. While device data is followed, every
-        value is read again: a ``read`` asked while the broker was away (Dawn connected during
-        a broker restart) got no answer, and changes published meanwhile were lost, so values
-        that do not change again (an encoder at rest) would never show or stay stale."""
+    async def _reconnected(self) -> None:
+        """``on_connected``: the MQTT connection is back.
+
+        The game state is published again (a restarted broker lost its retained messages).
+        While device data is followed, every value is read again: a ``read`` asked while the
+        broker was away (Dawn connected during a broker restart) got no answer, and changes
+        published meanwhile were lost, so values that do not change again (an encoder at rest)
+        would never show or stay stale. (In a task: a follow change holds the lock across a
+        subscribe, which may wait for this reconnection, whose hooks are running now.)"""
+        await self._publish_game_state()
         if self._following:
             self._tasks.spawn(self._read_again(), name="gateway read again")
 

@@ -18,13 +18,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from runtime.messages import DeviceData, DeviceInfo, ParamInfo, SubscriptionInfo, encode
+from runtime.messages import (
+    DeviceData,
+    DeviceInfo,
+    GameState,
+    ParamInfo,
+    SubscriptionInfo,
+    decode,
+    encode,
+)
 from runtime.protocol import make_uid
 from runtime.remote import Connection, Handler, rpc
 from runtime.service.gateway import Gateway
 from runtime.service.gateway.proto import pie_client_pb2 as pb
 
-from tests.gateway.client import DAWN, DEVICE_DATA, PieClient
+from tests.gateway.client import DAWN, DEVICE_DATA, GAME_STATE, SHEPHERD, PieClient
 from tests.support.brokers import MosquittoTestBroker
 from tests.support.wait import wait_for_async
 
@@ -173,3 +181,24 @@ async def test_a_dawn_that_connects_while_the_broker_is_away_gets_every_value_on
         await dawn.receive_until(
             DEVICE_DATA, lambda m: params(m) == {"duty_cycle_a": 0.25, "enc_a": 7}, timeout=20)
         await dawn.close()
+
+
+async def test_the_game_state_is_retained_again_after_a_broker_restart(mosquitto_broker,
+                                                                      robot_name) -> None:
+    """Shepherd's game state is retained on ``field/game_state``; a restarted broker has lost
+    it, and the gateway's reconnection publishes it again (its one ``on_connected`` hook)."""
+    async with running(mosquitto_broker, robot_name, {}) as rig:
+        shepherd = await PieClient.connect("127.0.0.1", rig.gateway.port, SHEPHERD)
+        await shepherd.send(GAME_STATE, pb.GameState(state=2))  # type: ignore[arg-type]
+        await wait_for_async(lambda: rig.gateway._game_state is not None)
+        await asyncio.to_thread(mosquitto_broker.stop)
+        await wait_for_async(lambda: not rig.connection.connected.is_set())
+        await asyncio.to_thread(mosquitto_broker.start)
+        await rig.connection.wait_connected(20)
+        seen: list[GameState] = []
+        async with Connection(mosquitto_broker.url, robot=robot_name) as late:
+            await late.subscribe(late.topics.game_state,
+                                 lambda topic, payload: seen.append(decode(GameState, payload)))
+            await wait_for_async(lambda: seen, timeout=20)
+        assert seen[-1].state == "2"
+        await shepherd.close()
