@@ -33,12 +33,12 @@ class DirectReadSerialTransport(serial_asyncio_fast.SerialTransport):
         except (BlockingIOError, InterruptedError):
             return  # woken for nothing (another reader took it, or a spurious wake-up)
         except OSError as exc:  # EIO: the device went away
-            self._close(exc=serial.SerialException(f"read failed: {exc}"))
+            self._close(exc=serial.SerialException(f"read failed on {self._serial.port}: {exc}"))
             return
         if not data:
             self._close(exc=serial.SerialException(
-                "device reports readiness to read but returned no data (device disconnected "
-                "or multiple access on port?)"))
+                f"{self._serial.port} reports readiness to read but returned no data (device "
+                "disconnected or multiple access on port?)"))
             return
         self._protocol.data_received(data)
 

@@ -58,8 +58,9 @@ async def test_a_device_that_goes_away_ends_the_stream_with_a_serial_error(pty_p
         os.write(device, b"last words")
         assert await asyncio.wait_for(reader.readexactly(10), 10) == b"last words"
         os.close(device)  # unplugged: the host end reads EIO
-        with pytest.raises(serial.SerialException, match=r"read failed|no data"):
+        with pytest.raises(serial.SerialException, match=r"read failed|no data") as raised:
             await asyncio.wait_for(reader.read(100), 10)
+        assert path in str(raised.value)  # it says which port
     finally:
         writer.close()
 
